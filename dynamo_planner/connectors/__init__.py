@@ -1,0 +1,1 @@
+"""Connectors (edges): apply replica plans to a deployment."""

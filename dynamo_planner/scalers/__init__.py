@@ -1,0 +1,1 @@
+"""Scalers: turn forecast demand into replica counts; and the GPU budget."""

@@ -1,0 +1,1 @@
+"""Request-level simulator of prefill and decode workers, driven by a trace."""

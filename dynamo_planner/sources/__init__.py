@@ -1,0 +1,1 @@
+"""Metric sources (edges): Prometheus queries and router scrapes."""

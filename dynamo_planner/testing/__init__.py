@@ -1,0 +1,1 @@
+"""Test kit shipped with the package: fakes, contract suites, Hypothesis strategies."""
