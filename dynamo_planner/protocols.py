@@ -75,7 +75,9 @@ class Interpolator(Protocol):
     def decode_itl_ms(self, concurrency: float, context_tokens: float) -> float:
         """ITL with ``concurrency`` running requests of ``context_tokens`` context each."""
 
-    def decode_throughput_per_gpu(self, concurrency: float, context_tokens: float) -> float:
+    def decode_throughput_per_gpu(
+        self, concurrency: float, context_tokens: float
+    ) -> float:
         """Output tokens per second per GPU at that load."""
 
     def best_decode_point(self, itl_ms: float, context_tokens: float) -> DecodePoint:
@@ -95,7 +97,7 @@ class ScalingRequest:
 
     demand: Demand
     current: ReplicaState
-    corrections: Corrections = Corrections()
+    corrections: Corrections = attrs.field(factory=Corrections)
     observation: Observation | None = None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -42,8 +42,16 @@ def _freeze_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(value or {}))
 
 
-def _float_tuple(values: Any) -> tuple[float, ...]:
+def _float_tuple(values: Iterable[float]) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
+
+
+def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(str(v) for v in values)
+
+
+def _workers_tuple(values: Iterable[WorkerLoad]) -> tuple[WorkerLoad, ...]:
+    return tuple(values)
 
 
 class Status(enum.Enum):
@@ -153,9 +161,13 @@ class Observation:
     ttft_ms: Sample = attrs.field(converter=_sample, default=None)
     itl_ms: Sample = attrs.field(converter=_sample, default=None)
     request_duration_s: Sample = attrs.field(converter=_sample, default=None)
-    isl_samples_tokens: tuple[float, ...] = attrs.field(converter=_float_tuple, default=())
-    osl_samples_tokens: tuple[float, ...] = attrs.field(converter=_float_tuple, default=())
-    workers: tuple[WorkerLoad, ...] = attrs.field(converter=tuple, default=())
+    isl_samples_tokens: tuple[float, ...] = attrs.field(
+        converter=_float_tuple, default=()
+    )
+    osl_samples_tokens: tuple[float, ...] = attrs.field(
+        converter=_float_tuple, default=()
+    )
+    workers: tuple[WorkerLoad, ...] = attrs.field(converter=_workers_tuple, default=())
 
     @property
     def traffic_known(self) -> bool:
@@ -222,8 +234,12 @@ class Demand:
     num_req: Forecast
     isl_tokens: Forecast
     osl_tokens: Forecast
-    isl_samples_tokens: tuple[float, ...] = attrs.field(converter=_float_tuple, default=())
-    osl_samples_tokens: tuple[float, ...] = attrs.field(converter=_float_tuple, default=())
+    isl_samples_tokens: tuple[float, ...] = attrs.field(
+        converter=_float_tuple, default=()
+    )
+    osl_samples_tokens: tuple[float, ...] = attrs.field(
+        converter=_float_tuple, default=()
+    )
     peak_num_req: float | None = None
 
     @classmethod
@@ -283,11 +299,11 @@ class ReplicaPlan:
 
     prefill: int | None
     decode: int | None
-    reasons: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    reasons: tuple[str, ...] = attrs.field(converter=_str_tuple, default=())
     demand: Demand | None = None
     unclamped_prefill: int | None = None
     unclamped_decode: int | None = None
-    clamps: tuple[str, ...] = attrs.field(converter=tuple, default=())
+    clamps: tuple[str, ...] = attrs.field(converter=_str_tuple, default=())
     details: Mapping[str, Any] = attrs.field(
         converter=_freeze_mapping, factory=dict, eq=False
     )
