@@ -1,0 +1,224 @@
+"""A ``/metrics`` endpoint that speaks the Dynamo frontend's metric names.
+
+Anything that serves requests (the simulator, a test, a proxy in front of another engine)
+can feed a :class:`FrontendMetricsExporter`; Prometheus scrapes it, and the
+:class:`~dynamo_planner.sources.prometheus.PrometheusMetricSource` and
+:class:`~dynamo_planner.sources.router.RouterMetricSource` read it exactly as they read a
+real Dynamo frontend:
+
+* histograms ``dynamo_frontend_time_to_first_token_seconds``,
+  ``…_inter_token_latency_seconds``, ``…_request_duration_seconds``,
+  ``…_input_sequence_tokens``, ``…_output_sequence_tokens`` and the counter
+  ``dynamo_frontend_requests_total``, labelled ``model`` and ``dynamo_namespace``;
+* per-worker gauges (spec §4.1) labelled ``worker_id`` and ``worker_type`` as well.
+
+Example::
+
+    exporter = FrontendMetricsExporter(model_name="llama", namespace="dynamo")
+    exporter.serve(port=8000)
+    exporter.record_request(isl_tokens=3000, osl_tokens=150, ttft_s=0.2, itl_s=0.02,
+                            duration_s=3.2)
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import attrs
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
+
+from dynamo_planner.sources._names import (
+    DEFAULT_PREFIX,
+    HISTOGRAMS,
+    REQUESTS_TOTAL,
+    SECONDS_TO_MS_FIELDS,
+    WORKER_GAUGES,
+)
+from dynamo_planner.values import WorkerLoad
+
+__all__ = ["FrontendMetricsExporter"]
+
+_LATENCY_BUCKETS_S = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+_TOKEN_BUCKETS = (
+    16.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0,
+)  # fmt: skip
+_BUCKETS = {
+    "ttft_ms": _LATENCY_BUCKETS_S,
+    "itl_ms": (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28),
+    "request_duration_s": _LATENCY_BUCKETS_S,
+    "isl_tokens": _TOKEN_BUCKETS,
+    "osl_tokens": _TOKEN_BUCKETS,
+}
+_HELP = {
+    "ttft_ms": "Time to first token",
+    "itl_ms": "Inter-token latency",
+    "request_duration_s": "Request duration",
+    "isl_tokens": "Input sequence length",
+    "osl_tokens": "Output sequence length",
+}
+_TRAFFIC_LABELS = ("model", "dynamo_namespace")
+_WORKER_LABELS = ("worker_id", "worker_type", "model", "dynamo_namespace")
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+@attrs.define(kw_only=True)
+class FrontendMetricsExporter:
+    """Dynamo frontend metrics in a private :class:`prometheus_client.CollectorRegistry`.
+
+    Thread-safe: ``prometheus_client`` metrics may be updated from any thread while the
+    HTTP server renders them.
+
+    Args:
+        model_name: The ``model`` label (lower-cased, as the frontend does).
+        namespace: The ``dynamo_namespace`` label.
+        prefix: The metric prefix (``DYN_METRICS_PREFIX``).
+    """
+
+    model_name: str = attrs.field(converter=_lower)
+    namespace: str = "dynamo"
+    prefix: str = DEFAULT_PREFIX
+    registry: CollectorRegistry = attrs.field(init=False, factory=CollectorRegistry)
+    _histograms: dict[str, Histogram] = attrs.field(init=False, factory=dict)
+    _requests: Counter = attrs.field(init=False)
+    _gauges: dict[str, Gauge] = attrs.field(init=False, factory=dict)
+    _workers: set[tuple[str, str]] = attrs.field(init=False, factory=set)
+    _server: Any = attrs.field(init=False, default=None)
+    _thread: threading.Thread | None = attrs.field(init=False, default=None)
+    _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
+
+    def __attrs_post_init__(self) -> None:
+        for field, suffix in HISTOGRAMS.items():
+            self._histograms[field] = Histogram(
+                f"{self.prefix}_{suffix}",
+                _HELP[field],
+                _TRAFFIC_LABELS,
+                buckets=_BUCKETS[field],
+                registry=self.registry,
+            )
+        self._requests = Counter(
+            f"{self.prefix}_{REQUESTS_TOTAL.removesuffix('_total')}",
+            "Requests received by the frontend",
+            _TRAFFIC_LABELS,
+            registry=self.registry,
+        )
+        for field, suffix in WORKER_GAUGES.items():
+            self._gauges[field] = Gauge(
+                f"{self.prefix}_{suffix}",
+                f"Per-worker {field}",
+                _WORKER_LABELS,
+                registry=self.registry,
+            )
+        # Create the traffic series at zero, as a frontend does once its model is
+        # registered: then "no request yet" is a measured zero, not a missing series.
+        labels = (self.model_name, self.namespace)
+        self._requests.labels(*labels)
+        for histogram in self._histograms.values():
+            histogram.labels(*labels)
+
+    def record_request(
+        self,
+        *,
+        isl_tokens: float,
+        osl_tokens: float,
+        ttft_s: float,
+        itl_s: float,
+        duration_s: float,
+    ) -> None:
+        """Record one finished request."""
+        labels = (self.model_name, self.namespace)
+        self._requests.labels(*labels).inc()
+        values = {
+            "ttft_ms": ttft_s,
+            "itl_ms": itl_s,
+            "request_duration_s": duration_s,
+            "isl_tokens": isl_tokens,
+            "osl_tokens": osl_tokens,
+        }
+        for field, value in values.items():
+            self._histograms[field].labels(*labels).observe(value)
+
+    def set_worker(self, load: WorkerLoad) -> None:
+        """Publish one worker's gauges (``None`` fields are left out)."""
+        labels = (load.worker_id, load.worker_type, self.model_name, self.namespace)
+        with self._lock:
+            self._workers.add((load.worker_id, load.worker_type))
+        for field, gauge in self._gauges.items():
+            value = getattr(load, field)
+            if value is None:
+                continue
+            if field in SECONDS_TO_MS_FIELDS:
+                value = value / 1000.0
+            gauge.labels(*labels).set(value)
+
+    def remove_worker(self, worker_id: str, worker_type: str) -> None:
+        """Stop publishing a worker's gauges."""
+        labels = (worker_id, worker_type, self.model_name, self.namespace)
+        with self._lock:
+            self._workers.discard((worker_id, worker_type))
+        for gauge in self._gauges.values():
+            try:
+                gauge.remove(*labels)
+            except KeyError:
+                continue
+
+    def set_workers(self, loads: list[WorkerLoad]) -> None:
+        """Publish exactly these workers, removing the others."""
+        keep = {(w.worker_id, w.worker_type) for w in loads}
+        with self._lock:
+            stale = self._workers - keep
+        for worker_id, worker_type in stale:
+            self.remove_worker(worker_id, worker_type)
+        for load in loads:
+            self.set_worker(load)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+    def serve(self, port: int = 0, addr: str = "127.0.0.1") -> int:
+        """Serve ``/metrics`` over HTTP in a daemon thread.
+
+        Args:
+            port: The port; 0 picks a free one.
+            addr: The address to listen on.
+
+        Returns:
+            The port listened on.
+        """
+        if self._server is not None:
+            msg = "the exporter is already serving"
+            raise RuntimeError(msg)
+        self._server, self._thread = start_http_server(
+            port, addr=addr, registry=self.registry
+        )
+        return int(self._server.server_port)
+
+    @property
+    def port(self) -> int | None:
+        """The port served, or ``None`` when not serving."""
+        return None if self._server is None else int(self._server.server_port)
+
+    def close(self) -> None:
+        """Stop serving (the metrics keep their values)."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = None
+            self._thread = None

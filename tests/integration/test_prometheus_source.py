@@ -1,0 +1,186 @@
+"""The Prometheus source against a real Prometheus scraping frontend exporters (§11.6)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+
+from dynamo_planner.exceptions import MetricSourceError
+from dynamo_planner.sources.exporter import FrontendMetricsExporter
+from dynamo_planner.sources.prometheus import PrometheusMetricSource
+from dynamo_planner.testing.servers import PrometheusServer, free_port
+from dynamo_planner.values import Status
+
+pytestmark = pytest.mark.integration
+
+WINDOW_S = 30.0
+StartPrometheus = Callable[[Sequence[str]], PrometheusServer]
+
+
+@pytest.fixture(name="exporters")
+def _exporters() -> Iterator[Callable[..., FrontendMetricsExporter]]:
+    """A factory of served exporters, closed after the test."""
+    made: list[FrontendMetricsExporter] = []
+
+    def make(
+        model: str = "MyModel", namespace: str = "dynamo"
+    ) -> FrontendMetricsExporter:
+        exporter = FrontendMetricsExporter(model_name=model, namespace=namespace)
+        exporter.serve()
+        made.append(exporter)
+        return exporter
+
+    yield make
+    for exporter in made:
+        exporter.close()
+
+
+def _targets(*exporters: FrontendMetricsExporter) -> list[str]:
+    return [f"127.0.0.1:{e.port}" for e in exporters]
+
+
+def _source(prom: PrometheusServer, **kwargs: object) -> PrometheusMetricSource:
+    options: dict[str, object] = {
+        "endpoint": prom.url,
+        "model_name": "MyModel",
+        "namespace": "dynamo",
+    }
+    options.update(kwargs)
+    return PrometheusMetricSource(**options)  # type: ignore[arg-type]
+
+
+def _record(exporter: FrontendMetricsExporter, n: int, ttft_s: float) -> None:
+    for _ in range(n):
+        exporter.record_request(
+            isl_tokens=3000, osl_tokens=150, ttft_s=ttft_s, itl_s=0.04, duration_s=6.0
+        )
+
+
+def _scraped(prom: PrometheusServer, n_targets: int, promql: str) -> None:
+    """Wait until Prometheus has scraped ``n_targets`` series of ``promql``."""
+    import time
+
+    deadline = time.monotonic() + 20
+    while len(prom.wait_for(promql)) < n_targets:
+        if time.monotonic() > deadline:
+            msg = f"fewer than {n_targets} series of {promql}"
+            raise AssertionError(msg)
+        time.sleep(0.2)
+
+
+class TestPrometheusSource:
+    async def test_other_model_and_namespace_only_is_unknown(
+        self,
+        start_prometheus: StartPrometheus,
+        exporters: Callable[..., FrontendMetricsExporter],
+    ) -> None:
+        """Series of another model or namespace only give unknown, not zero."""
+        other_model = exporters(model="othermodel")
+        other_ns = exporters(namespace="elsewhere")
+        prom = start_prometheus(_targets(other_model, other_ns))
+        _scraped(prom, 2, "dynamo_frontend_requests_total")
+        source = _source(prom)
+        try:
+            obs = await source.fetch(WINDOW_S)
+        finally:
+            await source.aclose()
+        assert obs.num_req.status is Status.UNKNOWN
+        assert obs.ttft_ms.status is Status.UNKNOWN
+        assert not obs.traffic_known
+
+    async def test_no_series_at_all_is_unknown(
+        self, start_prometheus: StartPrometheus
+    ) -> None:
+        """An empty answer (nothing scraped yet) is unknown, where the reference says 0."""
+        prom = start_prometheus([])
+        source = _source(prom)
+        try:
+            obs = await source.fetch(WINDOW_S)
+        finally:
+            await source.aclose()
+        assert obs.unknown_fields() == (
+            "num_req", "isl_tokens", "osl_tokens", "ttft_ms", "itl_ms", "request_duration_s",
+        )  # fmt: skip
+
+    async def test_idle_frontend_is_zero_requests(
+        self,
+        start_prometheus: StartPrometheus,
+        exporters: Callable[..., FrontendMetricsExporter],
+    ) -> None:
+        """Existing series with no new request count zero requests; averages are unknown."""
+        exporter = exporters(model="mymodel")
+        prom = start_prometheus(_targets(exporter))
+        _scraped(prom, 1, "dynamo_frontend_requests_total")
+        prom.wait_for("count_over_time(dynamo_frontend_requests_total[30s]) >= 2")
+        source = _source(prom)
+        try:
+            obs = await source.fetch(WINDOW_S)
+        finally:
+            await source.aclose()
+        assert obs.num_req.status is Status.ZERO
+        assert obs.ttft_ms.status is Status.UNKNOWN
+        assert obs.traffic_known
+
+    async def test_one_matching_frontend(
+        self,
+        start_prometheus: StartPrometheus,
+        exporters: Callable[..., FrontendMetricsExporter],
+    ) -> None:
+        """One matching frontend with TTFT 42.7 ms reads 42.7 ms; others are filtered out."""
+        mine = exporters(model="MYMODEL")
+        other = exporters(namespace="elsewhere")
+        prom = start_prometheus(_targets(mine, other))
+        _scraped(prom, 2, "dynamo_frontend_requests_total")
+        _record(mine, 10, ttft_s=0.0427)
+        _record(other, 10, ttft_s=0.9)
+        _scraped(prom, 2, "dynamo_frontend_requests_total > 0")
+        source = _source(prom)
+        try:
+            obs = await source.fetch(WINDOW_S)
+        finally:
+            await source.aclose()
+        assert obs.ttft_ms.value == pytest.approx(42.7, rel=1e-6)
+        assert obs.itl_ms.value == pytest.approx(40.0, rel=1e-6)
+        assert obs.isl_tokens.value == pytest.approx(3000, rel=1e-6)
+        assert obs.osl_tokens.value == pytest.approx(150, rel=1e-6)
+        assert obs.request_duration_s.value == pytest.approx(6.0, rel=1e-6)
+        # increase() extrapolates to the window's edges, so the count is at least 10.
+        assert 10 <= obs.num_req.value < 20
+
+    async def test_three_frontends_unweighted_mean(
+        self,
+        start_prometheus: StartPrometheus,
+        exporters: Callable[..., FrontendMetricsExporter],
+    ) -> None:
+        """Three matching frontends average without weights: (42.7+35.5+15.5)/3."""
+        made = [exporters() for _ in range(3)]
+        prom = start_prometheus(_targets(*made))
+        _scraped(prom, 3, "dynamo_frontend_requests_total")
+        for exporter, ttft_s, n in zip(
+            made, (0.0427, 0.0355, 0.0155), (1, 5, 20), strict=True
+        ):
+            _record(exporter, n, ttft_s)
+        _scraped(prom, 3, "dynamo_frontend_requests_total > 0")
+        source = _source(prom)
+        try:
+            obs = await source.fetch(WINDOW_S)
+        finally:
+            await source.aclose()
+        assert obs.ttft_ms.value == pytest.approx((42.7 + 35.5 + 15.5) / 3, rel=1e-6)
+        assert obs.num_req.value >= 26
+
+    async def test_unreachable_prometheus_raises_after_retries(self) -> None:
+        """A Prometheus that does not answer raises MetricSourceError after the retries."""
+        source = PrometheusMetricSource(
+            endpoint=f"http://127.0.0.1:{free_port()}",
+            model_name="m",
+            retries=1,
+            backoff_s=0.01,
+            timeout_s=1.0,
+        )
+        try:
+            with pytest.raises(MetricSourceError, match="failed 2 time"):
+                await source.fetch(WINDOW_S)
+        finally:
+            await source.aclose()
