@@ -51,7 +51,6 @@ if TYPE_CHECKING:
     from dynamo_planner.config import PlannerConfig
 
 __all__ = [
-    "DEFAULT_PROMETHEUS_ENDPOINT",
     "PromSeries",
     "PrometheusMetricSource",
     "filter_series",
@@ -63,13 +62,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _SOURCE = "prometheus"
-
-DEFAULT_PROMETHEUS_ENDPOINT = (
-    "http://prometheus-kube-prometheus-prometheus.monitoring.svc.cluster.local:9090"
-)
-"""The reference's default when ``PROMETHEUS_ENDPOINT`` is not set (scheme from
-``SERVICE_PROTOCOL``)."""
-
 
 def _frozen_labels(labels: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(labels))
