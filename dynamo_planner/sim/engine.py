@@ -1,0 +1,868 @@
+"""The request-level simulator: prefill and decode workers serving a trace on simulated time.
+
+How a request travels (all times simulated, in seconds):
+
+1. **Arrival.** The frontend routes it to the ready prefill worker with the fewest
+   outstanding prefill tokens (queued plus running: "least loaded"). With no ready prefill
+   worker it waits at the frontend until one is ready.
+2. **Prefill.** Each prefill worker serves its own FIFO queue in batches: from the head of
+   the queue it takes requests while their total prompt tokens stay within
+   ``max_num_batched_tokens`` (a request longer than that runs alone). A batch takes
+   :meth:`EngineModel.prefill_ms` of its total tokens.
+3. **KV transfer.** After ``kv_transfer_ms`` the request is ready for decode.
+4. **Decode admission.** Requests ready for decode wait in one FIFO queue. The head is
+   admitted to the ready decode worker with the fewest reserved KV tokens among those with
+   room for it: a request reserves ``ISL + OSL`` tokens (what it will hold when done), so
+   nothing is ever preempted. An empty worker admits any request. The **first token** is
+   delivered at admission: TTFT = queueing + prefill + transfer + waiting for KV room.
+5. **Decode.** A decode worker batches continuously: every running request gains one token
+   per step, and a step takes :meth:`EngineModel.decode_step_ms` at the worker's
+   concurrency and mean context. A running request's context is counted as
+   ``ISL + OSL/2``, the profiler's own label for a point (the mean context over a request's
+   life), so the step time is constant while the batch does not change, and the time to the
+   next completion is computed, not stepped through token by token. A request completes
+   after ``OSL - 1`` decode tokens (its first token came with admission).
+
+Scaling (:meth:`Simulation.scale_to`): a new worker counts GPUs from the moment it is
+requested and serves after ``cold_start_s``. Removing workers first cancels workers still
+starting (newest first), then drains the least-loaded ready ones: a draining worker gets no
+new requests, finishes what it holds, and is released when empty; no request is lost.
+
+The simulator is deterministic: it draws no random numbers, and ties are broken by the
+order events were created.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.traces import RequestTrace
+from dynamo_planner.values import Observation, Sample, WorkerLoad
+
+__all__ = ["SimConfig", "SimResult", "Simulation", "WorkerCounts", "WorkerSpan"]
+
+FloatArray = npt.NDArray[np.float64]
+
+_INF = math.inf
+
+# worker states
+STARTING = 0
+READY = 1
+DRAINING = 2
+STOPPED = 3
+_STATE_NAMES = ("starting", "ready", "draining", "stopped")
+
+# event kinds
+_PREFILL_DONE = 0
+_DECODE_ARRIVE = 1
+_DECODE_NEXT = 2
+_WORKER_READY = 3
+
+_FINISH_TOLERANCE = 1e-6  # tokens
+
+
+def _non_negative(_inst: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name} must be finite and >= 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class SimConfig:
+    """How the simulated deployment behaves.
+
+    Attributes:
+        max_num_batched_tokens: Token budget of one prefill batch (vLLM's
+            ``--max-num-batched-tokens``); a longer request runs alone.
+        kv_transfer_ms: Delay between the end of a request's prefill and its readiness
+            for decode.
+        cold_start_s: Time from requesting a worker to it serving.
+        prefill_gpus_per_engine: GPUs of one prefill worker.
+        decode_gpus_per_engine: GPUs of one decode worker.
+        initial_prefill: Prefill workers ready at time 0.
+        initial_decode: Decode workers ready at time 0.
+        kv_block_size_tokens: Tokens per KV block, to report ``active_decode_blocks``.
+        max_decode_batch: Most requests one decode worker runs at once (``None``: bounded
+            by KV capacity only).
+        metric_delay_s: How late the frontend's metrics are: an observation at time
+            ``t`` covers the interval ending at ``t - metric_delay_s``.
+    """
+
+    max_num_batched_tokens: int = attrs.field(
+        default=8192, validator=attrs.validators.gt(0)
+    )
+    kv_transfer_ms: float = attrs.field(default=0.0, validator=_non_negative)
+    cold_start_s: float = attrs.field(default=60.0, validator=_non_negative)
+    prefill_gpus_per_engine: int = attrs.field(
+        default=1, validator=attrs.validators.ge(1)
+    )
+    decode_gpus_per_engine: int = attrs.field(
+        default=1, validator=attrs.validators.ge(1)
+    )
+    initial_prefill: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+    initial_decode: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+    kv_block_size_tokens: int = attrs.field(
+        default=16, validator=attrs.validators.gt(0)
+    )
+    max_decode_batch: int | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.gt(0)),
+    )
+    metric_delay_s: float = attrs.field(default=0.0, validator=_non_negative)
+
+
+@attrs.frozen
+class WorkerCounts:
+    """Workers of one deployment by state.
+
+    Attributes:
+        prefill_ready: Prefill workers serving.
+        prefill_starting: Prefill workers requested, not yet serving.
+        prefill_draining: Prefill workers finishing their queue before release.
+        decode_ready: Decode workers serving.
+        decode_starting: Decode workers requested, not yet serving.
+        decode_draining: Decode workers finishing their requests before release.
+    """
+
+    prefill_ready: int
+    prefill_starting: int
+    prefill_draining: int
+    decode_ready: int
+    decode_starting: int
+    decode_draining: int
+
+    @property
+    def prefill_target(self) -> int:
+        """Prefill workers requested and not being removed (starting + ready)."""
+        return self.prefill_ready + self.prefill_starting
+
+    @property
+    def decode_target(self) -> int:
+        """Decode workers requested and not being removed (starting + ready)."""
+        return self.decode_ready + self.decode_starting
+
+
+@attrs.frozen(kw_only=True)
+class WorkerSpan:
+    """One worker's life.
+
+    Attributes:
+        worker_id: E.g. ``"prefill-3"``.
+        component: ``"prefill"`` or ``"decode"``.
+        requested_s: When it was requested (GPUs count from here).
+        ready_s: When it started serving (``inf`` if it never did).
+        released_s: When its GPUs were released (the end of the run if still running).
+        gpus: GPUs of the worker.
+    """
+
+    worker_id: str
+    component: str
+    requested_s: float
+    ready_s: float
+    released_s: float
+    gpus: int
+
+    @property
+    def gpu_seconds(self) -> float:
+        """GPU-seconds the worker held: lifetime times GPUs."""
+        return (self.released_s - self.requested_s) * self.gpus
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class SimResult:
+    """What happened to every request and every worker.
+
+    Request arrays are in trace order; a request that never got its first token (or never
+    completed) has ``inf`` there.
+
+    Attributes:
+        arrival_s: Arrival time.
+        isl_tokens: Input length.
+        osl_tokens: Output length.
+        prefill_start_s: Start of the prefill batch that served the request.
+        prefill_end_s: End of that batch.
+        first_token_s: First token delivered (decode admission).
+        completion_s: Last token delivered.
+        workers: Every worker's life.
+        end_s: End of the run (GPU time of running workers counts until here).
+    """
+
+    arrival_s: FloatArray
+    isl_tokens: FloatArray
+    osl_tokens: FloatArray
+    prefill_start_s: FloatArray
+    prefill_end_s: FloatArray
+    first_token_s: FloatArray
+    completion_s: FloatArray
+    workers: tuple[WorkerSpan, ...]
+    end_s: float
+
+    @property
+    def ttft_ms(self) -> FloatArray:
+        """Time to first token of each request, ms (``inf`` if it never came)."""
+        return np.asarray((self.first_token_s - self.arrival_s) * 1000.0)
+
+    @property
+    def itl_ms(self) -> FloatArray:
+        """Mean inter-token latency of each request, ms.
+
+        NaN for requests of one output token (they have no inter-token gap); ``inf`` for
+        requests that did not complete.
+        """
+        gaps = self.osl_tokens - 1.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            itl = (self.completion_s - self.first_token_s) * 1000.0 / gaps
+        itl = np.where(gaps > 0, itl, np.nan)
+        return np.asarray(
+            np.where(np.isfinite(self.completion_s) | (gaps <= 0), itl, np.inf)
+        )
+
+    @property
+    def completed(self) -> npt.NDArray[np.bool_]:
+        """Which requests completed."""
+        return np.asarray(np.isfinite(self.completion_s))
+
+    @property
+    def gpu_seconds(self) -> float:
+        """GPU-seconds of all workers (starting, serving and draining)."""
+        return float(sum(span.gpu_seconds for span in self.workers))
+
+
+class _PrefillWorker:
+    __slots__ = (
+        "busy",
+        "end_s",
+        "index",
+        "last_isl",
+        "last_ttft_ms",
+        "outstanding",
+        "queue",
+        "ready_s",
+        "start_s",
+        "state",
+    )
+
+    def __init__(self, index: int, start_s: float) -> None:
+        self.index = index
+        self.state = STARTING
+        self.start_s = start_s
+        self.ready_s = _INF
+        self.end_s = _INF
+        self.queue: deque[int] = deque()
+        self.outstanding = 0.0
+        self.busy = False
+        self.last_ttft_ms: float | None = None
+        self.last_isl: float | None = None
+
+
+class _DecodeWorker:
+    __slots__ = (
+        "end_s",
+        "gen",
+        "gen_t",
+        "heap",
+        "index",
+        "label",
+        "last_itl_ms",
+        "n",
+        "ready_s",
+        "reserved",
+        "start_s",
+        "state",
+        "step_s",
+        "version",
+    )
+
+    def __init__(self, index: int, start_s: float) -> None:
+        self.index = index
+        self.state = STARTING
+        self.start_s = start_s
+        self.ready_s = _INF
+        self.end_s = _INF
+        self.heap: list[tuple[float, int]] = []
+        self.n = 0
+        self.label = 0.0
+        self.reserved = 0.0
+        self.gen = 0.0
+        self.gen_t = 0.0
+        self.step_s = 0.0
+        self.version = 0
+        self.last_itl_ms: float | None = None
+
+
+class Simulation:
+    """A disaggregated deployment serving a request trace on simulated time.
+
+    Drive it with :meth:`run_until` (or :meth:`run_to_completion`), change it with
+    :meth:`scale_to`, read it with :meth:`counts`, :meth:`observe` and :meth:`result`.
+
+    Args:
+        trace: The requests (arrival times in seconds from 0).
+        model: The engine model.
+        config: Deployment behaviour.
+    """
+
+    def __init__(
+        self, trace: RequestTrace, model: EngineModel, config: SimConfig | None = None
+    ) -> None:
+        self.trace = trace
+        self.model = model
+        self.config = config or SimConfig()
+        cfg = self.config
+        self._arr: list[float] = trace.arrival_s.tolist()
+        self._isl: list[float] = trace.isl_tokens.tolist()
+        self._osl: list[float] = [max(1.0, o) for o in trace.osl_tokens.tolist()]
+        self._isl_array = np.asarray(trace.isl_tokens, dtype=np.float64)
+        count = len(self._arr)
+        self._count = count
+        self._next = 0
+        self._completed = 0
+        self._now = 0.0
+        self._seq = 0
+        self._events: list[tuple[float, int, int, Any, Any]] = []
+        self._pstart = [_INF] * count
+        self._pend = [_INF] * count
+        self._first = [_INF] * count
+        self._done = [_INF] * count
+        # time-ordered logs for the frontend metrics
+        self._ft_t: list[float] = []
+        self._ft_ttft_ms: list[float] = []
+        self._dn_t: list[float] = []
+        self._dn_itl_ms: list[float] = []
+        self._dn_dur_s: list[float] = []
+        self._dn_osl: list[float] = []
+        self._dn_has_itl: list[bool] = []
+        self._prefill: list[_PrefillWorker] = []
+        self._decode: list[_DecodeWorker] = []
+        self._pready: list[_PrefillWorker] = []
+        self._dready: list[_DecodeWorker] = []
+        self._fpending: deque[int] = deque()
+        self._dpending: deque[int] = deque()
+        self._budget = float(cfg.max_num_batched_tokens)
+        self._transfer_s = cfg.kv_transfer_ms / 1000.0
+        self._max_kv = float(model.max_kv_tokens)
+        self._max_batch = cfg.max_decode_batch or (1 << 62)
+        self._prefill_ms = model.prefill_ms
+        self._step_ms = model.decode_step_ms_whole
+        for _ in range(cfg.initial_prefill):
+            self._make_ready(self._new_prefill(0.0), 0.0)
+        for _ in range(cfg.initial_decode):
+            self._make_ready(self._new_decode(0.0), 0.0)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def now(self) -> float:
+        """The simulated time, in seconds."""
+        return self._now
+
+    @property
+    def num_requests(self) -> int:
+        """Requests in the trace."""
+        return self._count
+
+    @property
+    def arrived(self) -> int:
+        """Requests that have arrived so far."""
+        return self._next
+
+    @property
+    def completed(self) -> int:
+        """Requests completed so far."""
+        return self._completed
+
+    @property
+    def done(self) -> bool:
+        """True when every request of the trace has completed."""
+        return self._completed == self._count
+
+    @property
+    def trace_end_s(self) -> float:
+        """Arrival time of the last request (0 for an empty trace)."""
+        return self._arr[-1] if self._arr else 0.0
+
+    def counts(self) -> WorkerCounts:
+        """Workers by component and state, now."""
+        p = [w.state for w in self._prefill]
+        d = [w.state for w in self._decode]
+        return WorkerCounts(
+            prefill_ready=p.count(READY),
+            prefill_starting=p.count(STARTING),
+            prefill_draining=p.count(DRAINING),
+            decode_ready=d.count(READY),
+            decode_starting=d.count(STARTING),
+            decode_draining=d.count(DRAINING),
+        )
+
+    def gpus_in_use(self) -> int:
+        """GPUs held now (starting, serving and draining workers)."""
+        cfg = self.config
+        p = sum(1 for w in self._prefill if w.state != STOPPED)
+        d = sum(1 for w in self._decode if w.state != STOPPED)
+        return p * cfg.prefill_gpus_per_engine + d * cfg.decode_gpus_per_engine
+
+    def queued_prefill_requests(self) -> int:
+        """Requests waiting for prefill (at the frontend or in a worker's queue)."""
+        return len(self._fpending) + sum(len(w.queue) for w in self._prefill)
+
+    def waiting_decode_requests(self) -> int:
+        """Requests done with prefill and waiting for KV room on a decode worker."""
+        return len(self._dpending)
+
+    # ------------------------------------------------------------------ scaling
+    def scale_to(self, prefill: int | None, decode: int | None) -> None:
+        """Ask for ``prefill`` and ``decode`` workers (``None`` leaves one unchanged).
+
+        Counts are of workers requested and not being removed (starting plus ready).
+        Extra workers are started; surplus ones are cancelled if still starting (newest
+        first), else drained, least loaded first.
+        """
+        t = self._now
+        if prefill is not None:
+            self._scale_prefill(max(0, int(prefill)), t)
+        if decode is not None:
+            self._scale_decode(max(0, int(decode)), t)
+
+    def _scale_prefill(self, target: int, t: float) -> None:
+        live = [w for w in self._prefill if w.state in (STARTING, READY)]
+        if target > len(live):
+            for _ in range(target - len(live)):
+                self._start_worker(self._new_prefill(t), t)
+            return
+        surplus = len(live) - target
+        starting = [w for w in live if w.state == STARTING]
+        for w in reversed(starting):
+            if surplus == 0:
+                return
+            self._stop(w, t)
+            surplus -= 1
+        ready = sorted(self._pready, key=lambda w: (w.outstanding, -w.index))
+        for w in ready[:surplus]:
+            self._pready.remove(w)
+            w.state = DRAINING
+            if not w.busy and not w.queue:
+                self._stop(w, t)
+
+    def _scale_decode(self, target: int, t: float) -> None:
+        live = [w for w in self._decode if w.state in (STARTING, READY)]
+        if target > len(live):
+            for _ in range(target - len(live)):
+                self._start_worker(self._new_decode(t), t)
+            return
+        surplus = len(live) - target
+        starting = [w for w in live if w.state == STARTING]
+        for w in reversed(starting):
+            if surplus == 0:
+                return
+            self._stop(w, t)
+            surplus -= 1
+        ready = sorted(self._dready, key=lambda w: (w.reserved, -w.index))
+        for w in ready[:surplus]:
+            self._dready.remove(w)
+            w.state = DRAINING
+            if w.n == 0:
+                self._stop(w, t)
+
+    def _new_prefill(self, t: float) -> _PrefillWorker:
+        w = _PrefillWorker(len(self._prefill), t)
+        self._prefill.append(w)
+        return w
+
+    def _new_decode(self, t: float) -> _DecodeWorker:
+        w = _DecodeWorker(len(self._decode), t)
+        self._decode.append(w)
+        return w
+
+    def _start_worker(self, w: _PrefillWorker | _DecodeWorker, t: float) -> None:
+        delay = self.config.cold_start_s
+        if delay <= 0:
+            self._make_ready(w, t)
+            return
+        self._seq += 1
+        heapq.heappush(self._events, (t + delay, self._seq, _WORKER_READY, w, None))
+
+    def _make_ready(self, w: _PrefillWorker | _DecodeWorker, t: float) -> None:
+        if w.state != STARTING:
+            return  # cancelled while starting
+        w.state = READY
+        w.ready_s = t
+        if isinstance(w, _PrefillWorker):
+            self._pready.append(w)
+            pending = self._fpending
+            while pending:
+                self._route_prefill(pending.popleft(), t, start=False)
+            for other in self._pready:
+                if other.queue and not other.busy:
+                    self._start_batch(other, t)
+        else:
+            self._dready.append(w)
+            self._dispatch_decode(t)
+
+    def _stop(self, w: _PrefillWorker | _DecodeWorker, t: float) -> None:
+        w.state = STOPPED
+        w.end_s = t
+
+    # ------------------------------------------------------------------ event loop
+    def run_until(self, t_end: float) -> None:
+        """Process every arrival and event up to and including time ``t_end``."""
+        events = self._events
+        arr = self._arr
+        count = self._count
+        pop = heapq.heappop
+        i = self._next
+        while True:
+            ta = arr[i] if i < count else _INF
+            if events and events[0][0] <= ta:
+                te = events[0][0]
+                if te > t_end:
+                    break
+                _, _, kind, obj, data = pop(events)
+                self._now = te
+                if kind == _DECODE_NEXT:
+                    if data == obj.version:
+                        self._decode_next(obj, te)
+                elif kind == _PREFILL_DONE:
+                    self._prefill_done(obj, data, te)
+                elif kind == _DECODE_ARRIVE:
+                    self._dpending.extend(data)
+                    self._dispatch_decode(te)
+                else:
+                    self._make_ready(obj, te)
+            else:
+                if ta > t_end or i >= count:
+                    break
+                self._now = ta
+                self._next = i + 1
+                self._route_prefill(i, ta)
+                i += 1
+        self._next = i
+        if t_end > self._now and math.isfinite(t_end):
+            self._now = t_end
+
+    def run_to_completion(self, *, limit_s: float = _INF) -> None:
+        """Run until nothing is left to happen (or until time ``limit_s``).
+
+        Stops early, with requests unfinished, if no worker is left to serve them.
+        """
+        self.run_until(limit_s)
+
+    def next_event_s(self) -> float:
+        """Time of the next arrival or event (``inf`` when nothing is left to happen)."""
+        ta = self._arr[self._next] if self._next < self._count else _INF
+        te = self._events[0][0] if self._events else _INF
+        return min(ta, te)
+
+    # ------------------------------------------------------------------ prefill
+    def _route_prefill(self, rid: int, t: float, *, start: bool = True) -> None:
+        ready = self._pready
+        if not ready:
+            self._fpending.append(rid)
+            return
+        w = ready[0]
+        if len(ready) > 1:
+            best = w.outstanding
+            for other in ready:
+                if other.outstanding < best:
+                    w = other
+                    best = other.outstanding
+        w.queue.append(rid)
+        w.outstanding += self._isl[rid]
+        if start and not w.busy:
+            self._start_batch(w, t)
+
+    def _start_batch(self, w: _PrefillWorker, t: float) -> None:
+        queue = w.queue
+        isl = self._isl
+        pstart = self._pstart
+        rid = queue.popleft()
+        pstart[rid] = t
+        total = isl[rid]
+        batch = [rid]
+        budget = self._budget
+        while queue and total + isl[queue[0]] <= budget:
+            rid = queue.popleft()
+            pstart[rid] = t
+            total += isl[rid]
+            batch.append(rid)
+        w.busy = True
+        self._seq += 1
+        heapq.heappush(
+            self._events,
+            (
+                t + self._prefill_ms(total) / 1000.0,
+                self._seq,
+                _PREFILL_DONE,
+                w,
+                (batch, total),
+            ),
+        )
+
+    def _prefill_done(
+        self, w: _PrefillWorker, data: tuple[list[int], float], t: float
+    ) -> None:
+        batch, total = data
+        w.busy = False
+        w.outstanding -= total
+        pend = self._pend
+        for rid in batch:
+            pend[rid] = t
+        last = batch[-1]
+        w.last_isl = self._isl[last]
+        w.last_ttft_ms = (t + self._transfer_s - self._arr[last]) * 1000.0
+        if self._transfer_s > 0:
+            self._seq += 1
+            heapq.heappush(
+                self._events,
+                (t + self._transfer_s, self._seq, _DECODE_ARRIVE, None, batch),
+            )
+        else:
+            self._dpending.extend(batch)
+            self._dispatch_decode(t)
+        if w.queue:
+            self._start_batch(w, t)
+        elif w.state == DRAINING:
+            self._stop(w, t)
+
+    # ------------------------------------------------------------------ decode
+    def _dispatch_decode(self, t: float, changed: _DecodeWorker | None = None) -> None:
+        """Admit waiting requests in FIFO order; reschedule every worker that changed."""
+        pending = self._dpending
+        ready = self._dready
+        touched: list[_DecodeWorker] = [] if changed is None else [changed]
+        if not pending or not ready:
+            for w in touched:
+                self._reschedule(w, t)
+            return
+        isl = self._isl
+        osl = self._osl
+        max_kv = self._max_kv
+        max_batch = self._max_batch
+        while pending:
+            rid = pending[0]
+            need = isl[rid] + osl[rid]
+            best: _DecodeWorker | None = None
+            best_reserved = _INF
+            for w in ready:
+                if w.reserved < best_reserved and (
+                    w.n == 0 or (w.reserved + need <= max_kv and w.n < max_batch)
+                ):
+                    best = w
+                    best_reserved = w.reserved
+            if best is None:
+                break
+            pending.popleft()
+            if self._admit(best, rid, t) and best not in touched:
+                touched.append(best)
+        for w in touched:
+            self._reschedule(w, t)
+
+    def _admit(self, w: _DecodeWorker, rid: int, t: float) -> bool:
+        """Start decoding ``rid`` on ``w``; False if it completed at once (OSL 1)."""
+        self._first[rid] = t
+        ttft_ms = (t - self._arr[rid]) * 1000.0
+        self._ft_t.append(t)
+        self._ft_ttft_ms.append(ttft_ms)
+        o = self._osl[rid]
+        if o <= 1.0:
+            self._finish(rid, t, None)
+            return False
+        if w.n and t != w.gen_t:
+            w.gen += (t - w.gen_t) / w.step_s
+        w.gen_t = t
+        heapq.heappush(w.heap, (w.gen + (o - 1.0), rid))
+        i = self._isl[rid]
+        w.n += 1
+        w.label += i + 0.5 * o
+        w.reserved += i + o
+        return True
+
+    def _reschedule(self, w: _DecodeWorker, t: float) -> None:
+        w.version += 1
+        if w.n == 0:
+            w.label = 0.0
+            w.reserved = 0.0
+            if w.state == DRAINING:
+                self._stop(w, t)
+            return
+        w.step_s = self._step_ms(w.n, w.label / w.n) / 1000.0
+        self._seq += 1
+        heapq.heappush(
+            self._events,
+            (
+                t + (w.heap[0][0] - w.gen) * w.step_s,
+                self._seq,
+                _DECODE_NEXT,
+                w,
+                w.version,
+            ),
+        )
+
+    def _decode_next(self, w: _DecodeWorker, t: float) -> None:
+        w.gen += (t - w.gen_t) / w.step_s
+        w.gen_t = t
+        heap = w.heap
+        limit = w.gen + _FINISH_TOLERANCE
+        isl = self._isl
+        osl = self._osl
+        first = self._first
+        while heap and heap[0][0] <= limit:
+            _, rid = heapq.heappop(heap)
+            o = osl[rid]
+            i = isl[rid]
+            w.n -= 1
+            w.label -= i + 0.5 * o
+            w.reserved -= i + o
+            itl_ms = (t - first[rid]) * 1000.0 / (o - 1.0)
+            w.last_itl_ms = itl_ms
+            self._finish(rid, t, itl_ms)
+        if w.state == READY:
+            self._dispatch_decode(t, w)
+        else:
+            self._reschedule(w, t)
+
+    def _finish(self, rid: int, t: float, itl_ms: float | None) -> None:
+        self._done[rid] = t
+        self._completed += 1
+        self._dn_t.append(t)
+        self._dn_itl_ms.append(itl_ms if itl_ms is not None else 0.0)
+        self._dn_has_itl.append(itl_ms is not None)
+        self._dn_dur_s.append(t - self._arr[rid])
+        self._dn_osl.append(self._osl[rid])
+
+    # ------------------------------------------------------------------ metrics
+    def observe(self, interval_s: float) -> Observation:
+        """What a Dynamo frontend reports for the last ``interval_s`` seconds.
+
+        The window ends at ``now - metric_delay_s``. Request count, mean ISL and the ISL
+        samples are over requests that arrived in the window; mean TTFT over first tokens
+        delivered in it; mean ITL, mean OSL, OSL samples and mean duration over requests
+        completed in it (the frontend learns a request's output length when it ends). A
+        window with no arrival reports a request count of zero and everything else
+        unknown. ``workers`` is the per-worker load now.
+        """
+        end = self._now - self.config.metric_delay_s
+        return self.window(end - interval_s, end, interval_s=interval_s)
+
+    def window(
+        self, start_s: float, end_s: float, *, interval_s: float | None = None
+    ) -> Observation:
+        """The frontend's view of the window ``[start_s, end_s)`` (see :meth:`observe`)."""
+        width = interval_s if interval_s is not None else end_s - start_s
+        i0 = bisect_left(self._arr, start_s, 0, self._next)
+        i1 = bisect_left(self._arr, end_s, 0, self._next)
+        workers = self.worker_loads()
+        num = i1 - i0
+        if num <= 0:
+            return Observation(
+                timestamp_s=end_s, interval_s=width, num_req=0.0, workers=workers
+            )
+        isl = self._isl_array[i0:i1]
+        f0 = bisect_left(self._ft_t, start_s)
+        f1 = bisect_left(self._ft_t, end_s)
+        ttft = math.fsum(self._ft_ttft_ms[f0:f1]) / (f1 - f0) if f1 > f0 else None
+        d0 = bisect_left(self._dn_t, start_s)
+        d1 = bisect_left(self._dn_t, end_s)
+        osl_samples: Sequence[float] = self._dn_osl[d0:d1]
+        itl: float | None = None
+        osl: float | None = None
+        duration: float | None = None
+        if d1 > d0:
+            osl = math.fsum(osl_samples) / (d1 - d0)
+            duration = math.fsum(self._dn_dur_s[d0:d1]) / (d1 - d0)
+            has = self._dn_has_itl[d0:d1]
+            k = sum(has)
+            if k:
+                itl = math.fsum(self._dn_itl_ms[d0:d1]) / k
+        return Observation(
+            timestamp_s=end_s,
+            interval_s=width,
+            num_req=float(num),
+            isl_tokens=float(isl.mean()),
+            osl_tokens=_sample_or_unknown(osl),
+            ttft_ms=_sample_or_unknown(ttft),
+            itl_ms=_sample_or_unknown(itl),
+            request_duration_s=_sample_or_unknown(duration),
+            isl_samples_tokens=isl.tolist(),
+            osl_samples_tokens=osl_samples,
+            workers=workers,
+        )
+
+    def worker_loads(self) -> tuple[WorkerLoad, ...]:
+        """Per-worker load now, for serving and draining workers."""
+        block = float(self.config.kv_block_size_tokens)
+        loads: list[WorkerLoad] = [
+            WorkerLoad(
+                worker_id=f"prefill-{w.index}",
+                worker_type="prefill",
+                active_prefill_tokens=w.outstanding,
+                last_ttft_ms=w.last_ttft_ms,
+                last_isl_tokens=w.last_isl,
+            )
+            for w in self._prefill
+            if w.state in (READY, DRAINING)
+        ]
+        loads.extend(
+            WorkerLoad(
+                worker_id=f"decode-{w.index}",
+                worker_type="decode",
+                active_decode_blocks=math.ceil(w.reserved / block),
+                last_itl_ms=w.last_itl_ms,
+            )
+            for w in self._decode
+            if w.state in (READY, DRAINING)
+        )
+        return tuple(loads)
+
+    # ------------------------------------------------------------------ results
+    def result(self, end_s: float | None = None) -> SimResult:
+        """Per-request times and worker lives; running workers count until ``end_s``.
+
+        ``end_s`` defaults to the current simulated time.
+        """
+        end = self._now if end_s is None else float(end_s)
+        cfg = self.config
+        spans = [
+            _span(w, "prefill", end, cfg.prefill_gpus_per_engine) for w in self._prefill
+        ]
+        spans.extend(
+            _span(w, "decode", end, cfg.decode_gpus_per_engine) for w in self._decode
+        )
+        return SimResult(
+            arrival_s=np.asarray(self._arr, dtype=np.float64),
+            isl_tokens=np.asarray(self._isl, dtype=np.float64),
+            osl_tokens=np.asarray(self._osl, dtype=np.float64),
+            prefill_start_s=np.asarray(self._pstart, dtype=np.float64),
+            prefill_end_s=np.asarray(self._pend, dtype=np.float64),
+            first_token_s=np.asarray(self._first, dtype=np.float64),
+            completion_s=np.asarray(self._done, dtype=np.float64),
+            workers=tuple(spans),
+            end_s=end,
+        )
+
+
+def _sample_or_unknown(value: float | None) -> Sample:
+    return Sample.of(value) if value is not None else Sample.unknown()
+
+
+def _span(
+    w: _PrefillWorker | _DecodeWorker, component: str, end: float, gpus: int
+) -> WorkerSpan:
+    released = min(w.end_s, end) if math.isfinite(w.end_s) else end
+    return WorkerSpan(
+        worker_id=f"{component}-{w.index}",
+        component=component,
+        requested_s=w.start_s,
+        ready_s=w.ready_s,
+        released_s=max(released, w.start_s),
+        gpus=gpus,
+    )
