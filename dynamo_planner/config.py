@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import logging
 import math
 import os
@@ -994,6 +995,7 @@ class PlannerConfig:
 # --------------------------------------------------------------------------------------
 
 
+@functools.cache
 def _specs() -> tuple[tuple[attrs.Attribute[Any], _Spec], ...]:
     return tuple((a, a.metadata[_META]) for a in attrs.fields(PlannerConfig))
 
@@ -1041,7 +1043,8 @@ def _keys_for(name: str, spec: _Spec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-def _key_table() -> dict[str, tuple[str, bool]]:
+@functools.cache
+def _key_table() -> Mapping[str, tuple[str, bool]]:
     """Accepted key -> (field name, inverted)."""
     table: dict[str, tuple[str, bool]] = {}
     for attribute, spec in _specs():
