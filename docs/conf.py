@@ -15,7 +15,6 @@ extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
-    "sphinx.ext.intersphinx",
     "configref",  # docs/_ext/configref.py: the PlannerConfig reference tables
 ]
 myst_enable_extensions = ["colon_fence", "deflist"]
@@ -31,10 +30,5 @@ autodoc_typehints = "description"
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
-intersphinx_mapping = {
-    "python": ("https://docs.python.org/3", None),
-}
-# The build runs offline: intersphinx inventories cannot be fetched, so no cross-project
-# references are resolved and no warning is raised for that.
-intersphinx_disabled_reftypes = ["*"]
+# No intersphinx: the docs build offline, and cross-project inventories cannot be fetched.
 nitpicky = False
