@@ -194,8 +194,7 @@ class Planner:
             config, interpolator=interpolator
         )
         if config.load_predictor_warmup_trace:
-            from dynamo_planner.predictors import warm_start
-            from dynamo_planner.traces import load_intervals
+            from dynamo_planner.traces import load_intervals, warm_start
 
             series = load_intervals(
                 config.load_predictor_warmup_trace, config.adjustment_interval_s
