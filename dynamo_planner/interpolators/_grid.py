@@ -108,7 +108,13 @@ class DecodeGrid:
 
         Returns:
             The grid.
+
+        Raises:
+            ValueError: ``resolution`` is below 2.
         """
+        if resolution < 2:
+            msg = f"resolution must be at least 2, got {resolution}"
+            raise ValueError(msg)
         kv_axis = np.linspace(0.0, 1.0, resolution)
         context_axis = np.linspace(
             0.0, float(np.max(profile.context_length_tokens)), resolution

@@ -209,6 +209,20 @@ class TestDecode:
         assert point.throughput_per_gpu > 0
 
 
+class TestGridResolution:
+    """The grid size is configurable but needs two cells per axis."""
+
+    def test_resolution_below_two_is_refused(self, h200: PerfProfile) -> None:
+        """A one-cell grid has no spacing and is refused."""
+        with pytest.raises(ValueError, match="resolution"):
+            ReferenceInterpolator.from_profile(h200, resolution=1)
+
+    def test_finer_grid_changes_the_cell_size(self, h200: PerfProfile) -> None:
+        """A 200-cell grid has 200 KV-usage cells."""
+        interp = ReferenceInterpolator.from_profile(h200, resolution=200)
+        assert interp.decode.itl_ms.shape == (200, 200)
+
+
 class TestSnapIndex:
     """Nearest-cell lookup with Dynamo's rounding and clamping."""
 

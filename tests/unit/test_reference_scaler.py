@@ -282,6 +282,15 @@ class TestConstruction:
         """It satisfies the Scaler Protocol."""
         assert isinstance(scaler(), Scaler)
 
+    def test_registered_as_entry_point(self) -> None:
+        """The 'reference' scaler entry point loads this class."""
+        from dynamo_planner._compat import metadata
+
+        (entry,) = metadata.entry_points(
+            group="dynamo_planner.scalers", name="reference"
+        )
+        assert entry.load() is ReferenceScaler
+
     @pytest.mark.parametrize(
         ("field", "value"),
         [
