@@ -1,0 +1,401 @@
+"""The load-based planner facade: learns latency-vs-load and scales within seconds (spec §4).
+
+:meth:`LoadPlanner.plan` is synchronous and does no I/O: give it the workers' loads (one
+scrape as a sequence of :class:`~dynamo_planner.values.WorkerLoad`, or the router's views as
+a :class:`~dynamo_planner.scalers.load.LoadSnapshot`) and the running replicas; it feeds the
+regressions and returns a :class:`~dynamo_planner.values.ReplicaPlan` with its reasons.
+:meth:`LoadPlanner.step` and :meth:`LoadPlanner.run` add the edges, every
+``loadbased_adjustment_interval_s``: read the source, ask the connector for the replicas,
+plan, apply (blocking, as the reference). A failing source or connector is logged, counted
+and retried on the next tick.
+
+With both scaling modes on, :func:`run_together` runs the throughput
+:class:`~dynamo_planner.planner.Planner` as a floor-setter (it plans, applies nothing) and
+this planner as the only one that scales, enforcing the floor on every tick.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from dynamo_planner.planner import StepRecord, SystemClock
+from dynamo_planner.protocols import Clock, Connector, MetricSource
+from dynamo_planner.scalers.load import (
+    LoadRequest,
+    LoadScaler,
+    LoadSnapshot,
+    decode_observations,
+    prefill_observations,
+)
+from dynamo_planner.scalers.load_regression import LoadRegression
+from dynamo_planner.values import Observation, ReplicaPlan, ReplicaState, WorkerLoad
+
+if TYPE_CHECKING:
+    from dynamo_planner.config import PlannerConfig
+    from dynamo_planner.planner import Planner
+
+__all__ = ["LoadPlanner", "WorkerViewsSource", "run_together"]
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class WorkerViewsSource(Protocol):
+    """A source with a sampling buffer read per worker type (the router source).
+
+    When the load planner's source has ``views``, :meth:`LoadPlanner.step` reads the
+    buffer (non-blocking) instead of calling ``fetch``, so a router source can feed the
+    throughput planner's ``fetch`` at the same time.
+    """
+
+    def views(self, worker_type: str) -> Any:
+        """The recent / per-worker / cluster views of one worker type, or ``None``."""
+
+
+@attrs.define(kw_only=True)
+class LoadPlanner:
+    """Learns each component's latency-vs-load line and scales by one replica per tick.
+
+    Build one from a :class:`~dynamo_planner.config.PlannerConfig` with :meth:`from_config`,
+    or pass instances directly.
+
+    Attributes:
+        scaler: The decision rules, floor, ``min_endpoint`` and budget.
+        prefill_regression: TTFT against active prefill tokens plus ISL.
+        decode_regression: ITL against active decode blocks.
+        interval_s: Seconds between ticks (``loadbased_adjustment_interval_s``).
+        source: Where :meth:`step` reads worker loads.
+        connector: Where :meth:`step` reads replicas and applies plans.
+        clock: Time for :meth:`run`.
+        advisory: Record plans and apply nothing.
+        blocking: Apply with ``blocking=True`` (wait for the deployment), as the reference.
+        max_wait_s: How long a change may stay unconverged before the scaling-in-progress
+            guard gives up on it.
+        floor: The throughput planner's latest replicas; :meth:`step` enforces it.
+        listeners: Called with a :class:`~dynamo_planner.planner.StepRecord` after every
+            :meth:`step`.
+    """
+
+    scaler: LoadScaler = attrs.field(factory=LoadScaler)
+    prefill_regression: LoadRegression = attrs.field(factory=LoadRegression)
+    decode_regression: LoadRegression = attrs.field(factory=LoadRegression)
+    interval_s: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    source: MetricSource | None = None
+    connector: Connector | None = None
+    clock: Clock = attrs.field(factory=SystemClock)
+    advisory: bool = False
+    blocking: bool = True
+    max_wait_s: float = attrs.field(default=1800.0, validator=attrs.validators.gt(0))
+    floor: ReplicaState | None = None
+    listeners: list[Callable[[StepRecord], None]] = attrs.field(factory=list)
+
+    _errors: Counter[str] = attrs.field(init=False, factory=Counter)
+    _last_current: ReplicaState = attrs.field(init=False, factory=ReplicaState)
+    _last_plan: ReplicaPlan | None = attrs.field(init=False, default=None)
+    _pending: ReplicaState | None = attrs.field(init=False, default=None)
+    _pending_since_s: float = attrs.field(init=False, default=0.0)
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_config(
+        cls,
+        config: PlannerConfig,
+        *,
+        source: MetricSource | None = None,
+        connector: Connector | None = None,
+        clock: Clock | None = None,
+    ) -> LoadPlanner:
+        """Build from a configuration (its load-based fields, targets, budget, mode).
+
+        ``PlannerConfig`` has already validated the combination: a load interval shorter
+        than the throughput interval when both modes are on, agg only with load-based
+        scaling alone, and correction factors turned off (with a warning).
+        """
+        return cls(
+            scaler=LoadScaler.from_config(config),
+            prefill_regression=LoadRegression(
+                window=config.loadbased_learning_window,
+                min_observations=config.loadbased_min_observations,
+            ),
+            decode_regression=LoadRegression(
+                window=config.loadbased_learning_window,
+                min_observations=config.loadbased_min_observations,
+            ),
+            interval_s=config.loadbased_adjustment_interval_s,
+            source=source,
+            connector=connector,
+            clock=clock or SystemClock(),
+            advisory=config.no_operation,
+            max_wait_s=config.scaling_max_wait_s,
+        )
+
+    # ----------------------------------------------------------------- state
+    @property
+    def errors(self) -> Mapping[str, int]:
+        """Counts of source and connector failures by kind."""
+        return dict(self._errors)
+
+    @property
+    def last_plan(self) -> ReplicaPlan | None:
+        """The most recent plan, if any."""
+        return self._last_plan
+
+    def update_floor(self, plan: ReplicaPlan) -> None:
+        """Take the throughput planner's plan as the floor.
+
+        A component the plan leaves ``None`` (the throughput path skipped it) keeps its
+        previous floor (0 if none), as the reference keeps its last lower bound.
+        """
+        old = self.floor or ReplicaState()
+        self.floor = ReplicaState(
+            prefill=old.prefill if plan.prefill is None else plan.prefill,
+            decode=old.decode if plan.decode is None else plan.decode,
+        )
+
+    def floor_listener(self, record: StepRecord) -> None:
+        """A :class:`~dynamo_planner.planner.Planner` listener that updates the floor."""
+        self.update_floor(record.plan)
+
+    # ----------------------------------------------------------------- pure core
+    def observe(self, snapshot: LoadSnapshot) -> int:
+        """Feed the regressions one observation per eligible worker.
+
+        Disagg, prefill and decode modes learn from the ``recent`` loads; agg learns both
+        regressions from the per-worker time averages of its workers, since chunked
+        prefill makes instantaneous values noisy (spec §4.3). Only workers of the right
+        ``worker_type`` teach each regression.
+
+        Returns:
+            The number of observations added.
+        """
+        added = 0
+        components = self.scaler.components
+        if self.scaler.mode == "agg":
+            workers = snapshot.decode.per_worker
+            points_p = prefill_observations(workers)
+            points_d = decode_observations(workers)
+        else:
+            points_p = (
+                prefill_observations(snapshot.prefill.recent)
+                if "prefill" in components
+                else []
+            )
+            points_d = (
+                decode_observations(snapshot.decode.recent)
+                if "decode" in components
+                else []
+            )
+        for x, y in points_p:
+            self.prefill_regression.observe(x, y)
+            added += 1
+        for x, y in points_d:
+            self.decode_regression.observe(x, y)
+            added += 1
+        return added
+
+    def plan(
+        self,
+        load: Sequence[WorkerLoad] | LoadSnapshot,
+        current: ReplicaState,
+        *,
+        floor: ReplicaState | None = None,
+        in_progress: ReplicaState | None = None,
+    ) -> ReplicaPlan:
+        """Learn from the workers' loads and decide this tick's replicas.
+
+        Args:
+            load: One scrape's workers, or the router's views per worker type.
+            current: The replicas the deployment has.
+            floor: The throughput planner's replicas, enforced as a minimum.
+            in_progress: The target of a change not yet converged (components that differ
+                from ``current`` are held).
+
+        Returns:
+            The plan after floor, ``min_endpoint`` and budget; ``None`` components are
+            left as they are.
+        """
+        snapshot = (
+            load if isinstance(load, LoadSnapshot) else LoadSnapshot.of_workers(load)
+        )
+        added = self.observe(snapshot)
+        request = LoadRequest(
+            current=current,
+            snapshot=snapshot,
+            prefill_fit=self.prefill_regression.fit(),
+            decode_fit=self.decode_regression.fit(),
+            floor=floor,
+            in_progress=in_progress,
+            min_observations=self.prefill_regression.min_observations,
+        )
+        plan = self.scaler.decide(request)
+        details = dict(plan.details)
+        details["observations_added"] = added
+        details["prefill_regression_observations"] = (
+            self.prefill_regression.num_observations
+        )
+        details["decode_regression_observations"] = (
+            self.decode_regression.num_observations
+        )
+        plan = attrs.evolve(plan, details=details)
+        self._last_plan = plan
+        return plan
+
+    # ----------------------------------------------------------------- edges
+    async def step(self) -> ReplicaPlan:
+        """Read worker loads, plan, and apply the plan (unless advisory)."""
+        if self.source is None:
+            msg = "LoadPlanner.step() needs a metric source"
+            raise RuntimeError(msg)
+        snapshot, observation = await self._read(self.source)
+        current = await self._current()
+        plan = self.plan(
+            snapshot,
+            current,
+            floor=self.floor,
+            in_progress=self._in_progress(current),
+        )
+        applied = await self._apply(plan, current)
+        record = StepRecord(
+            observation=observation,
+            current=current,
+            plan=plan,
+            applied=applied,
+            errors=self.errors,
+        )
+        for listener in self.listeners:
+            listener(record)
+        return plan
+
+    async def _read(self, source: MetricSource) -> tuple[LoadSnapshot, Observation]:
+        if isinstance(source, WorkerViewsSource):
+            start = getattr(source, "start", None)
+            try:
+                if callable(start):
+                    start()
+                snapshot = LoadSnapshot.of_router(source)
+            except Exception:
+                self._errors["source"] += 1
+                logger.warning(
+                    "router views unavailable; no worker loads", exc_info=True
+                )
+                snapshot = LoadSnapshot()
+            workers = (*snapshot.prefill.recent, *snapshot.decode.recent)
+            return snapshot, Observation(interval_s=self.interval_s, workers=workers)
+        try:
+            observation = await source.fetch(self.interval_s)
+        except Exception:
+            self._errors["source"] += 1
+            logger.warning("metric source failed; no worker loads", exc_info=True)
+            observation = Observation(interval_s=self.interval_s)
+        return LoadSnapshot.of_workers(observation.workers), observation
+
+    async def _current(self) -> ReplicaState:
+        if self.connector is None:
+            return self._last_current
+        try:
+            self._last_current = await self.connector.current()
+        except Exception:
+            self._errors["connector"] += 1
+            logger.warning(
+                "connector could not report replicas; using the last known %s",
+                self._last_current,
+                exc_info=True,
+            )
+        return self._last_current
+
+    def _in_progress(self, current: ReplicaState) -> ReplicaState | None:
+        """The last applied target while the deployment has not reached it."""
+        if self._pending is None:
+            return None
+        if self._pending == current:
+            self._pending = None
+            return None
+        waited = self.clock.now() - self._pending_since_s
+        if waited > self.max_wait_s:
+            logger.warning(
+                "scaling to %s did not converge in %.0f s (deployment reports %s); "
+                "deciding again",
+                self._pending,
+                waited,
+                current,
+            )
+            self._pending = None
+            return None
+        return self._pending
+
+    async def _apply(self, plan: ReplicaPlan, current: ReplicaState) -> bool:
+        if plan.is_hold or self.advisory or self.connector is None:
+            return False
+        target = plan.target(current)
+        if target == self._pending:
+            logger.debug("target %s already applied; not applying again", target)
+            return False
+        try:
+            await self.connector.apply(plan, blocking=self.blocking)
+        except Exception:
+            self._errors["connector"] += 1
+            logger.warning(
+                "connector failed to apply %s; will retry", target, exc_info=True
+            )
+            return False
+        self._pending = target
+        self._pending_since_s = self.clock.now()
+        return True
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Plan every ``interval_s`` until ``stop`` is set (first tick after one interval)."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            await _sleep_or_stop(self.clock, self.interval_s, stop)
+            if stop.is_set():
+                break
+            await self.step()
+
+
+async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    stopper = asyncio.ensure_future(stop.wait())
+    _, pending = await asyncio.wait(
+        (sleeper, stopper), return_when=asyncio.FIRST_COMPLETED
+    )
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+async def run_together(
+    throughput: Planner, load: LoadPlanner, stop: asyncio.Event | None = None
+) -> None:
+    """Run both scaling modes (spec §4.7, with the floor enforced on every load tick).
+
+    The throughput planner becomes advisory (it forecasts and plans but applies nothing)
+    and each of its plans becomes the load planner's floor; the load planner is the only
+    one that scales. Both loops run until ``stop`` is set.
+
+    Args:
+        throughput: The throughput planner (its ``advisory`` is set to True).
+        load: The load planner.
+        stop: Set it to stop both loops.
+
+    Raises:
+        ValueError: The load interval is not shorter than the throughput interval.
+    """
+    if load.interval_s >= throughput.interval_s:
+        msg = (
+            f"the load interval ({load.interval_s:g} s) must be shorter than the "
+            f"throughput interval ({throughput.interval_s:g} s)"
+        )
+        raise ValueError(msg)
+    throughput.advisory = True
+    if load.floor_listener not in throughput.listeners:
+        throughput.listeners.append(load.floor_listener)
+    stop = stop or asyncio.Event()
+    await asyncio.gather(throughput.run(stop), load.run(stop))
