@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from dynamo_planner.planner import Planner, StepRecord
     from dynamo_planner.values import Observation, ReplicaPlan, ReplicaState
 
-__all__ = ["METRIC_NAMES", "PlannerMetrics"]
+__all__ = ["ERROR_KINDS", "METRIC_NAMES", "PlannerMetrics"]
 
 PREFIX = "dynamo_planner"
 
@@ -51,6 +51,9 @@ _COUNTERS = {
     "errors": ("Source and connector failures by kind", ("kind",)),
     "decisions": ("Plans applied through the connector", ()),
 }
+
+ERROR_KINDS = ("source", "connector")
+"""The error kinds the planner counts (:attr:`~dynamo_planner.planner.Planner.errors`)."""
 
 METRIC_NAMES = tuple(
     [f"{PREFIX}_{name}" for name in _GAUGES]
@@ -92,6 +95,8 @@ class PlannerMetrics:
         }
         for name in ("observed_ttft_ms", "observed_itl_ms"):
             self.gauges[name].set(math.nan)
+        for kind in ERROR_KINDS:  # start at 0, so "no error yet" is not "no data"
+            self.counters["errors"].labels(kind=kind)
         self._gpu_hours = 0.0
         self._errors_seen: dict[str, int] = {}
         self._planner: Planner | None = None
