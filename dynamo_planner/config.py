@@ -483,6 +483,44 @@ class PlannerConfig:
         validators=(_range_validator(gt=0, lt=1),),
         help="Upper quantile of the forecast that quantile-aware scalers size for.",
     )
+    sla_attainment: float = _field(
+        0.99,
+        section=_SCALING,
+        kind="float",
+        flag="--sla-attainment",
+        validators=(_range_validator(gt=0, lt=1),),
+        help="Share of requests that must meet both the TTFT and the ITL target "
+        "(the 'sla' scaler sizes for it).",
+    )
+    cold_start_s: float = _field(
+        60.0,
+        section=_SCALING,
+        kind="float",
+        unit="s",
+        flag="--cold-start",
+        validators=(_range_validator(ge=0),),
+        help="Time from requesting a worker to it serving; the 'sla' scaler sizes for "
+        "the largest demand expected before a new worker would be ready.",
+    )
+    scale_down_intervals: int = _field(
+        3,
+        section=_SCALING,
+        kind="int",
+        flag="--scale-down-intervals",
+        validators=(_range_validator(ge=1),),
+        help="Hysteresis of the 'sla' scaler: a component scales down only after its "
+        "requirement stayed lower for this many intervals in a row.",
+    )
+    max_num_batched_tokens: int = _field(
+        8192,
+        section=_SCALING,
+        kind="int",
+        flag="--max-num-batched-tokens",
+        validators=(_range_validator(ge=0),),
+        help="Prompt-token budget of one prefill batch (vLLM's "
+        "--max-num-batched-tokens); the 'sla' scaler's queueing model credits batching "
+        "up to it (0: no batching).",
+    )
 
     # ---- SLA and profile ---------------------------------------------------------------
     profile_results_dir: str = _field(
