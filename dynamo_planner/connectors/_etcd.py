@@ -97,6 +97,11 @@ class Compare:
 _FAILURES = (Etcd3Exception, requests.exceptions.RequestException, OSError, ValueError)
 
 
+def deadline_left(deadline: float | None) -> float:
+    """Seconds until ``deadline`` (monotonic), or an hour when there is none."""
+    return 3600.0 if deadline is None else deadline - time.monotonic()
+
+
 class EtcdKV:
     """Async access to an etcd cluster through its HTTP/JSON gateway.
 
@@ -270,7 +275,7 @@ class EtcdKV:
         """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
-            left = 3600.0 if deadline is None else deadline - time.monotonic()
+            left = deadline_left(deadline)
             if left <= 0:
                 return None
             try:
@@ -282,8 +287,12 @@ class EtcdKV:
                 self._index = (self._index + 1) % len(self.endpoints)
                 await asyncio.sleep(min(retry_s, max(left, 0)))
                 continue
-            if revision is not None or deadline is not None:
+            if revision is not None:
                 return revision
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            # The stream ended early (etcd restarting): watch again from the same point.
+            await asyncio.sleep(min(retry_s, max(deadline_left(deadline), 0)))
 
     async def aclose(self) -> None:
         """Close the HTTP sessions."""
