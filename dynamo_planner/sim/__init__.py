@@ -1,1 +1,66 @@
-"""Request-level simulator of prefill and decode workers, driven by a trace."""
+"""Request-level simulator of prefill and decode workers, driven by a trace.
+
+* :mod:`~dynamo_planner.sim.engine_model` - prefill batch and decode step times from a
+  profile;
+* :mod:`~dynamo_planner.sim.engine` - the event-driven simulation (routing, batching, KV
+  admission, cold start, drain);
+* :mod:`~dynamo_planner.sim.workload` - trace transforms and ServeGen arrival synthesis;
+* :mod:`~dynamo_planner.sim.edges` - the clock, metric source and connector a
+  :class:`~dynamo_planner.planner.Planner` drives it through;
+* :mod:`~dynamo_planner.sim.metrics` and :mod:`~dynamo_planner.sim.baselines` - how runs
+  are judged, and what they are compared with;
+* :mod:`~dynamo_planner.sim.replay` - the replay entry point;
+  :mod:`~dynamo_planner.sim.plot` - its plot (needs matplotlib).
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+from dynamo_planner.sim.baselines import best_static, capacity_floor, run_static
+from dynamo_planner.sim.edges import (
+    OraclePredictor,
+    SimClock,
+    SimConnector,
+    SimMetricSource,
+)
+from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation
+from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.sim.replay import (
+    ReplayOptions,
+    ReplayReport,
+    areplay,
+    replay,
+    run_planner,
+)
+from dynamo_planner.sim.workload import (
+    load_scale,
+    rate_scale,
+    spread_ties,
+    synthesize_servegen,
+    window,
+)
+
+__all__ = [
+    "EngineModel",
+    "OraclePredictor",
+    "ReplayOptions",
+    "ReplayReport",
+    "SimClock",
+    "SimConfig",
+    "SimConnector",
+    "SimMetricSource",
+    "SimResult",
+    "Simulation",
+    "areplay",
+    "best_static",
+    "capacity_floor",
+    "load_scale",
+    "rate_scale",
+    "replay",
+    "run_planner",
+    "run_static",
+    "spread_ties",
+    "synthesize_servegen",
+    "window",
+]

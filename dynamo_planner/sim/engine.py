@@ -387,6 +387,11 @@ class Simulation:
         return self._completed == self._count
 
     @property
+    def last_completion_s(self) -> float:
+        """Time of the latest completion so far (0 before any)."""
+        return self._dn_t[-1] if self._dn_t else 0.0
+
+    @property
     def trace_end_s(self) -> float:
         """Arrival time of the last request (0 for an empty trace)."""
         return self._arr[-1] if self._arr else 0.0

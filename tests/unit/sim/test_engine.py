@@ -10,23 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dynamo_planner.profiles import load_profile
 from dynamo_planner.sim.engine import SimConfig, Simulation
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.traces import RequestTrace
 from dynamo_planner.values import PerfProfile, Status
-
-
-@pytest.fixture(name="profile", scope="module")
-def _profile() -> PerfProfile:
-    from dynamo_planner.data import H200_PROFILE_DIR
-
-    return load_profile(H200_PROFILE_DIR)
-
-
-@pytest.fixture(name="model", scope="module")
-def _model(profile: PerfProfile) -> EngineModel:
-    return EngineModel.from_profile(profile)
 
 
 def trace_of(

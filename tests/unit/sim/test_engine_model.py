@@ -8,16 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dynamo_planner.exceptions import ProfileError
-from dynamo_planner.profiles import load_profile
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.values import DecodeProfile, PerfProfile, PrefillProfile
-
-
-@pytest.fixture(name="model", scope="module")
-def _model() -> EngineModel:
-    from dynamo_planner.data import H200_PROFILE_DIR
-
-    return EngineModel.from_profile(load_profile(H200_PROFILE_DIR))
 
 
 def tiny_profile(ttft: list[float] | None = None) -> PerfProfile:

@@ -1,0 +1,689 @@
+"""Replay a trace through a planner on simulated workers, with the baselines beside it.
+
+:func:`replay` is the library entry behind ``dynamo-planner replay``::
+
+    from dynamo_planner.config import PlannerConfig
+    from dynamo_planner.data import AZURE_CONV_TRACE, H200_PROFILE_DIR
+    from dynamo_planner.profiles import load_profile
+    from dynamo_planner.sim import replay
+    from dynamo_planner.traces import load_requests
+
+    report = replay(
+        load_requests(AZURE_CONV_TRACE),
+        load_profile(H200_PROFILE_DIR),
+        PlannerConfig(load_predictor="constant"),
+    )
+    print(report.format_text())
+
+The planner runs unchanged: :meth:`Planner.run <dynamo_planner.planner.Planner.run>` on a
+:class:`~dynamo_planner.sim.edges.SimClock`, reading a
+:class:`~dynamo_planner.sim.edges.SimMetricSource` and scaling through a
+:class:`~dynamo_planner.sim.edges.SimConnector`. The run ends when every request has
+completed (or ``drain_limit_s`` after the last arrival). Beside it, the baselines of
+:mod:`dynamo_planner.sim.baselines` are computed on the same trace.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from dynamo_planner.exceptions import ConfigError
+from dynamo_planner.sim.baselines import (
+    CapacityFloor,
+    StaticSearch,
+    best_static,
+    capacity_floor,
+    end_of_run,
+    oracle_predictors,
+)
+from dynamo_planner.sim.edges import SimClock, SimConnector, SimMetricSource
+from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation
+from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.sim.metrics import (
+    IntervalRow,
+    RunSummary,
+    interval_table,
+    summarize,
+)
+from dynamo_planner.traces import RequestTrace
+from dynamo_planner.values import PerfProfile, ReplicaPlan
+
+if TYPE_CHECKING:
+    from dynamo_planner.config import PlannerConfig
+    from dynamo_planner.planner import Planner, StepRecord
+    from dynamo_planner.plugins import Registry
+
+__all__ = [
+    "BASELINES",
+    "PlannerRun",
+    "ReplayOptions",
+    "ReplayReport",
+    "areplay",
+    "replay",
+    "run_planner",
+]
+
+BASELINES = ("best_static", "perfect_forecast", "capacity_floor")
+"""Names of the baselines :func:`replay` can compute."""
+
+Progress = Callable[[str, float], None]
+"""Progress callback: ``(phase, fraction done)``."""
+
+
+def _baselines(value: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(value)
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise ConfigError(
+            f"unknown baseline(s) {', '.join(unknown)}; choose from {', '.join(BASELINES)}",
+            field="baselines",
+            value=names,
+        )
+    return names
+
+
+@attrs.frozen(kw_only=True)
+class ReplayOptions:
+    """How a replay is run and judged.
+
+    Attributes:
+        sim: The simulated deployment (cold start, transfer, batching, initial workers).
+            GPUs per engine are taken from the planner configuration when one is given.
+        interval_s: The planner's adjustment interval; the configuration's when ``None``.
+        ttft_ms: TTFT target to judge by; the configuration's when ``None``.
+        itl_ms: ITL target to judge by; the configuration's when ``None``.
+        attainment_target: Share of requests the best static deployment must serve
+            within both targets.
+        warmup_s: Requests arriving before this are not counted, nor GPU time before it.
+        drain_limit_s: How long after the last arrival the run may go on finishing
+            requests.
+        baselines: Which baselines to compute (any of :data:`BASELINES`).
+    """
+
+    sim: SimConfig = attrs.field(factory=SimConfig)
+    interval_s: float | None = None
+    ttft_ms: float | None = None
+    itl_ms: float | None = None
+    attainment_target: float = attrs.field(
+        default=0.99, validator=[attrs.validators.gt(0), attrs.validators.le(1)]
+    )
+    warmup_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+    drain_limit_s: float = attrs.field(default=3600.0, validator=attrs.validators.gt(0))
+    baselines: tuple[str, ...] = attrs.field(default=BASELINES, converter=_baselines)
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class PlannerRun:
+    """A run with a planner in the loop.
+
+    Attributes:
+        summary: Its figures.
+        result: Every request and worker.
+        intervals: Per-interval figures.
+        plans: ``(time, plan)`` of every decision.
+    """
+
+    summary: RunSummary
+    result: SimResult
+    intervals: tuple[IntervalRow, ...]
+    plans: tuple[tuple[float, ReplicaPlan], ...]
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class ReplayReport:
+    """Everything a replay measured.
+
+    Attributes:
+        trace: The trace's description.
+        requests: Requests in the trace.
+        duration_s: Span of the trace's arrivals.
+        profile: The profile's source.
+        interval_s: The planner's adjustment interval.
+        ttft_ms: TTFT target.
+        itl_ms: ITL target.
+        options: The options used.
+        planner: The planner run (``None`` if no planner was given).
+        perfect_forecast: The perfect-forecast run, if computed.
+        best_static: The best static deployment, if computed.
+        capacity_floor: The capacity floor, if computed.
+        wall_s: Wall-clock seconds the replay took.
+        planner_wall_s: Wall-clock seconds of the planner run alone.
+    """
+
+    trace: str
+    requests: int
+    duration_s: float
+    profile: str
+    interval_s: float
+    ttft_ms: float
+    itl_ms: float
+    options: ReplayOptions
+    planner: PlannerRun | None
+    perfect_forecast: PlannerRun | None
+    best_static: StaticSearch | None
+    capacity_floor: CapacityFloor | None
+    wall_s: float
+    planner_wall_s: float = math.nan
+
+    @property
+    def attainment(self) -> float:
+        """The planner run's attainment (share meeting both targets)."""
+        return self.planner.summary.attainment if self.planner else math.nan
+
+    @property
+    def gpu_hours(self) -> float:
+        """The planner run's GPU-hours."""
+        return self.planner.summary.gpu_hours if self.planner else math.nan
+
+    def summaries(self) -> list[RunSummary]:
+        """The runs' summaries: planner, perfect forecast, best static (those present)."""
+        out = []
+        if self.planner:
+            out.append(self.planner.summary)
+        if self.perfect_forecast:
+            out.append(self.perfect_forecast.summary)
+        if self.best_static:
+            out.append(self.best_static.summary)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``attainment``, ``gpu_hours``, ``baselines`` and details."""
+        baselines: dict[str, Any] = {}
+        if self.best_static:
+            s = self.best_static.summary
+            baselines["best_static"] = {
+                "attainment": s.attainment,
+                "gpu_hours": s.gpu_hours,
+                "prefill": s.prefill,
+                "decode": s.decode,
+                "feasible": self.best_static.feasible,
+            }
+        if self.perfect_forecast:
+            s = self.perfect_forecast.summary
+            baselines["perfect_forecast"] = {
+                "attainment": s.attainment,
+                "gpu_hours": s.gpu_hours,
+            }
+        if self.capacity_floor:
+            f = self.capacity_floor
+            baselines["capacity_floor"] = {
+                "attainment": None,
+                "gpu_hours": f.gpu_hours,
+                "prefill_gpu_hours": f.prefill_gpu_hours,
+                "decode_gpu_hours": f.decode_gpu_hours,
+                "feasible": f.feasible,
+            }
+        out: dict[str, Any] = _clean(
+            {
+                "attainment": _finite_or_none(self.attainment),
+                "gpu_hours": _finite_or_none(self.gpu_hours),
+                "baselines": baselines,
+                "trace": self.trace,
+                "requests": self.requests,
+                "duration_s": self.duration_s,
+                "profile": self.profile,
+                "interval_s": self.interval_s,
+                "ttft_ms": self.ttft_ms,
+                "itl_ms": self.itl_ms,
+                "attainment_target": self.options.attainment_target,
+                "warmup_s": self.options.warmup_s,
+                "cold_start_s": self.options.sim.cold_start_s,
+                "runs": [s.to_dict() for s in self.summaries()],
+                "wall_s": self.wall_s,
+            }
+        )
+        return out
+
+    def format_text(self) -> str:
+        """The summary table printed by ``dynamo-planner replay``."""
+        head = (
+            f"Replayed {self.trace}: {self.requests:,} requests over "
+            f"{self.duration_s / 60:.1f} min, profile {self.profile}\n"
+            f"targets TTFT <= {self.ttft_ms:g} ms, ITL <= {self.itl_ms:g} ms; "
+            f"interval {self.interval_s:g} s; cold start "
+            f"{self.options.sim.cold_start_s:g} s"
+        )
+        if self.options.warmup_s > 0:
+            head += f"; counting requests after {self.options.warmup_s:g} s"
+        lines = [head, ""]
+        header = (
+            f"{'run':<28} {'requests':>9} {'TTFT p50/p90/p99 ms':>22} "
+            f"{'ITL p50/p90/p99 ms':>20} {'TTFT ok':>8} {'ITL ok':>7} "
+            f"{'both':>7} {'GPU-h':>7}"
+        )
+        lines += [header, "-" * len(header)]
+        for s in self.summaries():
+            lines.append(
+                f"{s.label:<28} {s.requests:>9,} {_triple(s.ttft_ms):>22} "
+                f"{_triple(s.itl_ms):>20} {_pct(s.attainment_ttft):>8} "
+                f"{_pct(s.attainment_itl):>7} {_pct(s.attainment):>7} "
+                f"{s.gpu_hours:>7.2f}"
+            )
+        if self.capacity_floor:
+            f = self.capacity_floor
+            note = "" if f.feasible else " (targets unreachable for some requests)"
+            lines.append(
+                f"{'capacity floor' + note:<28} {'':>9} {'':>22} {'':>20} {'':>8} "
+                f"{'':>7} {'':>7} {f.gpu_hours:>7.2f}"
+            )
+        if self.best_static and not self.best_static.feasible:
+            lines.append(
+                "note: no static deployment tried met the attainment target "
+                f"{self.options.attainment_target:.0%}"
+            )
+        return "\n".join(lines)
+
+    def write_intervals_csv(self, path: str | Path) -> Path:
+        """Write the planner run's per-interval figures (one row per interval)."""
+        out = Path(path)
+        rows = self.planner.intervals if self.planner else ()
+        with out.open("w", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(IntervalRow.FIELDS)
+            for row in rows:
+                writer.writerow(_csv_cell(v) for v in row.as_row())
+        return out
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else f"{value:.6g}"
+    return value
+
+
+def _clean(value: Any) -> Any:
+    """Non-finite floats become ``None`` (JSON has no NaN), recursively."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _triple(values: tuple[float, float, float]) -> str:
+    return " / ".join(_num(v) for v in values)
+
+
+def _num(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+
+
+def _pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value * 100:.1f}%"
+
+
+# ------------------------------------------------------------------------ planner runs
+
+
+async def _run_planner_async(
+    sim: Simulation,
+    planner: Planner,
+    *,
+    limit_s: float,
+    progress: Callable[[float], None] | None,
+) -> tuple[SimConnector, list[tuple[float, ReplicaPlan]]]:
+    source = SimMetricSource(sim)
+    connector = SimConnector(sim)
+    stop = asyncio.Event()
+    clock = SimClock(
+        sim,
+        stop_when=lambda s: s.done or s.now >= limit_s,
+        stop=stop,
+        on_advance=progress,
+    )
+    planner.source = source
+    planner.connector = connector
+    planner.clock = clock
+    plans: list[tuple[float, ReplicaPlan]] = []
+
+    def record(step: StepRecord) -> None:
+        plans.append((sim.now, step.plan))
+
+    planner.listeners.append(record)
+    try:
+        await planner.run(stop)
+    finally:
+        planner.listeners.remove(record)
+    return connector, plans
+
+
+async def arun_planner(
+    trace: RequestTrace,
+    model: EngineModel,
+    planner: Planner,
+    *,
+    sim_config: SimConfig,
+    ttft_ms: float,
+    itl_ms: float,
+    warmup_s: float = 0.0,
+    drain_limit_s: float = 3600.0,
+    name: str = "planner",
+    progress: Callable[[float], None] | None = None,
+) -> PlannerRun:
+    """Async :func:`run_planner` (for callers already inside an event loop)."""
+    sim = Simulation(trace, model, sim_config)
+    limit = sim.trace_end_s + drain_limit_s
+    connector, plans = await _run_planner_async(
+        sim, planner, limit_s=limit, progress=progress
+    )
+    sim.run_to_completion(limit_s=limit)
+    result = sim.result(end_of_run(sim))
+    interval_s = planner.interval_s
+    by_interval = {round(t / interval_s): plan for t, plan in plans}
+    summary = summarize(
+        result,
+        name=name,
+        ttft_ms=ttft_ms,
+        itl_ms=itl_ms,
+        warmup_s=warmup_s,
+        scaling_actions=sum(
+            1
+            for k, (_, _, target) in enumerate(connector.applied)
+            if k == 0 or target != connector.applied[k - 1][2]
+        ),
+    )
+    rows = interval_table(
+        result, interval_s=interval_s, ttft_ms=ttft_ms, itl_ms=itl_ms, plans=by_interval
+    )
+    return PlannerRun(
+        summary=summary, result=result, intervals=tuple(rows), plans=tuple(plans)
+    )
+
+
+def run_planner(
+    trace: RequestTrace,
+    model: EngineModel,
+    planner: Planner,
+    *,
+    sim_config: SimConfig,
+    ttft_ms: float,
+    itl_ms: float,
+    warmup_s: float = 0.0,
+    drain_limit_s: float = 3600.0,
+    name: str = "planner",
+    progress: Callable[[float], None] | None = None,
+) -> PlannerRun:
+    """Replay ``trace`` with ``planner`` in the loop.
+
+    The planner's source, connector and clock are replaced by the simulation's, and it is
+    driven in place.
+
+    Args:
+        trace: The requests.
+        model: The engine model.
+        planner: The planner.
+        sim_config: The simulated deployment.
+        ttft_ms: TTFT target to judge by.
+        itl_ms: ITL target to judge by.
+        warmup_s: Requests arriving earlier are not counted.
+        drain_limit_s: How long after the last arrival the run may continue.
+        name: The run's name in summaries.
+        progress: Called with the simulated time after every planner sleep.
+    """
+    return asyncio.run(
+        arun_planner(
+            trace,
+            model,
+            planner,
+            sim_config=sim_config,
+            ttft_ms=ttft_ms,
+            itl_ms=itl_ms,
+            warmup_s=warmup_s,
+            drain_limit_s=drain_limit_s,
+            name=name,
+            progress=progress,
+        )
+    )
+
+
+# ------------------------------------------------------------------------ replay
+
+
+@attrs.frozen
+class _Resolved:
+    interval_s: float
+    ttft_ms: float
+    itl_ms: float
+    sim: SimConfig
+
+
+def _resolve(
+    planner: PlannerConfig | Callable[[], Planner] | None, options: ReplayOptions
+) -> _Resolved:
+    from dynamo_planner.config import PlannerConfig
+
+    config = planner if isinstance(planner, PlannerConfig) else None
+    sim = options.sim
+    if config is not None:
+        sim = attrs.evolve(
+            sim,
+            prefill_gpus_per_engine=config.prefill_gpus_per_engine,
+            decode_gpus_per_engine=config.decode_gpus_per_engine,
+        )
+    values: dict[str, float] = {}
+    for name, fallback in (
+        ("interval_s", config.adjustment_interval_s if config else None),
+        ("ttft_ms", config.ttft_ms if config else None),
+        ("itl_ms", config.itl_ms if config else None),
+    ):
+        value = getattr(options, name)
+        value = fallback if value is None else value
+        if value is None:
+            raise ConfigError(
+                "must be given in ReplayOptions when the planner is not a PlannerConfig",
+                field=name,
+            )
+        values[name] = float(value)
+    return _Resolved(
+        interval_s=values["interval_s"],
+        ttft_ms=values["ttft_ms"],
+        itl_ms=values["itl_ms"],
+        sim=sim,
+    )
+
+
+def _factory(
+    planner: PlannerConfig | Callable[[], Planner],
+    profile: PerfProfile,
+    registry: Registry | None,
+) -> Callable[[], Planner]:
+    from dynamo_planner.config import PlannerConfig
+
+    if isinstance(planner, PlannerConfig):
+        config = planner
+
+        def build() -> Planner:
+            from dynamo_planner.planner import Planner
+
+            return Planner.from_config(config, profile=profile, registry=registry)
+
+        return build
+    return planner
+
+
+async def areplay(
+    trace: RequestTrace,
+    profile: PerfProfile,
+    planner: PlannerConfig | Callable[[], Planner] | None,
+    *,
+    options: ReplayOptions | None = None,
+    progress: Progress | None = None,
+    registry: Registry | None = None,
+) -> ReplayReport:
+    """Async :func:`replay` (for callers already inside an event loop)."""
+    options = options or ReplayOptions()
+    started = time.perf_counter()
+    resolved = _resolve(planner, options)
+    model = EngineModel.from_profile(profile)
+    horizon = max(trace.duration_s, 1e-9)
+
+    def phase(name: str) -> Callable[[float], None]:
+        def report(now_s: float) -> None:
+            if progress is not None:
+                progress(name, min(1.0, now_s / horizon))
+
+        return report
+
+    planner_run = perfect = None
+    planner_wall = math.nan
+    if planner is not None:
+        build = _factory(planner, profile, registry)
+        t0 = time.perf_counter()
+        planner_run = await arun_planner(
+            trace,
+            model,
+            build(),
+            sim_config=resolved.sim,
+            ttft_ms=resolved.ttft_ms,
+            itl_ms=resolved.itl_ms,
+            warmup_s=options.warmup_s,
+            drain_limit_s=options.drain_limit_s,
+            name="planner",
+            progress=phase("planner"),
+        )
+        planner_wall = time.perf_counter() - t0
+        if "perfect_forecast" in options.baselines:
+            oracle = build()
+            perfect = await _perfect_forecast(
+                trace, model, oracle, resolved, options, phase("perfect forecast")
+            )
+    static = None
+    if "best_static" in options.baselines:
+        static = best_static(
+            trace,
+            model,
+            resolved.sim,
+            ttft_ms=resolved.ttft_ms,
+            itl_ms=resolved.itl_ms,
+            attainment_target=options.attainment_target,
+            warmup_s=options.warmup_s,
+            progress=(
+                (lambda p, d: progress(f"best static: trying {p}P+{d}D", math.nan))
+                if progress is not None
+                else None
+            ),
+        )
+    floor = None
+    if "capacity_floor" in options.baselines:
+        floor = capacity_floor(
+            trace,
+            model,
+            ttft_ms=resolved.ttft_ms,
+            itl_ms=resolved.itl_ms,
+            prefill_gpus_per_engine=resolved.sim.prefill_gpus_per_engine,
+            decode_gpus_per_engine=resolved.sim.decode_gpus_per_engine,
+            max_decode_batch=resolved.sim.max_decode_batch,
+            warmup_s=options.warmup_s,
+        )
+    return ReplayReport(
+        trace=trace.source or "trace",
+        requests=len(trace),
+        duration_s=trace.duration_s,
+        profile=profile.source or "profile",
+        interval_s=resolved.interval_s,
+        ttft_ms=resolved.ttft_ms,
+        itl_ms=resolved.itl_ms,
+        options=options,
+        planner=planner_run,
+        perfect_forecast=perfect,
+        best_static=static,
+        capacity_floor=floor,
+        wall_s=time.perf_counter() - started,
+        planner_wall_s=planner_wall,
+    )
+
+
+async def _perfect_forecast(
+    trace: RequestTrace,
+    model: EngineModel,
+    planner: Planner,
+    resolved: _Resolved,
+    options: ReplayOptions,
+    progress: Callable[[float], None],
+) -> PlannerRun:
+    """Run ``planner`` with oracle predictors (they read the clock the run installs)."""
+
+    class _LateClock:
+        """Reads whichever clock the planner has when asked (installed by the run)."""
+
+        def now(self) -> float:
+            return planner.clock.now()
+
+        async def sleep(self, seconds: float) -> None:
+            await planner.clock.sleep(seconds)
+
+    planner.predictors = oracle_predictors(
+        trace, interval_s=planner.interval_s, clock=_LateClock()
+    )
+    return await arun_planner(
+        trace,
+        model,
+        planner,
+        sim_config=resolved.sim,
+        ttft_ms=resolved.ttft_ms,
+        itl_ms=resolved.itl_ms,
+        warmup_s=options.warmup_s,
+        drain_limit_s=options.drain_limit_s,
+        name="perfect forecast",
+        progress=progress,
+    )
+
+
+def replay(
+    trace: RequestTrace,
+    profile: PerfProfile,
+    planner: PlannerConfig | Callable[[], Planner] | None,
+    *,
+    options: ReplayOptions | None = None,
+    progress: Progress | None = None,
+    registry: Registry | None = None,
+) -> ReplayReport:
+    """Replay a trace with a planner in the loop and compute the baselines.
+
+    Args:
+        trace: The requests (arrival times in seconds; the run starts at time 0).
+        profile: The performance profile the simulated engines follow.
+        planner: A configuration (a fresh planner is built from it for each run), a
+            zero-argument factory of planners, or ``None`` to compute the baselines only.
+        options: How to run and judge; the configuration's interval and targets by
+            default.
+        progress: Called with ``(phase, fraction)`` as the replay advances.
+        registry: Where :meth:`Planner.from_config` finds plugins (the installed entry
+            points by default).
+
+    Returns:
+        The report: the planner run, the baselines, and per-interval figures.
+
+    Raises:
+        ConfigError: Targets or interval are missing (a factory gives none) or invalid.
+    """
+    return asyncio.run(
+        areplay(
+            trace,
+            profile,
+            planner,
+            options=options,
+            progress=progress,
+            registry=registry,
+        )
+    )
