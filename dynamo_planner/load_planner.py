@@ -6,12 +6,13 @@ a :class:`~dynamo_planner.scalers.load.LoadSnapshot`) and the running replicas; 
 regressions and returns a :class:`~dynamo_planner.values.ReplicaPlan` with its reasons.
 :meth:`LoadPlanner.step` and :meth:`LoadPlanner.run` add the edges, every
 ``loadbased_adjustment_interval_s``: read the source, ask the connector for the replicas,
-plan, apply (blocking, as the reference). A failing source or connector is logged, counted
+plan, apply. A failing source or connector is logged, counted
 and retried on the next tick.
 
-With both scaling modes on, :func:`run_together` runs the throughput
+With both scaling modes on, :class:`CombinedPlanner` runs the throughput
 :class:`~dynamo_planner.planner.Planner` as a floor-setter (it plans, applies nothing) and
 this planner as the only one that scales, enforcing the floor on every tick.
+:func:`planner_from_config` picks the planner a configuration asks for.
 
 .. versionadded:: 0.1.0
 """
@@ -41,8 +42,16 @@ from dynamo_planner.values import Observation, ReplicaPlan, ReplicaState, Worker
 if TYPE_CHECKING:
     from dynamo_planner.config import PlannerConfig
     from dynamo_planner.planner import Planner
+    from dynamo_planner.plugins import Registry
+    from dynamo_planner.values import PerfProfile
 
-__all__ = ["LoadPlanner", "WorkerViewsSource", "run_together"]
+__all__ = [
+    "CombinedPlanner",
+    "LoadPlanner",
+    "WorkerViewsSource",
+    "planner_from_config",
+    "run_together",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +85,10 @@ class LoadPlanner:
         connector: Where :meth:`step` reads replicas and applies plans.
         clock: Time for :meth:`run`.
         advisory: Record plans and apply nothing.
-        blocking: Apply with ``blocking=True`` (wait for the deployment), as the reference.
+        blocking: Apply with ``blocking=True`` (wait for the deployment) as the reference
+            does. Off by default: the scaling-in-progress guard already holds a
+            component until its change converges, without stalling the other component
+            or the floor.
         max_wait_s: How long a change may stay unconverged before the scaling-in-progress
             guard gives up on it.
         floor: The throughput planner's latest replicas; :meth:`step` enforces it.
@@ -92,7 +104,7 @@ class LoadPlanner:
     connector: Connector | None = None
     clock: Clock = attrs.field(factory=SystemClock)
     advisory: bool = False
-    blocking: bool = True
+    blocking: bool = False
     max_wait_s: float = attrs.field(default=1800.0, validator=attrs.validators.gt(0))
     floor: ReplicaState | None = None
     listeners: list[Callable[[StepRecord], None]] = attrs.field(factory=list)
@@ -371,31 +383,193 @@ async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> N
     await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def run_together(
-    throughput: Planner, load: LoadPlanner, stop: asyncio.Event | None = None
-) -> None:
-    """Run both scaling modes (spec §4.7, with the floor enforced on every load tick).
+@attrs.define(kw_only=True)
+class CombinedPlanner:
+    """Both scaling modes on one clock (spec §4.7, floor enforced on every load tick).
 
-    The throughput planner becomes advisory (it forecasts and plans but applies nothing)
-    and each of its plans becomes the load planner's floor; the load planner is the only
-    one that scales. Both loops run until ``stop`` is set.
+    One loop ticks every ``load.interval_s``; when a throughput interval has passed it
+    first steps the throughput planner, which is advisory (it forecasts and plans but
+    applies nothing) and whose plan becomes the load planner's floor; then it steps the
+    load planner, the only one that scales. One loop rather than two concurrent ones
+    keeps the order deterministic and works with a simulated clock, where sleeping
+    advances time.
 
-    Args:
-        throughput: The throughput planner (its ``advisory`` is set to True).
+    It has the surface a :class:`~dynamo_planner.planner.Planner` driver uses
+    (``source``, ``connector``, ``clock``, ``listeners``, ``interval_s``, ``step``,
+    ``run``), so a replay or a live loop drives it unchanged. Setting ``source``,
+    ``connector`` or ``clock`` sets them on both planners.
+
+    Attributes:
+        throughput: The throughput planner (made advisory).
         load: The load planner.
-        stop: Set it to stop both loops.
 
     Raises:
         ValueError: The load interval is not shorter than the throughput interval.
     """
-    if load.interval_s >= throughput.interval_s:
-        msg = (
-            f"the load interval ({load.interval_s:g} s) must be shorter than the "
-            f"throughput interval ({throughput.interval_s:g} s)"
+
+    throughput: Planner
+    load: LoadPlanner
+    _next_throughput_s: float | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        if self.load.interval_s >= self.throughput.interval_s:
+            msg = (
+                f"the load interval ({self.load.interval_s:g} s) must be shorter than "
+                f"the throughput interval ({self.throughput.interval_s:g} s)"
+            )
+            raise ValueError(msg)
+        self.throughput.advisory = True
+        if self.load.floor_listener not in self.throughput.listeners:
+            self.throughput.listeners.append(self.load.floor_listener)
+
+    # The driver-facing surface, forwarded to both planners.
+    @property
+    def source(self) -> MetricSource | None:
+        """The load planner's source (setting it sets both planners')."""
+        return self.load.source
+
+    @source.setter
+    def source(self, value: MetricSource | None) -> None:
+        self.load.source = value
+        self.throughput.source = value
+
+    @property
+    def connector(self) -> Connector | None:
+        """The load planner's connector (setting it sets both planners')."""
+        return self.load.connector
+
+    @connector.setter
+    def connector(self, value: Connector | None) -> None:
+        self.load.connector = value
+        self.throughput.connector = value
+
+    @property
+    def clock(self) -> Clock:
+        """The load planner's clock (setting it sets both planners')."""
+        return self.load.clock
+
+    @clock.setter
+    def clock(self, value: Clock) -> None:
+        self.load.clock = value
+        self.throughput.clock = value
+
+    @property
+    def predictors(self) -> Mapping[str, Any]:
+        """The throughput planner's predictors (settable, e.g. for an oracle)."""
+        return self.throughput.predictors
+
+    @predictors.setter
+    def predictors(self, value: Mapping[str, Any]) -> None:
+        self.throughput.predictors = value
+
+    @property
+    def listeners(self) -> list[Callable[[StepRecord], None]]:
+        """The load planner's listeners (its plans are the ones applied)."""
+        return self.load.listeners
+
+    @property
+    def interval_s(self) -> float:
+        """The load interval (the loop's tick)."""
+        return self.load.interval_s
+
+    @property
+    def errors(self) -> Mapping[str, int]:
+        """Failures of both planners, by kind (``throughput_source``, ``source``, ...)."""
+        merged = dict(self.load.errors)
+        for kind, count in self.throughput.errors.items():
+            merged[f"throughput_{kind}"] = count
+        return merged
+
+    async def step(self) -> ReplicaPlan:
+        """A throughput step if one is due, then a load step."""
+        now = self.clock.now()
+        if self._next_throughput_s is None:
+            self._next_throughput_s = now + self.throughput.interval_s
+        # Half a load tick of slack absorbs floating-point drift in the clock.
+        if now >= self._next_throughput_s - self.load.interval_s / 2:
+            await self.throughput.step()
+            self._next_throughput_s += self.throughput.interval_s
+        return await self.load.step()
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Tick every load interval until ``stop`` is set.
+
+        The first load decision comes one load interval after the start, the first
+        throughput decision one throughput interval after it, as in the reference.
+        """
+        stop = stop or asyncio.Event()
+        self._next_throughput_s = self.clock.now() + self.throughput.interval_s
+        while not stop.is_set():
+            await _sleep_or_stop(self.clock, self.load.interval_s, stop)
+            if stop.is_set():
+                break
+            await self.step()
+
+
+async def run_together(
+    throughput: Planner, load: LoadPlanner, stop: asyncio.Event | None = None
+) -> None:
+    """Run both scaling modes until ``stop`` is set (see :class:`CombinedPlanner`).
+
+    Args:
+        throughput: The throughput planner (its ``advisory`` is set to True).
+        load: The load planner.
+        stop: Set it to stop.
+
+    Raises:
+        ValueError: The load interval is not shorter than the throughput interval.
+    """
+    await CombinedPlanner(throughput=throughput, load=load).run(stop)
+
+
+def planner_from_config(
+    config: PlannerConfig,
+    *,
+    profile: PerfProfile | None = None,
+    source: MetricSource | None = None,
+    connector: Connector | None = None,
+    clock: Clock | None = None,
+    registry: Registry | None = None,
+) -> Planner | LoadPlanner | CombinedPlanner:
+    """The planner a configuration asks for, by its scaling modes.
+
+    * throughput only: :meth:`Planner.from_config <dynamo_planner.planner.Planner.
+      from_config>`;
+    * load-based only (including agg): :meth:`LoadPlanner.from_config`, which needs no
+      performance profile;
+    * both: a :class:`CombinedPlanner`.
+
+    Args:
+        config: The configuration.
+        profile: The performance profile (throughput scaling; read from
+            ``config.profile_results_dir`` when not given).
+        source: The metric source for both planners.
+        connector: The connector for both planners.
+        clock: The clock for both planners.
+        registry: The plugin registry for the throughput planner.
+    """
+    from dynamo_planner.planner import Planner
+
+    if not config.enable_loadbased_scaling:
+        return Planner.from_config(
+            config,
+            profile=profile,
+            source=source,
+            connector=connector,
+            clock=clock,
+            registry=registry,
         )
-        raise ValueError(msg)
-    throughput.advisory = True
-    if load.floor_listener not in throughput.listeners:
-        throughput.listeners.append(load.floor_listener)
-    stop = stop or asyncio.Event()
-    await asyncio.gather(throughput.run(stop), load.run(stop))
+    load = LoadPlanner.from_config(
+        config, source=source, connector=connector, clock=clock
+    )
+    if not config.enable_throughput_scaling:
+        return load
+    throughput = Planner.from_config(
+        config,
+        profile=profile,
+        source=source,
+        connector=connector,
+        clock=clock,
+        registry=registry,
+    )
+    return CombinedPlanner(throughput=throughput, load=load)

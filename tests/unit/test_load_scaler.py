@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import attrs
 import pytest
 
 from dynamo_planner.config import PlannerConfig
 from dynamo_planner.exceptions import ConfigError, MetricSourceError
-from dynamo_planner.load_planner import LoadPlanner, run_together
+from dynamo_planner.load_planner import (
+    CombinedPlanner,
+    LoadPlanner,
+    planner_from_config,
+    run_together,
+)
 from dynamo_planner.planner import Planner
+from dynamo_planner.plugins import Registry
+from dynamo_planner.profiles import load_profile
 from dynamo_planner.protocols import ScalingRequest
 from dynamo_planner.scalers.load import (
     LoadRequest,
@@ -28,7 +36,13 @@ from dynamo_planner.testing.fakes import (
     RecordingConnector,
     ScriptedPredictor,
 )
-from dynamo_planner.values import Observation, ReplicaPlan, ReplicaState, WorkerLoad
+from dynamo_planner.values import (
+    Forecast,
+    Observation,
+    ReplicaPlan,
+    ReplicaState,
+    WorkerLoad,
+)
 
 # The regressions of spec §11.4: TTFT = 0.1 x + 100 on x = 2000 + 200 i, ITL = 0.5 x + 10
 # on x = 20 + 10 i (i = 0..9). At TTFT 500 ms x_sla is 4000; at ITL 50 ms it is 80.
@@ -743,3 +757,146 @@ class TestRunTogether:
         )
         with pytest.raises(ValueError, match="shorter"):
             await run_together(throughput, LoadPlanner(interval_s=60))
+
+
+@attrs.define
+class LastValue:
+    """A predictor plugin for the registry: forecasts the last value."""
+
+    last: float = 0.0
+
+    @classmethod
+    def from_config(cls, config: object) -> LastValue:
+        return cls()
+
+    def observe(self, value: float) -> None:
+        self.last = value
+
+    def predict(self) -> Forecast:
+        return Forecast.point(self.last)
+
+
+def _throughput(scaler: FixedScaler, **kwargs: object) -> Planner:
+    return Planner(
+        predictors={n: ScriptedPredictor(fixed=1.0) for n in ("num_req", "isl", "osl")},
+        scaler=scaler,
+        interval_s=60,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+class TestCombinedPlanner:
+    """One loop for both modes: throughput sets the floor, load scales."""
+
+    def test_forwards_edges_to_both(self) -> None:
+        """Setting source, connector and clock sets them on both planners."""
+        combined = CombinedPlanner(
+            throughput=_throughput(FixedScaler(1, 1)), load=LoadPlanner(interval_s=5)
+        )
+        source, connector, clock = (
+            InMemoryMetricSource(),
+            RecordingConnector(),
+            ManualClock(),
+        )
+        combined.source, combined.connector, combined.clock = source, connector, clock
+        assert combined.throughput.source is source
+        assert combined.load.connector is connector
+        assert combined.throughput.clock is clock
+        assert combined.interval_s == 5
+        assert combined.throughput.advisory
+
+    async def test_throughput_ticks_every_interval(self) -> None:
+        """Over 180 s the load planner ticks 36 times and the throughput planner 3."""
+        clock = ManualClock()
+        stop = asyncio.Event()
+        traffic = Observation(interval_s=60, num_req=10, isl_tokens=100, osl_tokens=10)
+        throughput = _throughput(
+            FixedScaler(2, 2), source=InMemoryMetricSource([traffic] * 10)
+        )
+        throughput_times: list[float] = []
+        throughput.listeners.append(lambda _: throughput_times.append(clock.now()))
+        combined = CombinedPlanner(
+            throughput=throughput, load=LoadPlanner(interval_s=5)
+        )
+        combined.load.source = InMemoryMetricSource()
+        combined.connector = RecordingConnector(state=ReplicaState(prefill=1, decode=1))
+        combined.clock = clock
+        load_ticks: list[float] = []
+
+        def tick(_: object) -> None:
+            load_ticks.append(clock.now())
+            if clock.now() >= 180:
+                stop.set()
+
+        combined.listeners.append(tick)
+        await combined.run(stop)
+        assert len(load_ticks) == 36
+        assert throughput_times == [60, 120, 180]
+        assert combined.load.floor == ReplicaState(prefill=2, decode=2)
+
+    def test_rejects_long_load_interval(self) -> None:
+        """The load interval must be shorter than the throughput interval."""
+        with pytest.raises(ValueError, match="shorter"):
+            CombinedPlanner(
+                throughput=_throughput(FixedScaler(1, 1)),
+                load=LoadPlanner(interval_s=60),
+            )
+
+
+class TestPlannerFromConfig:
+    """planner_from_config picks the planner by the scaling modes."""
+
+    def _registry(self) -> Registry:
+        return Registry(
+            {
+                "predictors": {"constant": LastValue},
+                "interpolators": {
+                    "reference": "dynamo_planner.interpolators.reference:ReferenceInterpolator"
+                },
+                "scalers": {
+                    "reference": "dynamo_planner.scalers.reference:ReferenceScaler"
+                },
+            }
+        )
+
+    def test_load_only(self) -> None:
+        """Load-based alone gives a LoadPlanner (no profile needed)."""
+        config = PlannerConfig(
+            enable_loadbased_scaling=True, enable_throughput_scaling=False
+        )
+        assert isinstance(planner_from_config(config), LoadPlanner)
+
+    def test_agg(self) -> None:
+        """Agg mode gives a LoadPlanner planning the decode component."""
+        config = PlannerConfig(
+            mode="agg", enable_loadbased_scaling=True, enable_throughput_scaling=False
+        )
+        planner = planner_from_config(config)
+        assert isinstance(planner, LoadPlanner)
+        assert planner.scaler.components == ("decode",)
+
+    def test_both(self, h200_profile_dir: Path) -> None:
+        """Both modes give a CombinedPlanner around a Planner and a LoadPlanner."""
+        config = PlannerConfig(
+            enable_loadbased_scaling=True,
+            load_predictor="constant",
+            interpolator="reference",
+            scaler="reference",
+            adjustment_interval_s=60,
+        )
+        planner = planner_from_config(
+            config, profile=load_profile(h200_profile_dir), registry=self._registry()
+        )
+        assert isinstance(planner, CombinedPlanner)
+        assert planner.throughput.advisory
+        assert planner.throughput.interval_s == 60
+
+    def test_throughput_only(self, h200_profile_dir: Path) -> None:
+        """Throughput alone gives the plain Planner."""
+        config = PlannerConfig(
+            load_predictor="constant", interpolator="reference", scaler="reference"
+        )
+        planner = planner_from_config(
+            config, profile=load_profile(h200_profile_dir), registry=self._registry()
+        )
+        assert isinstance(planner, Planner)
