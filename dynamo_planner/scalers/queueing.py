@@ -212,7 +212,8 @@ class PrefillQueueEstimate:
         conditional_mean_wait_s: ``E[W | W > 0]``.
         attainment: Share of requests whose TTFT meets the target.
         mean_ttft_s: Mean TTFT (wait plus batch).
-        ttft_quantile_s: TTFT at the quantile asked for (``inf`` if unreachable).
+        ttft_quantile_s: TTFT at the quantile asked for (``inf`` if unreachable, NaN
+            if none was asked for).
         quantile: The level of :attr:`ttft_quantile_s`.
     """
 
@@ -311,7 +312,7 @@ def estimate_prefill(
     servers: int,
     arrival_rate_per_s: float,
     ttft_s: float,
-    quantile: float = 0.99,
+    quantile: float | None = 0.99,
     arrival_cv2: float = 1.0,
 ) -> PrefillQueueEstimate:
     """Predict waiting, TTFT and attainment for ``servers`` prefill replicas.
@@ -321,7 +322,7 @@ def estimate_prefill(
         servers: Prefill replicas (at least 1).
         arrival_rate_per_s: Requests per second.
         ttft_s: The TTFT target.
-        quantile: The TTFT quantile to report.
+        quantile: The TTFT quantile to report (``None``: do not compute it).
         arrival_cv2: ``Ca²`` of inter-arrival times.
 
     Returns:
@@ -341,7 +342,7 @@ def estimate_prefill(
             attainment=0.0,
             mean_ttft_s=math.inf,
             ttft_quantile_s=math.inf,
-            quantile=quantile,
+            quantile=math.nan if quantile is None else quantile,
         )
     wait_p = queue.wait_probability
     wait_mean = queue.conditional_mean_wait_s
@@ -359,8 +360,10 @@ def estimate_prefill(
         conditional_mean_wait_s=wait_mean,
         attainment=attainment,
         mean_ttft_s=mean_ttft,
-        ttft_quantile_s=_quantile(mix, wait_p, wait_mean, batch, quantile),
-        quantile=quantile,
+        ttft_quantile_s=math.nan
+        if quantile is None
+        else _quantile(mix, wait_p, wait_mean, batch, quantile),
+        quantile=math.nan if quantile is None else quantile,
     )
 
 
@@ -438,7 +441,7 @@ def servers_for_attainment(
             servers=servers,
             arrival_rate_per_s=rate,
             ttft_s=ttft_s,
-            quantile=attainment,
+            quantile=None,
             arrival_cv2=arrival_cv2,
         )
         if estimate.attainment >= attainment:
@@ -451,7 +454,15 @@ def servers_for_attainment(
             f"no prefill replica count up to {MAX_SERVERS} reaches {attainment:.1%} "
             f"within TTFT {ttft_s * 1000:g} ms at {rate:g} requests/s"
         )
-    return _refine(best, mix, rate, ttft_s, attainment, arrival_cv2, min_servers)
+    chosen = _refine(best, mix, rate, ttft_s, attainment, arrival_cv2, min_servers)
+    return estimate_prefill(
+        mix,
+        servers=chosen.servers,
+        arrival_rate_per_s=rate,
+        ttft_s=ttft_s,
+        quantile=attainment,
+        arrival_cv2=arrival_cv2,
+    )
 
 
 def _refine(
@@ -472,7 +483,7 @@ def _refine(
             servers=servers,
             arrival_rate_per_s=rate,
             ttft_s=ttft_s,
-            quantile=attainment,
+            quantile=None,
             arrival_cv2=arrival_cv2,
         )
         if estimate.attainment < attainment:

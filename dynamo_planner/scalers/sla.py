@@ -1,0 +1,1012 @@
+"""The SLA scaler: replicas so that a target share of requests meets TTFT and ITL.
+
+The reference scaler (:mod:`dynamo_planner.scalers.reference`) sizes prefill for 100%
+utilisation at the mean ISL and decode at the exact ITL boundary at the mean context, so any
+queueing or spread breaks the targets. This scaler sizes for the *share* of requests that
+must meet them (``sla_attainment``, 0.99 by default):
+
+**Demand.** The request rate is the forecast's upper quantile (``Forecast.upper``, at the
+level the predictors report) or, when the forecast has no spread, the last value plus that
+quantile of the recent one-interval changes. It is then raised to the largest rate expected
+before a worker requested now would serve: ``Demand.peak_num_req`` when the planner looked
+ahead, otherwise the recent upward trend extrapolated over ``cold_start_s``. The request
+mix (ISL and OSL per request) comes from the demand's or observation's samples, scaled to
+the forecast means; with no samples, an exponential mix around the forecast means stands in.
+
+**Prefill.** An M/G/c queue with batching (:mod:`dynamo_planner.scalers.queueing`) over the
+mix's prefill times: the fewest replicas whose predicted share of requests with TTFT
+(waiting included) within the target reaches ``sla_attainment``. Requests whose prefill
+*alone* exceeds the target cannot be helped by replicas; they are reported and the target
+applies to the others. If the mean request alone exceeds the target, the SLA is refused
+with :class:`~dynamo_planner.exceptions.InfeasibleSLAError`.
+
+**Decode.** One decode step costs ``a + Σ (b + c ctx_i)`` over the running requests (the
+fitted law of :mod:`dynamo_planner.interpolators.fitted`; for another interpolator the law
+is fitted to its ITL). A request stays ``OSL x ITL`` in decode, so by Little's law the
+requests on one of ``D`` workers form a Poisson population whose step work has mean
+``(λ/D) (ITL/1000) E[OSL (b + c ctx)]`` and variance ``(λ/D) (ITL/1000)
+E[OSL (b + c ctx)^2]``; the mean ITL solves ``ITL = a + mean work``. ``D`` is the fewest
+workers whose ITL at the ``sla_attainment`` quantile (mean plus ``z`` standard deviations) is
+within the target, and whose reserved KV (``ISL + OSL`` per request, same law) fits the
+cache. Throughput is never read from a second surface: it is concurrency over ITL.
+
+**Hysteresis.** A component scales up at once, and down only after its requirement stayed
+lower for ``scale_down_intervals`` intervals in a row: the plan is the largest requirement
+of the last ``scale_down_intervals`` intervals.
+
+**Calibration.** When replicas were steady over the observed interval, the model's mean TTFT
+and ITL at the observed load are compared with the observed means, and the service-time
+scale factor that reconciles them is blended into the running factor (half-life of one
+interval), bounded to ``[0.5, 2]``. The factors multiply prefill times and decode step
+times in every later sizing, and every plan states them.
+
+Every plan's reasons and details say why: the quantile used, the lookahead, the mix, the
+predicted TTFT and ITL at the chosen replicas, the hysteresis state and the calibration.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from statistics import NormalDist
+from typing import Any, Literal
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from dynamo_planner.exceptions import ConfigError, InfeasibleSLAError
+from dynamo_planner.protocols import Interpolator, ScalingRequest
+from dynamo_planner.scalers.queueing import (
+    PrefillMix,
+    PrefillQueueEstimate,
+    estimate_prefill,
+    exponential_mix,
+    servers_for_attainment,
+)
+from dynamo_planner.values import Demand, Observation, ReplicaPlan, ReplicaState, Status
+
+__all__ = ["DecodeEstimate", "DecodeLaw", "SLAScaler"]
+
+FloatArray = npt.NDArray[np.float64]
+Mode = Literal["disagg", "prefill", "decode"]
+_MODES = ("disagg", "prefill", "decode")
+
+MAX_MIX = 1024
+"""Most requests of a mix the models evaluate (a larger mix is subsampled, seeded)."""
+CALIBRATION_BOUNDS = (0.5, 2.0)
+"""The range a calibration factor is kept in."""
+MIN_CALIBRATION_REQUESTS = 20
+"""Fewest requests in an interval for it to calibrate the model."""
+MAX_DECODE_REPLICAS = 100_000
+
+
+def _check_positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(
+            f"must be a positive number, got {value!r}",
+            field=attribute.name,
+            value=value,
+        )
+
+
+def _check_share(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (0 < value < 1):
+        raise ConfigError(
+            f"must be strictly between 0 and 1, got {value!r}",
+            field=attribute.name,
+            value=value,
+        )
+
+
+def _at_least(low: int) -> Any:
+    def check(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+        if value < low:
+            raise ConfigError(
+                f"must be at least {low}, got {value!r}",
+                field=attribute.name,
+                value=value,
+            )
+
+    return check
+
+
+def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(
+            f"must be a finite number >= 0, got {value!r}",
+            field=attribute.name,
+            value=value,
+        )
+
+
+def _mode(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if value not in _MODES:
+        raise ConfigError(
+            f"the sla scaler plans modes {', '.join(_MODES)}, not {value!r}",
+            field=attribute.name,
+            value=value,
+        )
+
+
+# --------------------------------------------------------------------------------------
+# The decode step-time law
+# --------------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class DecodeLaw:
+    """Decode step time ``a + b n + c K`` for ``n`` requests holding ``K`` context tokens.
+
+    Attributes:
+        step_overhead_ms: ``a``.
+        per_request_ms: ``b``.
+        per_kv_token_ms: ``c``.
+        max_kv_tokens: KV-cache capacity of one engine.
+        source: Where the law came from.
+    """
+
+    step_overhead_ms: float
+    per_request_ms: float
+    per_kv_token_ms: float
+    max_kv_tokens: int
+    source: str = ""
+
+    @classmethod
+    def from_interpolator(cls, interpolator: Interpolator) -> DecodeLaw:
+        """The law of a fitted interpolator, or one fitted to any interpolator's ITL.
+
+        For :class:`~dynamo_planner.interpolators.fitted.FittedInterpolator` the
+        coefficients are taken as they are. Any other interpolator is queried on a grid of
+        concurrencies (1 to 256) and contexts (512 to 16k tokens) and the law is fitted to
+        its answers by non-negative least squares on relative error.
+        """
+        from dynamo_planner.interpolators.fitted import FittedInterpolator
+
+        if isinstance(interpolator, FittedInterpolator):
+            fit = interpolator.decode
+            return cls(
+                step_overhead_ms=fit.step_overhead_ms,
+                per_request_ms=fit.per_request_ms,
+                per_kv_token_ms=fit.per_kv_token_ms,
+                max_kv_tokens=fit.max_kv_tokens,
+                source="fitted interpolator",
+            )
+        from scipy.optimize import nnls
+
+        rows = []
+        values = []
+        max_kv = interpolator.max_kv_tokens()
+        for ctx in (512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0):
+            for n in (1.0, 4.0, 16.0, 32.0, 64.0, 128.0, 256.0):
+                if n * ctx > max_kv:
+                    continue
+                itl = interpolator.decode_itl_ms(n, ctx)
+                if math.isfinite(itl) and itl > 0:
+                    rows.append((1.0, n, n * ctx))
+                    values.append(itl)
+        if len(values) < 3:
+            msg = "the interpolator gives fewer than 3 usable decode ITLs to fit a law"
+            raise InfeasibleSLAError(msg)
+        a = np.asarray(rows, dtype=np.float64)
+        y = np.asarray(values, dtype=np.float64)
+        coef, _ = nnls(a / y[:, None], np.ones_like(y))
+        return cls(
+            step_overhead_ms=float(coef[0]),
+            per_request_ms=float(coef[1]),
+            per_kv_token_ms=float(coef[2]),
+            max_kv_tokens=max_kv,
+            source=f"fitted to {type(interpolator).__name__}'s ITL",
+        )
+
+    def scaled(self, factor: float) -> DecodeLaw:
+        """The law with every step cost multiplied by ``factor``."""
+        return attrs.evolve(
+            self,
+            step_overhead_ms=self.step_overhead_ms * factor,
+            per_request_ms=self.per_request_ms * factor,
+            per_kv_token_ms=self.per_kv_token_ms * factor,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class DecodeEstimate:
+    """What the decode model predicts for one replica count.
+
+    Attributes:
+        replicas: Decode replicas.
+        mean_itl_ms: Mean ITL (the fixed point of Little's law and the step law).
+        quantile_itl_ms: ITL at the attainment quantile (``inf`` when overloaded).
+        concurrency_per_replica: Mean requests running on one replica.
+        kv_usage: Mean share of one replica's KV cache reserved.
+        kv_quantile_usage: Reserved share at the attainment quantile.
+    """
+
+    replicas: int
+    mean_itl_ms: float
+    quantile_itl_ms: float
+    concurrency_per_replica: float
+    kv_usage: float
+    kv_quantile_usage: float
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class _Mix:
+    isl: FloatArray
+    osl: FloatArray
+    words: str
+
+    @property
+    def context(self) -> FloatArray:
+        return np.asarray(self.isl + self.osl / 2.0, dtype=np.float64)
+
+
+def _estimate_decode(
+    law: DecodeLaw, mix: _Mix, *, rate: float, replicas: int, z: float
+) -> DecodeEstimate:
+    """Mean and quantile ITL, concurrency and KV use on ``replicas`` decode workers."""
+    a = law.step_overhead_ms
+    per_step = law.per_request_ms + law.per_kv_token_ms * mix.context
+    osl = mix.osl
+    work1 = float(np.mean(osl * per_step))  # ms of step work per (request/s x ms ITL)
+    work2 = float(np.mean(osl * per_step**2))
+    reserve = mix.isl + mix.osl
+    kv1 = float(np.mean(osl * reserve))
+    kv2 = float(np.mean(osl * reserve**2))
+    per_replica = rate / replicas
+    load = per_replica * work1 / 1000.0
+    if load >= 1.0:
+        return DecodeEstimate(
+            replicas=replicas,
+            mean_itl_ms=math.inf,
+            quantile_itl_ms=math.inf,
+            concurrency_per_replica=math.inf,
+            kv_usage=math.inf,
+            kv_quantile_usage=math.inf,
+        )
+    mean_itl = a / (1.0 - load)
+    seconds = per_replica * mean_itl / 1000.0  # request-seconds per OSL token
+    quantile_itl = mean_itl + z * math.sqrt(max(0.0, seconds * work2))
+    kv_mean = seconds * kv1
+    kv_quantile = kv_mean + z * math.sqrt(max(0.0, seconds * kv2))
+    capacity = max(1, law.max_kv_tokens)
+    return DecodeEstimate(
+        replicas=replicas,
+        mean_itl_ms=mean_itl,
+        quantile_itl_ms=quantile_itl,
+        concurrency_per_replica=seconds * float(np.mean(osl)),
+        kv_usage=kv_mean / capacity,
+        kv_quantile_usage=kv_quantile / capacity,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The scaler
+# --------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Component:
+    replicas: int
+    reasons: tuple[str, ...]
+    details: dict[str, Any]
+    raised_to_min: bool
+
+
+@attrs.define(kw_only=True)
+class SLAScaler:
+    """Sizes replicas for a share of requests meeting TTFT and ITL (see the module doc).
+
+    It satisfies :class:`dynamo_planner.protocols.Scaler`. Unlike the reference scaler it
+    keeps private state across decisions: the recent requirements (hysteresis), the recent
+    request counts (trend and spread), and the calibration factors.
+
+    Attributes:
+        interpolator: The performance model (the fitted one is recommended).
+        ttft_ms: TTFT target.
+        itl_ms: ITL target.
+        attainment: Share of requests that must meet the targets.
+        prefill_gpus_per_engine: GPUs per prefill replica (reported).
+        decode_gpus_per_engine: GPUs per decode replica (reported).
+        min_endpoint: Fewest replicas per planned component.
+        mode: ``"disagg"``, ``"prefill"`` or ``"decode"``.
+        cold_start_s: Time from requesting a worker to it serving (lookahead).
+        scale_down_intervals: Intervals a requirement must stay lower before scaling down.
+        max_num_batched_tokens: Token budget of one prefill batch (0: no batching).
+        arrival_cv2: Squared coefficient of variation of inter-arrival times.
+        calibrate: Correct the model from observed TTFT and ITL.
+        calibration_weight: Weight of one interval's factor in the running factor.
+        trend_intervals: Recent intervals used for the trend and the spread.
+    """
+
+    interpolator: Interpolator
+    ttft_ms: float = attrs.field(default=500.0, validator=_check_positive)
+    itl_ms: float = attrs.field(default=50.0, validator=_check_positive)
+    attainment: float = attrs.field(default=0.99, validator=_check_share)
+    prefill_gpus_per_engine: int = attrs.field(default=1, validator=_at_least(1))
+    decode_gpus_per_engine: int = attrs.field(default=1, validator=_at_least(1))
+    min_endpoint: int = attrs.field(default=1, validator=_at_least(0))
+    mode: Mode = attrs.field(default="disagg", validator=_mode)
+    cold_start_s: float = attrs.field(default=60.0, validator=_non_negative)
+    scale_down_intervals: int = attrs.field(default=3, validator=_at_least(1))
+    max_num_batched_tokens: int = attrs.field(default=8192, validator=_at_least(0))
+    arrival_cv2: float = attrs.field(default=1.0, validator=_non_negative)
+    calibrate: bool = True
+    calibration_weight: float = attrs.field(default=0.5, validator=_check_positive)
+    trend_intervals: int = attrs.field(default=5, validator=_at_least(2))
+
+    _law: DecodeLaw = attrs.field(init=False)
+    _prefill_overhead_ms: float = attrs.field(init=False)
+    _prefill_needs: collections.deque[int] = attrs.field(init=False)
+    _decode_needs: collections.deque[int] = attrs.field(init=False)
+    _counts: collections.deque[float] = attrs.field(init=False)
+    _prefill_factor: float = attrs.field(init=False, default=1.0)
+    _decode_factor: float = attrs.field(init=False, default=1.0)
+    _last_current: ReplicaState | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        self._law = DecodeLaw.from_interpolator(self.interpolator)
+        self._prefill_overhead_ms = _prefill_overhead_ms(self.interpolator)
+        self._prefill_needs = collections.deque(maxlen=self.scale_down_intervals)
+        self._decode_needs = collections.deque(maxlen=self.scale_down_intervals)
+        self._counts = collections.deque(maxlen=self.trend_intervals + 1)
+        self._check_feasible()
+
+    @classmethod
+    def from_config(cls, config: Any, interpolator: Interpolator) -> SLAScaler:
+        """Build from a :class:`~dynamo_planner.config.PlannerConfig`.
+
+        Reads ``ttft_ms``, ``itl_ms``, ``sla_attainment``, ``cold_start_s``,
+        ``scale_down_intervals``, ``max_num_batched_tokens``, ``min_endpoint``, ``mode``,
+        the GPUs per engine and ``no_correction`` (which turns calibration off).
+
+        Raises:
+            InfeasibleSLAError: Not even the shortest request can meet a target.
+            ConfigError: A value is out of range (e.g. ``mode="agg"``).
+        """
+        prefill_gpus = getattr(config, "prefill_engine_num_gpu", None)
+        decode_gpus = getattr(config, "decode_engine_num_gpu", None)
+        return cls(
+            interpolator=interpolator,
+            ttft_ms=float(getattr(config, "ttft_ms", 500.0)),
+            itl_ms=float(getattr(config, "itl_ms", 50.0)),
+            attainment=float(getattr(config, "sla_attainment", 0.99)),
+            prefill_gpus_per_engine=1 if prefill_gpus is None else int(prefill_gpus),
+            decode_gpus_per_engine=1 if decode_gpus is None else int(decode_gpus),
+            min_endpoint=int(getattr(config, "min_endpoint", 1)),
+            mode=getattr(config, "mode", "disagg"),
+            cold_start_s=float(getattr(config, "cold_start_s", 60.0)),
+            scale_down_intervals=int(getattr(config, "scale_down_intervals", 3)),
+            max_num_batched_tokens=int(getattr(config, "max_num_batched_tokens", 8192)),
+            calibrate=not bool(getattr(config, "no_correction", False)),
+        )
+
+    # ------------------------------------------------------------------ state
+    @property
+    def calibration(self) -> tuple[float, float]:
+        """The current ``(prefill, decode)`` calibration factors."""
+        return self._prefill_factor, self._decode_factor
+
+    @property
+    def z(self) -> float:
+        """The standard-normal quantile of :attr:`attainment`."""
+        return NormalDist().inv_cdf(self.attainment)
+
+    def _check_feasible(self) -> None:
+        shortest = self.interpolator.prefill_ttft_ms(1.0)
+        if shortest > self.ttft_ms:
+            raise InfeasibleSLAError(
+                f"TTFT target {self.ttft_ms:g} ms is below the prefill time of a "
+                f"one-token request alone ({shortest:.1f} ms): no request can meet it"
+            )
+        law = self._law
+        alone = law.step_overhead_ms + law.per_request_ms
+        if alone > self.itl_ms:
+            raise InfeasibleSLAError(
+                f"ITL target {self.itl_ms:g} ms is below the decode step of one request "
+                f"alone ({alone:.2f} ms): no request can meet it"
+            )
+
+    # ------------------------------------------------------------------ decide
+    def decide(self, request: ScalingRequest) -> ReplicaPlan:
+        """Replicas for the next interval, before the GPU budget.
+
+        Args:
+            request: The demand, the running replicas and the latest observation.
+
+        Returns:
+            The plan, with reasons and details (see the module docstring).
+
+        Raises:
+            InfeasibleSLAError: The mean request alone cannot meet a target.
+            ValueError: The demand is negative or not finite.
+        """
+        demand = request.demand
+        _check_demand(demand)
+        interval_s = demand.interval_s
+        observation = request.observation
+        reasons: list[str] = []
+        details: dict[str, Any] = {
+            "interval_s": interval_s,
+            "ttft_target_ms": self.ttft_ms,
+            "itl_target_ms": self.itl_ms,
+            "attainment_target": self.attainment,
+            "planner_corrections": (
+                request.corrections.prefill,
+                request.corrections.decode,
+            ),
+        }
+        if observation is not None and self.calibrate:
+            reasons.extend(self._calibrate(observation, request.current, details))
+        self._last_current = request.current
+        if observation is not None and observation.num_req.known:
+            self._counts.append(observation.num_req.value)
+
+        num_req, demand_words = self._sized_num_req(demand, details)
+        reasons.extend(demand_words)
+        rate = num_req / interval_s
+        details["rate_per_s"] = rate
+        mix = _mix(demand, observation)
+        details["mix_requests"] = int(mix.isl.size)
+        details["mix_isl_mean_tokens"] = float(np.mean(mix.isl))
+        details["mix_osl_mean_tokens"] = float(np.mean(mix.osl))
+        reasons.append(mix.words)
+
+        prefill = decode = None
+        raised = False
+        if self.mode in ("disagg", "prefill"):
+            sized = self._prefill(rate, mix)
+            prefill, raised = sized.replicas, sized.raised_to_min
+            reasons.extend(sized.reasons)
+            details.update(sized.details)
+        if self.mode in ("disagg", "decode"):
+            sized = self._decode(rate, mix)
+            decode, raised = sized.replicas, raised or sized.raised_to_min
+            reasons.extend(sized.reasons)
+            details.update(sized.details)
+        details["prefill_factor"], details["decode_factor"] = self.calibration
+        return ReplicaPlan(
+            prefill=prefill,
+            decode=decode,
+            reasons=reasons,
+            demand=demand,
+            unclamped_prefill=prefill,
+            unclamped_decode=decode,
+            clamps=("min_endpoint",) if raised else (),
+            details=details,
+        )
+
+    # ------------------------------------------------------------------ demand
+    def _sized_num_req(
+        self, demand: Demand, details: dict[str, Any]
+    ) -> tuple[float, list[str]]:
+        forecast = demand.num_req
+        quantile = forecast.quantile
+        counts = list(self._counts)
+        upper = forecast.upper
+        if upper > forecast.value:
+            spread_words = (
+                f"upper quantile q{quantile:.2f} of the forecast: {upper:,.0f}"
+            )
+        else:
+            spread = _spread(counts, quantile)
+            upper = forecast.value + spread
+            spread_words = (
+                f"the forecast has no spread; q{quantile:.2f} of the last "
+                f"{max(0, len(counts) - 1)} interval-to-interval changes adds "
+                f"{spread:,.0f}: {upper:,.0f}"
+            )
+        lookahead_s = self.cold_start_s
+        intervals_ahead = lookahead_s / demand.interval_s
+        if demand.peak_num_req is not None and math.isfinite(demand.peak_num_req):
+            peak = max(upper, float(demand.peak_num_req))
+            peak_words = (
+                f"lookahead over the {lookahead_s:g} s cold start: the planner's peak "
+                f"{demand.peak_num_req:,.0f}"
+            )
+        else:
+            slope = _trend(counts)
+            peak = upper + max(0.0, slope) * intervals_ahead
+            peak_words = (
+                f"lookahead over the {lookahead_s:g} s cold start: trend "
+                f"{slope:+,.1f} requests/interval over the last "
+                f"{len(counts)} intervals gives {peak:,.0f}"
+            )
+        details.update(
+            {
+                "forecast_num_req": forecast.value,
+                "forecast_quantile": quantile,
+                "upper_num_req": upper,
+                "lookahead_s": lookahead_s,
+                "peak_num_req": peak,
+            }
+        )
+        words = [
+            (
+                f"demand: {forecast.value:,.0f} requests in {demand.interval_s:g} s forecast; "
+                f"{spread_words}; {peak_words}; sizing for {peak:,.0f} "
+                f"({peak / demand.interval_s:.2f} requests/s)"
+            )
+        ]
+        return peak, words
+
+    # ------------------------------------------------------------------ prefill
+    def _prefill_mix(self, mix: _Mix, factor: float) -> PrefillMix:
+        alone = _prefill_alone_ms(self.interpolator, mix.isl)
+        overhead = min(self._prefill_overhead_ms, float(np.min(alone)))
+        work = np.maximum(alone - overhead, 0.0)
+        return PrefillMix(
+            work_s=work * factor / 1000.0,
+            overhead_s=overhead * factor / 1000.0,
+            isl_tokens=mix.isl,
+            max_num_batched_tokens=self.max_num_batched_tokens,
+        )
+
+    def _prefill(self, rate: float, mix: _Mix) -> _Component:
+        factor = self._prefill_factor
+        target_s = self.ttft_ms / 1000.0
+        mean_isl = float(np.mean(mix.isl))
+        mean_alone = self.interpolator.prefill_ttft_ms(mean_isl) * factor
+        if mean_alone > self.ttft_ms:
+            raise InfeasibleSLAError(
+                f"TTFT target {self.ttft_ms:g} ms is infeasible: a request of the mean "
+                f"ISL ({mean_isl:,.0f} tokens) alone takes {mean_alone:.0f} ms to prefill"
+            )
+        pmix = self._prefill_mix(mix, factor)
+        feasible = pmix.feasible_share(target_s)
+        target = self.attainment * feasible
+        reasons = []
+        if feasible < 1.0:
+            reasons.append(
+                f"prefill: {1 - feasible:.1%} of the mix exceeds TTFT {self.ttft_ms:g} ms "
+                "even alone (no replica count helps them); sizing so that "
+                f"{self.attainment:.0%} of the rest meet it"
+            )
+        floor = max(1, self.min_endpoint) if rate > 0 else self.min_endpoint
+        if rate > 0:
+            chosen = servers_for_attainment(
+                pmix,
+                arrival_rate_per_s=rate,
+                ttft_s=target_s,
+                attainment=target,
+                arrival_cv2=self.arrival_cv2,
+                min_servers=floor,
+            )
+            need = chosen.servers
+        else:
+            chosen = None
+            need = floor
+        replicas, hold_words = _hysteresis(self._prefill_needs, need, "prefill")
+        estimate = chosen
+        if rate > 0 and replicas != need:
+            estimate = estimate_prefill(
+                pmix,
+                servers=replicas,
+                arrival_rate_per_s=rate,
+                ttft_s=target_s,
+                quantile=target,
+                arrival_cv2=self.arrival_cv2,
+            )
+        details: dict[str, Any] = {
+            "prefill_required": need,
+            "prefill_replicas": replicas,
+            "prefill_feasible_share": feasible,
+            "prefill_attainment_target": target,
+            "prefill_hysteresis": list(self._prefill_needs),
+        }
+        reasons.append(self._prefill_words(replicas, estimate, rate, details))
+        reasons.append(hold_words)
+        return _Component(
+            replicas=replicas,
+            reasons=tuple(reasons),
+            details=details,
+            raised_to_min=rate > 0 and need == floor and floor > 1,
+        )
+
+    def _prefill_words(
+        self,
+        replicas: int,
+        estimate: PrefillQueueEstimate | None,
+        rate: float,
+        details: dict[str, Any],
+    ) -> str:
+        if estimate is None:
+            details.update({"predicted_ttft_ms": 0.0, "predicted_mean_ttft_ms": 0.0})
+            return f"prefill: no requests expected; {replicas} replicas (min_endpoint)"
+        details.update(
+            {
+                "predicted_ttft_ms": estimate.ttft_quantile_s * 1000.0,
+                "predicted_mean_ttft_ms": estimate.mean_ttft_s * 1000.0,
+                "predicted_prefill_attainment": estimate.attainment,
+                "prefill_utilisation": estimate.utilisation,
+                "prefill_batch_size": estimate.batch_size,
+                "prefill_wait_probability": estimate.wait_probability,
+            }
+        )
+        return (
+            f"prefill: {replicas} replicas x {self.prefill_gpus_per_engine} GPUs at "
+            f"{rate:.2f} requests/s: predicted TTFT p{self.attainment * 100:g} "
+            f"{estimate.ttft_quantile_s * 1000:,.0f} ms (mean "
+            f"{estimate.mean_ttft_s * 1000:,.0f} ms) vs target {self.ttft_ms:g} ms; "
+            f"utilisation {estimate.utilisation:.2f}, P(wait) "
+            f"{estimate.wait_probability:.2f}, batch {estimate.batch_size:.2f}, "
+            f"predicted attainment {estimate.attainment:.4f}"
+        )
+
+    # ------------------------------------------------------------------ decode
+    def _decode(self, rate: float, mix: _Mix) -> _Component:
+        law = self._law.scaled(self._decode_factor)
+        z = self.z
+        mean_ctx = float(np.mean(mix.context))
+        alone = (
+            law.step_overhead_ms + law.per_request_ms + law.per_kv_token_ms * mean_ctx
+        )
+        if alone > self.itl_ms:
+            raise InfeasibleSLAError(
+                f"ITL target {self.itl_ms:g} ms is infeasible: one request of the mean "
+                f"context ({mean_ctx:,.0f} tokens) alone takes {alone:.2f} ms per token"
+            )
+        floor = max(1, self.min_endpoint) if rate > 0 else self.min_endpoint
+        need = floor
+        if rate > 0:
+            need = self._decode_replicas(law, mix, rate, z, floor)
+        replicas, hold_words = _hysteresis(self._decode_needs, need, "decode")
+        details: dict[str, Any] = {
+            "decode_required": need,
+            "decode_replicas": replicas,
+            "decode_hysteresis": list(self._decode_needs),
+            "decode_law_ms": (
+                law.step_overhead_ms,
+                law.per_request_ms,
+                law.per_kv_token_ms,
+            ),
+        }
+        if rate > 0 and replicas > 0:
+            est = _estimate_decode(law, mix, rate=rate, replicas=replicas, z=z)
+            details.update(
+                {
+                    "predicted_itl_ms": est.quantile_itl_ms,
+                    "predicted_mean_itl_ms": est.mean_itl_ms,
+                    "decode_concurrency_per_replica": est.concurrency_per_replica,
+                    "decode_kv_usage": est.kv_usage,
+                    "decode_throughput_per_gpu": est.concurrency_per_replica
+                    / est.mean_itl_ms
+                    * 1000.0
+                    / self.decode_gpus_per_engine,
+                }
+            )
+            duration_s = float(np.mean(mix.osl)) * est.mean_itl_ms / 1000.0
+            words = (
+                f"decode: {replicas} replicas x {self.decode_gpus_per_engine} GPUs: "
+                f"predicted ITL p{self.attainment * 100:g} {est.quantile_itl_ms:.1f} ms "
+                f"(mean {est.mean_itl_ms:.1f} ms) vs target {self.itl_ms:g} ms; "
+                f"{est.concurrency_per_replica:,.0f} requests per replica by Little's "
+                f"law ({rate:.2f}/s x {duration_s:.2f} s in decode / {replicas}), "
+                f"KV {est.kv_usage:.0%} (p{self.attainment * 100:g} "
+                f"{est.kv_quantile_usage:.0%}); step law {law.step_overhead_ms:.2f} + "
+                f"{law.per_request_ms:.4f} n + {law.per_kv_token_ms:.3g} KV ms"
+            )
+        else:
+            details.update({"predicted_itl_ms": 0.0, "predicted_mean_itl_ms": 0.0})
+            words = f"decode: no requests expected; {replicas} replicas (min_endpoint)"
+        return _Component(
+            replicas=replicas,
+            reasons=(words, hold_words),
+            details=details,
+            raised_to_min=rate > 0 and need == floor and floor > 1,
+        )
+
+    def _decode_replicas(
+        self, law: DecodeLaw, mix: _Mix, rate: float, z: float, floor: int
+    ) -> int:
+        per_step = law.per_request_ms + law.per_kv_token_ms * mix.context
+        work1 = float(np.mean(mix.osl * per_step))
+        room = self.itl_ms - law.step_overhead_ms
+        # lower bound: the mean ITL alone within target
+        replicas = max(floor, 1, math.floor(rate * self.itl_ms * work1 / 1000 / room))
+        while replicas <= MAX_DECODE_REPLICAS:
+            est = _estimate_decode(law, mix, rate=rate, replicas=replicas, z=z)
+            if est.quantile_itl_ms <= self.itl_ms and est.kv_quantile_usage <= 1.0:
+                return replicas
+            replicas += 1
+        raise InfeasibleSLAError(
+            f"no decode replica count up to {MAX_DECODE_REPLICAS} meets ITL "
+            f"{self.itl_ms:g} ms at {rate:g} requests/s"
+        )
+
+    # ------------------------------------------------------------------ calibration
+    def _calibrate(
+        self,
+        observation: Observation,
+        current: ReplicaState,
+        details: dict[str, Any],
+    ) -> list[str]:
+        previous = self._last_current
+        steady = previous is not None and previous == current
+        count = observation.num_req.value if observation.num_req.known else 0.0
+        if not steady or count < MIN_CALIBRATION_REQUESTS:
+            why = "replicas changed" if not steady else f"{count:g} requests"
+            return [
+                (
+                    f"calibration: skipped ({why}); factors prefill "
+                    f"{self._prefill_factor:.2f}, decode {self._decode_factor:.2f}"
+                )
+            ]
+        rate = count / observation.interval_s
+        mix = _observed_mix(observation)
+        if mix is None:
+            return ["calibration: skipped (no ISL/OSL observed)"]
+        words = []
+        low, high = CALIBRATION_BOUNDS
+        if (
+            self.mode in ("disagg", "prefill")
+            and observation.ttft_ms.status is Status.OK
+            and current.prefill > 0
+        ):
+            observed = observation.ttft_ms.value
+            target_s = self.ttft_ms / 1000.0
+
+            def mean_ttft_ms(factor: float) -> float:
+                est = estimate_prefill(
+                    self._prefill_mix(mix, factor),
+                    servers=current.prefill,
+                    arrival_rate_per_s=rate,
+                    ttft_s=target_s,
+                    quantile=None,
+                    arrival_cv2=self.arrival_cv2,
+                )
+                return est.mean_ttft_s * 1000.0
+
+            found = _solve_factor(mean_ttft_ms, observed, low, high)
+            if found is not None:
+                modelled = mean_ttft_ms(self._prefill_factor)
+                self._prefill_factor = _blend(
+                    self._prefill_factor, found, self.calibration_weight
+                )
+                details["prefill_calibration_observed_ms"] = observed
+                words.append(
+                    f"calibration: observed mean TTFT {observed:,.0f} ms vs model "
+                    f"{modelled:,.0f} ms at {current.prefill} prefill replicas -> "
+                    f"interval factor {found:.2f}; prefill factor now "
+                    f"{self._prefill_factor:.2f} (bounded to [{low:g}, {high:g}])"
+                )
+        if (
+            self.mode in ("disagg", "decode")
+            and observation.itl_ms.status is Status.OK
+            and current.decode > 0
+        ):
+            observed = observation.itl_ms.value
+            z = self.z
+
+            def mean_itl_ms(factor: float) -> float:
+                return _estimate_decode(
+                    self._law.scaled(factor),
+                    mix,
+                    rate=rate,
+                    replicas=current.decode,
+                    z=z,
+                ).mean_itl_ms
+
+            found = _solve_factor(mean_itl_ms, observed, low, high)
+            if found is not None:
+                modelled = mean_itl_ms(self._decode_factor)
+                self._decode_factor = _blend(
+                    self._decode_factor, found, self.calibration_weight
+                )
+                details["decode_calibration_observed_ms"] = observed
+                words.append(
+                    f"calibration: observed mean ITL {observed:.2f} ms vs model "
+                    f"{modelled:.2f} ms at {current.decode} decode replicas -> interval "
+                    f"factor {found:.2f}; decode factor now {self._decode_factor:.2f} "
+                    f"(bounded to [{low:g}, {high:g}])"
+                )
+        return words or [
+            (
+                f"calibration: nothing to compare; factors prefill "
+                f"{self._prefill_factor:.2f}, decode {self._decode_factor:.2f}"
+            )
+        ]
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+
+
+def _check_demand(demand: Demand) -> None:
+    for name in ("num_req", "isl_tokens", "osl_tokens"):
+        forecast = getattr(demand, name)
+        for value in (forecast.value, forecast.upper):
+            if not (math.isfinite(value) and value >= 0):
+                msg = f"demand.{name} must be finite and >= 0, got {value!r}"
+                raise ValueError(msg)
+    if not (math.isfinite(demand.interval_s) and demand.interval_s > 0):
+        msg = f"demand.interval_s must be positive, got {demand.interval_s!r}"
+        raise ValueError(msg)
+
+
+def _prefill_alone_ms(interpolator: Interpolator, isl: FloatArray) -> FloatArray:
+    from dynamo_planner.interpolators.fitted import FittedInterpolator
+
+    if isinstance(interpolator, FittedInterpolator):
+        fit = interpolator.prefill
+        return np.asarray(fit.overhead_ms + fit.work_ms_array(isl), dtype=np.float64)
+    return np.asarray(
+        [interpolator.prefill_ttft_ms(float(x)) for x in isl], dtype=np.float64
+    )
+
+
+def _prefill_overhead_ms(interpolator: Interpolator) -> float:
+    """The fixed cost of one prefill batch.
+
+    The fitted interpolator knows it; for any other the TTFT curve is extrapolated to zero
+    tokens along the chord from 512 to 1024 tokens (``2 TTFT(512) - TTFT(1024)``).
+    """
+    from dynamo_planner.interpolators.fitted import FittedInterpolator
+
+    if isinstance(interpolator, FittedInterpolator):
+        return interpolator.prefill.overhead_ms
+    low = interpolator.prefill_ttft_ms(512.0)
+    high = interpolator.prefill_ttft_ms(1024.0)
+    return float(min(max(0.0, 2.0 * low - high), low))
+
+
+def _spread(counts: list[float], quantile: float) -> float:
+    """The ``quantile`` of recent one-interval increases (0 with under 3 points)."""
+    if len(counts) < 3:
+        return 0.0
+    changes = np.diff(np.asarray(counts, dtype=np.float64))
+    return max(0.0, float(np.quantile(changes, quantile)))
+
+
+def _trend(counts: list[float]) -> float:
+    """Least-squares slope of the recent counts per interval (0 with under 3 points)."""
+    if len(counts) < 3:
+        return 0.0
+    y = np.asarray(counts, dtype=np.float64)
+    x = np.arange(y.size, dtype=np.float64)
+    x -= x.mean()
+    return float(np.sum(x * (y - y.mean())) / np.sum(x * x))
+
+
+def _hysteresis(
+    history: collections.deque[int], need: int, name: str
+) -> tuple[int, str]:
+    """Record ``need`` and return the largest of the window, with words."""
+    history.append(need)
+    held = max(history)
+    window = history.maxlen or 1
+    if held == need:
+        return need, (
+            f"{name} hysteresis: requirement {need} is the largest of the last "
+            f"{len(history)} of {window} intervals; no scale-down pending"
+        )
+    newest_peak = max(i for i, v in enumerate(history) if v == held)
+    remaining = (window - len(history)) + newest_peak + 1
+    return held, (
+        f"{name} hysteresis: requirement {need} but holding {held} (the peak of the "
+        f"last {window} intervals); {held} is released after {remaining} more "
+        f"interval{'s' if remaining != 1 else ''} of lower requirement"
+    )
+
+
+def _blend(previous: float, found: float, weight: float) -> float:
+    low, high = CALIBRATION_BOUNDS
+    w = min(1.0, weight)
+    value = math.exp((1.0 - w) * math.log(previous) + w * math.log(found))
+    return min(high, max(low, value))
+
+
+def _solve_factor(model: Any, observed: float, low: float, high: float) -> float | None:
+    """The factor in ``[low, high]`` where ``model(factor) = observed`` (bisection).
+
+    ``model`` must increase with the factor. Returns the bound when the observation lies
+    outside the model's range, and ``None`` when the model cannot be evaluated.
+    """
+    if not (math.isfinite(observed) and observed > 0):
+        return None
+    at_low = model(low)
+    if not math.isfinite(at_low):
+        return None
+    if observed <= at_low:
+        return low
+    at_high = model(high)
+    if math.isfinite(at_high) and observed >= at_high:
+        return high
+    lo, hi = low, high
+    for _ in range(25):
+        mid = math.sqrt(lo * hi)
+        value = model(mid)
+        if math.isfinite(value) and value < observed:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo < 1.005:
+            break
+    return math.sqrt(lo * hi)
+
+
+def _subsample(isl: FloatArray, osl: FloatArray) -> tuple[FloatArray, FloatArray]:
+    if isl.size <= MAX_MIX:
+        return isl, osl
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(isl.size, MAX_MIX, replace=False))
+    return isl[pick], osl[pick]
+
+
+def _pair(isl: FloatArray, osl: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Pair ISL and OSL samples; unequal lengths are matched by quantiles, shuffled."""
+    if isl.size == osl.size:
+        return isl, osl
+    size = min(MAX_MIX, max(isl.size, osl.size))
+    levels = (np.arange(size) + 0.5) / size
+    isl_q = np.quantile(isl, levels)
+    osl_q = np.quantile(osl, levels)
+    rng = np.random.default_rng(0)
+    return isl_q, osl_q[rng.permutation(size)]
+
+
+def _clean(values: tuple[float, ...]) -> FloatArray:
+    array = np.asarray(values, dtype=np.float64)
+    return np.asarray(array[np.isfinite(array) & (array >= 0)], dtype=np.float64)
+
+
+def _scale_to(values: FloatArray, mean: float) -> tuple[FloatArray, float]:
+    current = float(np.mean(values)) if values.size else 0.0
+    if current <= 0 or not (mean > 0):
+        return values, 1.0
+    factor = min(2.0, max(0.5, mean / current))
+    return values * factor, factor
+
+
+def _mix(demand: Demand, observation: Observation | None) -> _Mix:
+    """The request mix to size for: samples where known, scaled to the forecast."""
+    isl = _clean(demand.isl_samples_tokens)
+    osl = _clean(demand.osl_samples_tokens)
+    where = "the demand"
+    if (isl.size == 0 or osl.size == 0) and observation is not None:
+        isl = _clean(observation.isl_samples_tokens)
+        osl = _clean(observation.osl_samples_tokens)
+        where = "the last observation"
+    isl_mean = demand.isl_tokens.upper
+    osl_mean = demand.osl_tokens.upper
+    if isl.size == 0 or osl.size == 0:
+        isl = exponential_mix(max(isl_mean, 1.0))
+        osl = exponential_mix(max(osl_mean, 1.0))
+        osl = osl[np.random.default_rng(0).permutation(osl.size)]
+        return _Mix(
+            isl=isl,
+            osl=osl,
+            words=(
+                f"mix: no per-request lengths known; an exponential mix around the "
+                f"forecast ISL {isl_mean:,.0f} / OSL {osl_mean:,.0f} tokens stands in"
+            ),
+        )
+    isl, osl = _subsample(*_pair(isl, osl))
+    raw_isl, raw_osl = float(np.mean(isl)), float(np.mean(osl))
+    isl, isl_factor = _scale_to(isl, isl_mean)
+    osl, osl_factor = _scale_to(osl, osl_mean)
+    return _Mix(
+        isl=isl,
+        osl=np.maximum(osl, 1.0),
+        words=(
+            f"mix: {isl.size} requests from {where} (ISL mean {raw_isl:,.0f}, OSL mean "
+            f"{raw_osl:,.0f} tokens), scaled x{isl_factor:.2f} / x{osl_factor:.2f} to "
+            f"the forecast's upper ISL {isl_mean:,.0f} / OSL {osl_mean:,.0f}"
+        ),
+    )
+
+
+def _observed_mix(observation: Observation) -> _Mix | None:
+    isl = _clean(observation.isl_samples_tokens)
+    osl = _clean(observation.osl_samples_tokens)
+    if isl.size and osl.size:
+        isl, osl = _subsample(*_pair(isl, osl))
+        return _Mix(isl=isl, osl=np.maximum(osl, 1.0), words="observed")
+    if observation.isl_tokens.known and observation.osl_tokens.known:
+        isl = exponential_mix(max(observation.isl_tokens.value, 1.0))
+        osl = exponential_mix(max(observation.osl_tokens.value, 1.0))
+        return _Mix(isl=isl, osl=osl, words="observed means")
+    return None
