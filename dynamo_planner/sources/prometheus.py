@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 _SOURCE = "prometheus"
 
+
 def _frozen_labels(labels: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(labels))
 
