@@ -533,8 +533,8 @@ def planner_from_config(
 ) -> Planner | LoadPlanner | CombinedPlanner:
     """The planner a configuration asks for, by its scaling modes.
 
-    * throughput only: :meth:`Planner.from_config <dynamo_planner.planner.Planner.
-      from_config>`;
+    * throughput only:
+      :meth:`Planner.from_config <dynamo_planner.planner.Planner.from_config>`;
     * load-based only (including agg): :meth:`LoadPlanner.from_config`, which needs no
       performance profile;
     * both: a :class:`CombinedPlanner`.

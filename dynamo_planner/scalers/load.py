@@ -539,8 +539,9 @@ def _mode(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
 class LoadScaler:
     """Load-based replica decisions (spec §4.4 to §4.7, snapshot B), pure.
 
-    The regressions are learned by the caller (:class:`~dynamo_planner.load_planner.
-    LoadPlanner`); the scaler gets their fits in the :class:`LoadRequest`.
+    The regressions are learned by the caller
+    (:class:`~dynamo_planner.load_planner.LoadPlanner`); the scaler gets their fits in the
+    :class:`LoadRequest`.
 
     Attributes:
         mode: ``"disagg"``, ``"prefill"``, ``"decode"`` or ``"agg"``.
