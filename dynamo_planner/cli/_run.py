@@ -120,6 +120,8 @@ async def build_planner(
             prefill_flag=config.prefill_engine_num_gpu,
             decode_flag=config.decode_engine_num_gpu,
             connector=None if config.no_operation else connector,
+            # Observation mode detects nothing (spec §1.8): missing counts read 1.
+            dry_run=config.no_operation,
         )
         router_url = config.loadbased_router_metrics_url
         get_url = getattr(connector, "get_frontend_metrics_url", None)

@@ -111,6 +111,62 @@ def _scrape(port: int) -> str:
         return response.read().decode()
 
 
+class TestBuildPlanner:
+    async def test_no_operation_mode_is_advisory(
+        self,
+        start_prometheus: Callable[[Sequence[str]], PrometheusServer],
+        etcd_server: EtcdServer,
+        h200_profile_dir: Path,
+    ) -> None:
+        """--no-operation builds the log connector, an advisory planner, GPUs default 1."""
+        from dynamo_planner.cli._run import build_planner
+        from dynamo_planner.connectors.log import LogConnector
+
+        prom = start_prometheus([])
+        config = _config(
+            prom,
+            etcd_server,
+            h200_profile_dir,
+            no_operation=True,
+            prefill_engine_num_gpu=None,
+            decode_engine_num_gpu=None,
+        )
+        planner = await build_planner(config, registry=_registry(), environ={})
+        try:
+            assert isinstance(planner.connector, LogConnector)
+            assert planner.advisory
+            assert planner.prefill_gpus_per_engine == 1
+            plan = await planner.step()
+            assert plan.is_hold
+            assert planner.errors == {}
+        finally:
+            assert planner.source is not None
+            await planner.source.aclose()
+
+    async def test_metric_prefix_from_environment(
+        self,
+        start_prometheus: Callable[[Sequence[str]], PrometheusServer],
+        etcd_server: EtcdServer,
+        h200_profile_dir: Path,
+    ) -> None:
+        """DYN_METRICS_PREFIX renames the metrics the source queries."""
+        from dynamo_planner.cli._run import build_planner
+        from dynamo_planner.sources.prometheus import PrometheusMetricSource
+
+        prom = start_prometheus([])
+        config = _config(prom, etcd_server, h200_profile_dir)
+        planner = await build_planner(
+            config, registry=_registry(), environ={"DYN_METRICS_PREFIX": "custom"}
+        )
+        try:
+            assert isinstance(planner.source, PrometheusMetricSource)
+            assert planner.source.metric_prefix == "custom"
+        finally:
+            await planner.source.aclose()
+            assert planner.connector is not None
+            await planner.connector.aclose()
+
+
 class TestRunLive:
     async def test_decisions_reach_the_orchestrator(
         self,
