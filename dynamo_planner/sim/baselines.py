@@ -6,7 +6,9 @@ default), found by simulation (:func:`best_static`). Static workers are all read
 0, so cold starts do not matter. The search assumes more workers never lower attainment:
 it doubles ``k`` until ``kP+kD`` meets the target, then bisects the prefill count at ``kD``,
 then the decode count at that prefill count, then tries trading decode workers for
-prefill workers while that saves GPUs.
+prefill workers while that saves GPUs. When doubling stops improving attainment, the
+target is out of reach (some requests miss a target even alone): the search then sizes for
+the most attainment reached, less half a percentage point, and is flagged infeasible.
 
 **Perfect forecast.** The same planner, with its three predictors replaced by
 :class:`~dynamo_planner.sim.edges.OraclePredictor`: at each decision it is told the actual
@@ -199,13 +201,16 @@ class StaticSearch:
     """The outcome of :func:`best_static`.
 
     Attributes:
-        summary: The best deployment's run (the largest one tried if none met the target).
-        feasible: Whether a deployment met the target within ``max_workers``.
+        summary: The best deployment's run.
+        feasible: Whether some deployment met the attainment target.
+        target: The attainment the search sized for: the requested target, or, when that
+            is out of reach, the most any deployment reached minus ``0.005``.
         evaluated: Every deployment simulated: ``(prefill, decode, attainment, gpu_hours)``.
     """
 
     summary: RunSummary
     feasible: bool
+    target: float
     evaluated: tuple[tuple[int, int, float, float], ...]
 
     @property
@@ -234,6 +239,11 @@ def best_static(
     progress: Callable[[int, int], None] | None = None,
 ) -> StaticSearch:
     """The smallest fixed deployment (by GPUs) meeting the attainment target.
+
+    When no deployment meets the target (some requests miss a target even alone, e.g.
+    prompts whose prefill alone exceeds the TTFT target), the search sizes for the most
+    attainment any deployment reached, less half a percentage point, and reports
+    ``feasible=False``.
 
     Args:
         trace: The requests.
@@ -267,9 +277,6 @@ def best_static(
             )
         return runs[(p, d)]
 
-    def ok(p: int, d: int) -> bool:
-        return run(p, d).attainment >= attainment_target
-
     def smallest(lo: int, hi: int, good: Callable[[int], bool]) -> int:
         """Smallest x in [lo, hi] with good(x), given good(hi)."""
         while lo < hi:
@@ -280,20 +287,24 @@ def best_static(
                 lo = mid + 1
         return hi
 
-    def done(best: RunSummary, feasible: bool) -> StaticSearch:
-        return StaticSearch(
-            summary=best,
-            feasible=feasible,
-            evaluated=tuple(
-                (p, d, s.attainment, s.gpu_hours) for (p, d), s in runs.items()
-            ),
-        )
-
+    # grow a balanced deployment until it meets the target, or stops improving
+    target = attainment_target
+    feasible = True
     k = 1
-    while not ok(k, k):
-        if k >= max_workers:
-            return done(run(k, k), feasible=False)
+    previous = -1.0
+    while run(k, k).attainment < target:
+        reached = run(k, k).attainment
+        if k >= max_workers or (previous > 0 and reached <= previous + 1e-3):
+            feasible = False
+            target = max(s.attainment for s in runs.values()) - 0.005
+            k = min(p for (p, _), s in runs.items() if s.attainment >= target)
+            break
+        previous = reached
         k = min(2 * k, max_workers)
+
+    def ok(p: int, d: int) -> bool:
+        return run(p, d).attainment >= target
+
     p_best = smallest(1, k, lambda p: ok(p, k))
     d_best = smallest(1, k, lambda d: ok(p_best, d))
 
@@ -309,7 +320,14 @@ def best_static(
             break
         d = smallest(1, d_limit, lambda d, p=p: ok(p, d))  # type: ignore[misc]
         p_best, d_best = p, d
-    return done(run(p_best, d_best), feasible=True)
+    return StaticSearch(
+        summary=run(p_best, d_best),
+        feasible=feasible,
+        target=target,
+        evaluated=tuple(
+            (p, d, s.attainment, s.gpu_hours) for (p, d), s in runs.items()
+        ),
+    )
 
 
 # ------------------------------------------------------------------------ perfect forecast

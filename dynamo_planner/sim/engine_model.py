@@ -138,18 +138,31 @@ class EngineModel:
         )
 
     @classmethod
-    def from_profile(cls, profile: PerfProfile) -> EngineModel:
+    def from_profile(
+        cls, profile: PerfProfile, *, prefill_beyond: str = "linear"
+    ) -> EngineModel:
         """Build the model from a profile.
 
         Decode points are grouped by context length; their concurrency is recovered as
         ``round(kv_usage * max_kv_tokens / context)``, as the profiler defined it. Points of
         one context with the same concurrency are averaged.
 
+        Args:
+            profile: The profile.
+            prefill_beyond: Prefill time beyond the largest profiled ISL: ``"linear"``
+                (the default; grows on the upper-half secant) or ``"clamp"`` (stays at the
+                last point's, as the reference interpolator clamps its queries; this
+                makes long prompts unrealistically cheap, for comparisons only).
+
         Raises:
             ProfileError: The profile has no prefill or decode point, a non-positive time,
                 or unsorted prefill ISLs.
         """
         source = profile.source or "<profile>"
+        if prefill_beyond not in ("linear", "clamp"):
+            raise ValueError(
+                f"prefill_beyond must be 'linear' or 'clamp', got {prefill_beyond!r}"
+            )
         isl = np.asarray(profile.prefill.isl_tokens, dtype=np.float64)
         ttft = np.asarray(profile.prefill.ttft_ms, dtype=np.float64)
         if isl.size == 0 or isl.size != ttft.size:
@@ -201,8 +214,10 @@ class EngineModel:
         return cls(
             prefill_isl_tokens=isl,
             prefill_ttft_ms=ttft,
-            prefill_tail_slope_ms=_upper_secant_slope(
-                _float_tuple(isl), _float_tuple(ttft)
+            prefill_tail_slope_ms=(
+                _upper_secant_slope(_float_tuple(isl), _float_tuple(ttft))
+                if prefill_beyond == "linear"
+                else 0.0
             ),
             decode_curves=curves,
             max_kv_tokens=int(dec.max_kv_tokens),

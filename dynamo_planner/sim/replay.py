@@ -108,6 +108,9 @@ class ReplayOptions:
         drain_limit_s: How long after the last arrival the run may go on finishing
             requests.
         baselines: Which baselines to compute (any of :data:`BASELINES`).
+        prefill_beyond: Prefill time beyond the profile's largest ISL: ``"linear"`` or
+            ``"clamp"`` (see :meth:`EngineModel.from_profile
+            <dynamo_planner.sim.engine_model.EngineModel.from_profile>`).
     """
 
     sim: SimConfig = attrs.field(factory=SimConfig)
@@ -120,6 +123,9 @@ class ReplayOptions:
     warmup_s: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
     drain_limit_s: float = attrs.field(default=3600.0, validator=attrs.validators.gt(0))
     baselines: tuple[str, ...] = attrs.field(default=BASELINES, converter=_baselines)
+    prefill_beyond: str = attrs.field(
+        default="linear", validator=attrs.validators.in_(("linear", "clamp"))
+    )
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -207,6 +213,7 @@ class ReplayReport:
                 "prefill": s.prefill,
                 "decode": s.decode,
                 "feasible": self.best_static.feasible,
+                "target": self.best_static.target,
             }
         if self.perfect_forecast:
             s = self.perfect_forecast.summary
@@ -255,6 +262,8 @@ class ReplayReport:
         )
         if self.options.warmup_s > 0:
             head += f"; counting requests after {self.options.warmup_s:g} s"
+        if self.options.prefill_beyond == "clamp":
+            head += "; prefill time clamped beyond the profile"
         lines = [head, ""]
         header = (
             f"{'run':<28} {'requests':>9} {'TTFT p50/p90/p99 ms':>22} "
@@ -278,8 +287,10 @@ class ReplayReport:
             )
         if self.best_static and not self.best_static.feasible:
             lines.append(
-                "note: no static deployment tried met the attainment target "
-                f"{self.options.attainment_target:.0%}"
+                "note: no static deployment meets the attainment target "
+                f"{self.options.attainment_target:.1%} (some requests miss a target even "
+                f"alone); best static is the smallest reaching "
+                f"{self.best_static.target:.1%}"
             )
         return "\n".join(lines)
 
@@ -534,7 +545,7 @@ async def areplay(
     options = options or ReplayOptions()
     started = time.perf_counter()
     resolved = _resolve(planner, options)
-    model = EngineModel.from_profile(profile)
+    model = EngineModel.from_profile(profile, prefill_beyond=options.prefill_beyond)
     horizon = max(trace.duration_s, 1e-9)
 
     def phase(name: str) -> Callable[[float], None]:

@@ -154,3 +154,20 @@ class TestOracle:
         assert oracle["osl"].values == [20.0, 20.0, 5.0]
         sim.run_until(500.0)
         assert oracle["num_req"].predict().value == 0.0
+
+
+class TestBestStaticOutOfReach:
+    """When some requests miss a target even alone."""
+
+    def test_sizes_for_the_reachable_attainment(self, model: EngineModel) -> None:
+        """A fifth of prompts too long for the TTFT target caps attainment near 80%."""
+        trace = poisson(10, 120, isl=1000, osl=50, seed=3)
+        isl = np.asarray(trace.isl_tokens).copy()
+        isl[::5] = 40000  # prefill alone takes about 1 s
+        trace = RequestTrace(
+            arrival_s=trace.arrival_s, isl_tokens=isl, osl_tokens=trace.osl_tokens
+        )
+        search = best_static(trace, model, SimConfig(), ttft_ms=500, itl_ms=50)
+        assert not search.feasible
+        assert 0.7 < search.target < 0.81
+        assert search.summary.attainment >= search.target
