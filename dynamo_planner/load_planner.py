@@ -112,8 +112,7 @@ class LoadPlanner:
     _errors: Counter[str] = attrs.field(init=False, factory=Counter)
     _last_current: ReplicaState = attrs.field(init=False, factory=ReplicaState)
     _last_plan: ReplicaPlan | None = attrs.field(init=False, default=None)
-    _pending: ReplicaState | None = attrs.field(init=False, default=None)
-    _pending_since_s: float = attrs.field(init=False, default=0.0)
+    _pending: dict[str, tuple[int, float]] = attrs.field(init=False, factory=dict)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -324,42 +323,62 @@ class LoadPlanner:
         return self._last_current
 
     def _in_progress(self, current: ReplicaState) -> ReplicaState | None:
-        """The last applied target while the deployment has not reached it."""
-        if self._pending is None:
+        """Per component, the last applied target while the deployment differs from it.
+
+        Components with no change in flight report their current count. A component
+        that reached its target, or waited longer than ``max_wait_s``, is no longer in
+        flight.
+        """
+        now = self.clock.now()
+        for component, (target, since_s) in list(self._pending.items()):
+            have = getattr(current, component)
+            if have == target:
+                del self._pending[component]
+            elif now - since_s > self.max_wait_s:
+                logger.warning(
+                    "scaling %s to %d did not converge in %.0f s (deployment reports "
+                    "%d); deciding again",
+                    component,
+                    target,
+                    now - since_s,
+                    have,
+                )
+                del self._pending[component]
+        if not self._pending:
             return None
-        if self._pending == current:
-            self._pending = None
-            return None
-        waited = self.clock.now() - self._pending_since_s
-        if waited > self.max_wait_s:
-            logger.warning(
-                "scaling to %s did not converge in %.0f s (deployment reports %s); "
-                "deciding again",
-                self._pending,
-                waited,
-                current,
-            )
-            self._pending = None
-            return None
-        return self._pending
+        return ReplicaState(
+            prefill=self._pending.get("prefill", (current.prefill, 0.0))[0],
+            decode=self._pending.get("decode", (current.decode, 0.0))[0],
+        )
 
     async def _apply(self, plan: ReplicaPlan, current: ReplicaState) -> bool:
         if plan.is_hold or self.advisory or self.connector is None:
             return False
-        target = plan.target(current)
-        if target == self._pending:
-            logger.debug("target %s already applied; not applying again", target)
+        changes = {
+            component: value
+            for component in ("prefill", "decode")
+            if (value := getattr(plan, component)) is not None
+        }
+        if all(
+            component in self._pending and self._pending[component][0] == value
+            for component, value in changes.items()
+        ):
+            logger.debug("targets %s already applied; not applying again", changes)
             return False
         try:
             await self.connector.apply(plan, blocking=self.blocking)
         except Exception:
             self._errors["connector"] += 1
             logger.warning(
-                "connector failed to apply %s; will retry", target, exc_info=True
+                "connector failed to apply %s; will retry", changes, exc_info=True
             )
             return False
-        self._pending = target
-        self._pending_since_s = self.clock.now()
+        now = self.clock.now()
+        for component, value in changes.items():
+            if value == getattr(current, component):
+                self._pending.pop(component, None)
+            else:
+                self._pending[component] = (value, now)
         return True
 
     async def run(self, stop: asyncio.Event | None = None) -> None:

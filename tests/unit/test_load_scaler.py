@@ -632,6 +632,57 @@ class TestLoadPlanner:
         assert second.details["prefill_rule"] == "scaling_in_progress"
         assert len(connector.applied) == 1
 
+    async def test_in_progress_is_per_component(self) -> None:
+        """A decode change in flight neither blocks prefill nor outlives its arrival."""
+
+        @attrs.define
+        class Scripted:
+            states: list[ReplicaState]
+            applied: list[ReplicaPlan] = attrs.field(factory=list)
+
+            async def current(self) -> ReplicaState:
+                return self.states.pop(0)
+
+            async def apply(self, plan: ReplicaPlan, *, blocking: bool = False) -> None:
+                self.applied.append(plan)
+
+            async def aclose(self) -> None:
+                pass
+
+        calm_prefill = prefill("a", 900)
+        busy_prefill = prefill("a", 2000)
+        busy = decode("b", 90)
+        source = InMemoryMetricSource(
+            [
+                Observation(
+                    interval_s=5,
+                    workers=[calm_prefill, busy],
+                ),
+                Observation(interval_s=5, workers=[busy_prefill, busy]),
+                Observation(
+                    interval_s=5,
+                    workers=[busy_prefill, busy, attrs.evolve(busy, worker_id="c")],
+                ),
+            ]
+        )
+        connector = Scripted(
+            [
+                ReplicaState(prefill=1, decode=1),
+                ReplicaState(prefill=1, decode=1),
+                ReplicaState(prefill=1, decode=2),
+            ]
+        )
+        planner = _warm_planner(source=source, connector=connector)
+        first = await planner.step()
+        second = await planner.step()
+        third = await planner.step()
+        assert (first.prefill, first.decode) == (None, 2)
+        assert second.prefill == 2
+        assert second.details["decode_rule"] == "scaling_in_progress"
+        assert third.details["prefill_rule"] == "scaling_in_progress"
+        assert third.details["decode_rule"] == "scale_up"
+        assert third.decode == 3
+
     async def test_in_progress_guard_expires(self) -> None:
         """After max_wait_s without convergence the planner decides again."""
         clock = ManualClock()
