@@ -3,15 +3,15 @@
 Every predictor, interpolator, scaler, metric source and connector, built-in or not, is
 found by name in one of five entry-point groups:
 
-================================== ============================================== ====================
-Group                              Protocol (:mod:`dynamo_planner.protocols`)     Named constructor
-================================== ============================================== ====================
-``dynamo_planner.predictors``      :class:`~dynamo_planner.protocols.Predictor`    ``from_config``
-``dynamo_planner.interpolators``   :class:`~dynamo_planner.protocols.Interpolator` ``from_profile``
-``dynamo_planner.scalers``         :class:`~dynamo_planner.protocols.Scaler`       ``from_config``
-``dynamo_planner.metric_sources``  :class:`~dynamo_planner.protocols.MetricSource` ``from_config``
-``dynamo_planner.connectors``      :class:`~dynamo_planner.protocols.Connector`    ``from_config``
-================================== ============================================== ====================
+================================== ================================================ ====================
+Group                              Protocol (:mod:`dynamo_planner.protocols`)       Named constructor
+================================== ================================================ ====================
+``dynamo_planner.predictors``      :class:`~dynamo_planner.protocols.Predictor`      ``from_config``
+``dynamo_planner.interpolators``   :class:`~dynamo_planner.protocols.Interpolator`   ``from_profile``
+``dynamo_planner.scalers``         :class:`~dynamo_planner.protocols.Scaler`         ``from_config``
+``dynamo_planner.metric_sources``  :class:`~dynamo_planner.protocols.MetricSource`   ``from_config``
+``dynamo_planner.connectors``      :class:`~dynamo_planner.protocols.Connector`      ``from_config``
+================================== ================================================ ====================
 
 An entry point names a **class**. Predictors, scalers, metric sources and connectors have
 a classmethod ``from_config(config: PlannerConfig, **kwargs)``; interpolators have
