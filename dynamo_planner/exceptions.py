@@ -15,7 +15,8 @@ The hierarchy, so that ``except PlannerError`` catches everything the library ra
     ├── MetricSourceError(PlannerError)                .source
     │   └── MalformedMetricsError(MetricSourceError, ValueError)
     └── ConnectorError(PlannerError)                   .connector
-        └── DeploymentValidationError(ConnectorError, ValueError)
+        ├── DeploymentValidationError(ConnectorError, ValueError)
+        └── ScalingDeferredError(ConnectorError)
     PlannerWarning(UserWarning)
 """
 
@@ -38,6 +39,7 @@ __all__ = [
     "PluginLoadError",
     "PluginNotFoundError",
     "ProfileError",
+    "ScalingDeferredError",
     "TraceError",
 ]
 
@@ -214,6 +216,15 @@ class ConnectorError(PlannerError):
 
 class DeploymentValidationError(ConnectorError, ValueError):
     """The deployment does not have what the planner needs (services, model, GPUs).
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class ScalingDeferredError(ConnectorError):
+    """A decision was held back because the deployment has not finished the last one.
+
+    The planner does not count it as applied, so it tries again on its next interval.
 
     .. versionadded:: 0.1.0
     """

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from dynamo_planner.exceptions import ScalingDeferredError
 from dynamo_planner.protocols import (
     Clock,
     Connector,
@@ -76,7 +77,8 @@ class StepRecord:
         current: The replicas the connector reported (or the last known).
         plan: The plan made.
         applied: True when the plan was sent to the connector and accepted.
-        errors: Error counts by kind so far (``"source"``, ``"connector"``).
+        errors: Error counts by kind so far: ``"source"``, ``"connector"``, and
+            ``"deferred"`` (the connector held a decision back until the previous one is done).
     """
 
     observation: Observation
@@ -422,6 +424,10 @@ class Planner:
             return False
         try:
             await self.connector.apply(plan, blocking=False)
+        except ScalingDeferredError as exc:
+            self._errors["deferred"] += 1
+            logger.info("connector deferred %s (%s); will retry", target, exc)
+            return False
         except Exception:
             self._errors["connector"] += 1
             logger.warning(

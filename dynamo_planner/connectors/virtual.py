@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Self
 import attrs
 
 from dynamo_planner.connectors._etcd import Compare, EtcdKV
-from dynamo_planner.exceptions import ConfigError, ConnectorError
+from dynamo_planner.exceptions import ConfigError, ConnectorError, ScalingDeferredError
 from dynamo_planner.values import ReplicaPlan, ReplicaState
 
 if TYPE_CHECKING:
@@ -90,16 +90,6 @@ def is_ready(decision_id: int, scaled_decision_id: int | None) -> bool:
     if decision_id < 0:
         return True
     return scaled_decision_id is not None and scaled_decision_id >= decision_id
-
-
-class ScalingDeferredError(ConnectorError):
-    """A decision was held back because the orchestrator has not finished the last one.
-
-    The planner retries on its next interval; after ``max_wait_s`` decisions go through
-    regardless.
-
-    .. versionadded:: 0.1.0
-    """
 
 
 @attrs.frozen(kw_only=True)

@@ -8,7 +8,7 @@ import math
 import attrs
 import pytest
 
-from dynamo_planner.exceptions import MetricSourceError
+from dynamo_planner.exceptions import MetricSourceError, ScalingDeferredError
 from dynamo_planner.planner import Planner, StepRecord
 from dynamo_planner.protocols import ScalingRequest
 from dynamo_planner.testing.fakes import (
@@ -189,6 +189,28 @@ class TestStep:
         assert connector.applied == []
         assert planner.errors == {"connector": 1}
         await planner.step()
+        assert connector.state == ReplicaState(prefill=3, decode=3)
+
+    async def test_deferred_decision_is_retried_and_not_an_error(self) -> None:
+        """A decision the connector defers is counted as deferred and applied later."""
+
+        @attrs.define
+        class DeferOnce(RecordingConnector):
+            deferred: bool = False
+
+            async def apply(self, plan: ReplicaPlan, *, blocking: bool = False) -> None:
+                if not self.deferred:
+                    self.deferred = True
+                    raise ScalingDeferredError("previous not done", connector="x")
+                await super().apply(plan, blocking=blocking)
+
+        connector = DeferOnce()
+        planner = _planner(
+            source=InMemoryMetricSource([_obs(250), _obs(250)]), connector=connector
+        )
+        await planner.step()
+        await planner.step()
+        assert planner.errors == {"deferred": 1}
         assert connector.state == ReplicaState(prefill=3, decode=3)
 
     async def test_same_target_is_not_applied_twice(self) -> None:
