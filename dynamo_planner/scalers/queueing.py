@@ -444,7 +444,7 @@ def servers_for_attainment(
             quantile=None,
             arrival_cv2=arrival_cv2,
         )
-        if estimate.attainment >= attainment:
+        if estimate.stable and estimate.attainment >= attainment:
             best = estimate
             break
         servers += step
@@ -486,7 +486,7 @@ def _refine(
             quantile=None,
             arrival_cv2=arrival_cv2,
         )
-        if estimate.attainment < attainment:
+        if not estimate.stable or estimate.attainment < attainment:
             break
         best = estimate
         servers -= 1

@@ -81,6 +81,11 @@ CALIBRATION_BOUNDS = (0.5, 2.0)
 MIN_CALIBRATION_REQUESTS = 20
 """Fewest requests in an interval for it to calibrate the model."""
 MAX_DECODE_REPLICAS = 100_000
+STEADY_INTERVALS = 2
+"""Decisions the running replicas must have been unchanged for an interval to calibrate."""
+BEST_EFFORT_SLACK = 1.1
+"""With ``strict=False``, an ITL target below one request's ITL is replaced by this
+multiple of that ITL (best effort)."""
 
 
 def _check_positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -319,6 +324,10 @@ class SLAScaler:
         calibrate: Correct the model from observed TTFT and ITL.
         calibration_weight: Weight of one interval's factor in the running factor.
         trend_intervals: Recent intervals used for the trend and the spread.
+        strict: Raise :class:`~dynamo_planner.exceptions.InfeasibleSLAError` when the
+            mean request of a decision alone misses a target (by default the plan says
+            so and sizes on a best-effort basis; construction always refuses a target
+            that even the shortest request misses).
     """
 
     interpolator: Interpolator
@@ -336,6 +345,7 @@ class SLAScaler:
     calibrate: bool = True
     calibration_weight: float = attrs.field(default=0.5, validator=_check_positive)
     trend_intervals: int = attrs.field(default=5, validator=_at_least(2))
+    strict: bool = False
 
     _law: DecodeLaw = attrs.field(init=False)
     _prefill_overhead_ms: float = attrs.field(init=False)
@@ -344,7 +354,7 @@ class SLAScaler:
     _counts: collections.deque[float] = attrs.field(init=False)
     _prefill_factor: float = attrs.field(init=False, default=1.0)
     _decode_factor: float = attrs.field(init=False, default=1.0)
-    _last_current: ReplicaState | None = attrs.field(init=False, default=None)
+    _currents: collections.deque[ReplicaState] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._law = DecodeLaw.from_interpolator(self.interpolator)
@@ -352,6 +362,7 @@ class SLAScaler:
         self._prefill_needs = collections.deque(maxlen=self.scale_down_intervals)
         self._decode_needs = collections.deque(maxlen=self.scale_down_intervals)
         self._counts = collections.deque(maxlen=self.trend_intervals + 1)
+        self._currents = collections.deque(maxlen=STEADY_INTERVALS)
         self._check_feasible()
 
     @classmethod
@@ -440,7 +451,7 @@ class SLAScaler:
         }
         if observation is not None and self.calibrate:
             reasons.extend(self._calibrate(observation, request.current, details))
-        self._last_current = request.current
+        self._currents.append(request.current)
         if observation is not None and observation.num_req.known:
             self._counts.append(observation.num_req.value)
 
@@ -549,15 +560,18 @@ class SLAScaler:
         target_s = self.ttft_ms / 1000.0
         mean_isl = float(np.mean(mix.isl))
         mean_alone = self.interpolator.prefill_ttft_ms(mean_isl) * factor
+        reasons = []
         if mean_alone > self.ttft_ms:
-            raise InfeasibleSLAError(
+            words = (
                 f"TTFT target {self.ttft_ms:g} ms is infeasible: a request of the mean "
                 f"ISL ({mean_isl:,.0f} tokens) alone takes {mean_alone:.0f} ms to prefill"
             )
+            if self.strict:
+                raise InfeasibleSLAError(words)
+            reasons.append(f"prefill: {words}; sizing on a best-effort basis")
         pmix = self._prefill_mix(mix, factor)
         feasible = pmix.feasible_share(target_s)
         target = self.attainment * feasible
-        reasons = []
         if feasible < 1.0:
             reasons.append(
                 f"prefill: {1 - feasible:.1%} of the mix exceeds TTFT {self.ttft_ms:g} ms "
@@ -643,15 +657,24 @@ class SLAScaler:
         alone = (
             law.step_overhead_ms + law.per_request_ms + law.per_kv_token_ms * mean_ctx
         )
+        itl_target = self.itl_ms
+        infeasible_words = ""
         if alone > self.itl_ms:
-            raise InfeasibleSLAError(
+            words = (
                 f"ITL target {self.itl_ms:g} ms is infeasible: one request of the mean "
                 f"context ({mean_ctx:,.0f} tokens) alone takes {alone:.2f} ms per token"
+            )
+            if self.strict:
+                raise InfeasibleSLAError(words)
+            itl_target = BEST_EFFORT_SLACK * alone
+            infeasible_words = (
+                f"decode: {words}; sizing on a best-effort basis for ITL "
+                f"{itl_target:.2f} ms"
             )
         floor = max(1, self.min_endpoint) if rate > 0 else self.min_endpoint
         need = floor
         if rate > 0:
-            need = self._decode_replicas(law, mix, rate, z, floor)
+            need = self._decode_replicas(law, mix, rate, z, floor, itl_target)
         replicas, hold_words = _hysteresis(self._decode_needs, need, "decode")
         details: dict[str, Any] = {
             "decode_required": need,
@@ -665,6 +688,8 @@ class SLAScaler:
         }
         if rate > 0 and replicas > 0:
             est = _estimate_decode(law, mix, rate=rate, replicas=replicas, z=z)
+            if infeasible_words:
+                details["decode_best_effort_itl_ms"] = itl_target
             details.update(
                 {
                     "predicted_itl_ms": est.quantile_itl_ms,
@@ -693,27 +718,33 @@ class SLAScaler:
             words = f"decode: no requests expected; {replicas} replicas (min_endpoint)"
         return _Component(
             replicas=replicas,
-            reasons=(words, hold_words),
+            reasons=tuple(w for w in (infeasible_words, words, hold_words) if w),
             details=details,
             raised_to_min=rate > 0 and need == floor and floor > 1,
         )
 
     def _decode_replicas(
-        self, law: DecodeLaw, mix: _Mix, rate: float, z: float, floor: int
+        self,
+        law: DecodeLaw,
+        mix: _Mix,
+        rate: float,
+        z: float,
+        floor: int,
+        itl_target: float,
     ) -> int:
         per_step = law.per_request_ms + law.per_kv_token_ms * mix.context
         work1 = float(np.mean(mix.osl * per_step))
-        room = self.itl_ms - law.step_overhead_ms
+        room = itl_target - law.step_overhead_ms
         # lower bound: the mean ITL alone within target
-        replicas = max(floor, 1, math.floor(rate * self.itl_ms * work1 / 1000 / room))
+        replicas = max(floor, 1, math.floor(rate * itl_target * work1 / 1000 / room))
         while replicas <= MAX_DECODE_REPLICAS:
             est = _estimate_decode(law, mix, rate=rate, replicas=replicas, z=z)
-            if est.quantile_itl_ms <= self.itl_ms and est.kv_quantile_usage <= 1.0:
+            if est.quantile_itl_ms <= itl_target and est.kv_quantile_usage <= 1.0:
                 return replicas
             replicas += 1
         raise InfeasibleSLAError(
             f"no decode replica count up to {MAX_DECODE_REPLICAS} meets ITL "
-            f"{self.itl_ms:g} ms at {rate:g} requests/s"
+            f"{itl_target:g} ms at {rate:g} requests/s"
         )
 
     # ------------------------------------------------------------------ calibration
@@ -723,29 +754,33 @@ class SLAScaler:
         current: ReplicaState,
         details: dict[str, Any],
     ) -> list[str]:
-        previous = self._last_current
-        steady = previous is not None and previous == current
+        factors = (
+            f"factors prefill {self._prefill_factor:.2f}, decode "
+            f"{self._decode_factor:.2f}"
+        )
+        steady = len(self._currents) == STEADY_INTERVALS and all(
+            c == current for c in self._currents
+        )
         count = observation.num_req.value if observation.num_req.known else 0.0
-        if not steady or count < MIN_CALIBRATION_REQUESTS:
-            why = "replicas changed" if not steady else f"{count:g} requests"
+        if not steady:
             return [
                 (
-                    f"calibration: skipped ({why}); factors prefill "
-                    f"{self._prefill_factor:.2f}, decode {self._decode_factor:.2f}"
+                    f"calibration: skipped (replicas not steady for {STEADY_INTERVALS} "
+                    f"intervals); {factors}"
                 )
             ]
-        rate = count / observation.interval_s
+        if count < MIN_CALIBRATION_REQUESTS:
+            return [f"calibration: skipped ({count:g} requests); {factors}"]
         mix = _observed_mix(observation)
         if mix is None:
-            return ["calibration: skipped (no ISL/OSL observed)"]
+            return [f"calibration: skipped (no ISL/OSL observed); {factors}"]
+        rate = count / observation.interval_s
         words = []
-        low, high = CALIBRATION_BOUNDS
         if (
             self.mode in ("disagg", "prefill")
             and observation.ttft_ms.status is Status.OK
             and current.prefill > 0
         ):
-            observed = observation.ttft_ms.value
             target_s = self.ttft_ms / 1000.0
 
             def mean_ttft_ms(factor: float) -> float:
@@ -759,25 +794,21 @@ class SLAScaler:
                 )
                 return est.mean_ttft_s * 1000.0
 
-            found = _solve_factor(mean_ttft_ms, observed, low, high)
-            if found is not None:
-                modelled = mean_ttft_ms(self._prefill_factor)
-                self._prefill_factor = _blend(
-                    self._prefill_factor, found, self.calibration_weight
+            words.append(
+                self._update_factor(
+                    "prefill",
+                    "TTFT",
+                    observation.ttft_ms.value,
+                    mean_ttft_ms,
+                    current.prefill,
+                    details,
                 )
-                details["prefill_calibration_observed_ms"] = observed
-                words.append(
-                    f"calibration: observed mean TTFT {observed:,.0f} ms vs model "
-                    f"{modelled:,.0f} ms at {current.prefill} prefill replicas -> "
-                    f"interval factor {found:.2f}; prefill factor now "
-                    f"{self._prefill_factor:.2f} (bounded to [{low:g}, {high:g}])"
-                )
+            )
         if (
             self.mode in ("disagg", "decode")
             and observation.itl_ms.status is Status.OK
             and current.decode > 0
         ):
-            observed = observation.itl_ms.value
             z = self.z
 
             def mean_itl_ms(factor: float) -> float:
@@ -789,25 +820,51 @@ class SLAScaler:
                     z=z,
                 ).mean_itl_ms
 
-            found = _solve_factor(mean_itl_ms, observed, low, high)
-            if found is not None:
-                modelled = mean_itl_ms(self._decode_factor)
-                self._decode_factor = _blend(
-                    self._decode_factor, found, self.calibration_weight
+            words.append(
+                self._update_factor(
+                    "decode",
+                    "ITL",
+                    observation.itl_ms.value,
+                    mean_itl_ms,
+                    current.decode,
+                    details,
                 )
-                details["decode_calibration_observed_ms"] = observed
-                words.append(
-                    f"calibration: observed mean ITL {observed:.2f} ms vs model "
-                    f"{modelled:.2f} ms at {current.decode} decode replicas -> interval "
-                    f"factor {found:.2f}; decode factor now {self._decode_factor:.2f} "
-                    f"(bounded to [{low:g}, {high:g}])"
-                )
-        return words or [
-            (
-                f"calibration: nothing to compare; factors prefill "
-                f"{self._prefill_factor:.2f}, decode {self._decode_factor:.2f}"
             )
-        ]
+        return words or [f"calibration: nothing to compare; {factors}"]
+
+    def _update_factor(
+        self,
+        component: str,
+        metric: str,
+        observed: float,
+        model: Any,
+        replicas: int,
+        details: dict[str, Any],
+    ) -> str:
+        low, high = CALIBRATION_BOUNDS
+        attribute = f"_{component}_factor"
+        previous: float = getattr(self, attribute)
+        modelled = model(previous)
+        found = _solve_factor(model, observed, low, high)
+        details[f"{component}_calibration_observed_ms"] = observed
+        details[f"{component}_calibration_modelled_ms"] = modelled
+        head = (
+            f"calibration: observed mean {metric} {observed:,.2f} ms vs model "
+            f"{modelled:,.2f} ms at {replicas} {component} replicas"
+        )
+        if found is None:
+            return (
+                f"{head}; no factor in [{low:g}, {high:g}] explains it, so the interval "
+                f"is treated as a transient (e.g. a backlog) and ignored; {component} "
+                f"factor stays {previous:.2f}"
+            )
+        value = _blend(previous, found, self.calibration_weight)
+        setattr(self, attribute, value)
+        return (
+            f"{head} -> interval factor {found:.2f}; {component} factor now {value:.2f} "
+            f"(blended with weight {self.calibration_weight:g}, bounded to "
+            f"[{low:g}, {high:g}])"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -902,19 +959,20 @@ def _blend(previous: float, found: float, weight: float) -> float:
 def _solve_factor(model: Any, observed: float, low: float, high: float) -> float | None:
     """The factor in ``[low, high]`` where ``model(factor) = observed`` (bisection).
 
-    ``model`` must increase with the factor. Returns the bound when the observation lies
-    outside the model's range, and ``None`` when the model cannot be evaluated.
+    ``model`` must increase with the factor. Returns ``None`` when the observation lies
+    outside what the model gives over ``[low, high]`` (a transient such as a backlog after
+    a cold start, not a model error) or the model cannot be evaluated.
     """
     if not (math.isfinite(observed) and observed > 0):
         return None
     at_low = model(low)
     if not math.isfinite(at_low):
         return None
-    if observed <= at_low:
-        return low
-    at_high = model(high)
-    if math.isfinite(at_high) and observed >= at_high:
-        return high
+    if observed < at_low:
+        return None
+    at_high = model(high)  # infinite when the queue would be unstable: above anything
+    if observed > at_high:
+        return None
     lo, hi = low, high
     for _ in range(25):
         mid = math.sqrt(lo * hi)

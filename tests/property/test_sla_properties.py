@@ -1,0 +1,171 @@
+"""Properties of the SLA scaler: monotone in demand and targets, predictions in target."""
+
+from __future__ import annotations
+
+import functools
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dynamo_planner.interpolators.fitted import FittedInterpolator
+from dynamo_planner.profiles import load_profile
+from dynamo_planner.protocols import ScalingRequest
+from dynamo_planner.scalers.sla import SLAScaler
+from dynamo_planner.values import Demand, ReplicaPlan, ReplicaState
+
+INTERVAL_S = 60.0
+
+
+@functools.cache
+def fitted() -> FittedInterpolator:
+    from dynamo_planner.data import H200_PROFILE_DIR
+
+    return FittedInterpolator.from_profile(load_profile(H200_PROFILE_DIR))
+
+
+def plan(
+    num_req: float,
+    isl: float,
+    osl: float,
+    *,
+    ttft_ms: float = 500.0,
+    itl_ms: float = 20.0,
+    attainment: float = 0.99,
+) -> ReplicaPlan:
+    """One decision of a fresh scaler (no history, no calibration)."""
+    scaler = SLAScaler(
+        interpolator=fitted(),
+        ttft_ms=ttft_ms,
+        itl_ms=itl_ms,
+        attainment=attainment,
+    )
+    demand = Demand.of(
+        num_req=num_req, isl_tokens=isl, osl_tokens=osl, interval_s=INTERVAL_S
+    )
+    return scaler.decide(
+        ScalingRequest(demand=demand, current=ReplicaState(prefill=1, decode=1))
+    )
+
+
+requests = st.floats(0.0, 30_000.0, allow_nan=False)
+isls = st.floats(50.0, 6000.0, allow_nan=False)
+osls = st.floats(1.0, 1000.0, allow_nan=False)
+
+
+class TestMonotone:
+    """More demand, or a tighter target, never gives fewer replicas."""
+
+    @settings(max_examples=60, deadline=None)
+    @given(base=requests, extra=requests, isl=isls, osl=osls)
+    def test_more_requests_never_fewer_replicas(
+        self, base: float, extra: float, isl: float, osl: float
+    ) -> None:
+        """Adding requests never lowers prefill or decode replicas."""
+        low = plan(base, isl, osl)
+        high = plan(base + extra, isl, osl)
+        assert low.prefill is not None
+        assert high.prefill is not None
+        assert low.decode is not None
+        assert high.decode is not None
+        assert high.prefill >= low.prefill
+        assert high.decode >= low.decode
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        num_req=requests,
+        isl=isls,
+        osl=osls,
+        longer=st.floats(1.0, 3.0, allow_nan=False),
+    )
+    def test_longer_requests_never_fewer_replicas(
+        self, num_req: float, isl: float, osl: float, longer: float
+    ) -> None:
+        """Longer inputs and outputs never lower the replicas."""
+        low = plan(num_req, isl, osl)
+        high = plan(num_req, isl * longer, osl * longer)
+        assert high.prefill is not None
+        assert low.prefill is not None
+        assert high.decode is not None
+        assert low.decode is not None
+        assert high.prefill >= low.prefill
+        assert high.decode >= low.decode
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        num_req=requests,
+        isl=isls,
+        osl=osls,
+        ttft=st.floats(150.0, 2000.0, allow_nan=False),
+        tighter=st.floats(0.5, 1.0, allow_nan=False),
+    )
+    def test_tighter_ttft_never_fewer_prefill(
+        self, num_req: float, isl: float, osl: float, ttft: float, tighter: float
+    ) -> None:
+        """A tighter TTFT target never lowers the prefill replicas."""
+        loose = plan(num_req, isl, osl, ttft_ms=ttft)
+        tight = plan(num_req, isl, osl, ttft_ms=ttft * tighter)
+        assert tight.prefill is not None
+        assert loose.prefill is not None
+        assert tight.prefill >= loose.prefill
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        num_req=requests,
+        isl=isls,
+        osl=osls,
+        itl=st.floats(10.0, 60.0, allow_nan=False),
+        tighter=st.floats(0.5, 1.0, allow_nan=False),
+    )
+    def test_tighter_itl_never_fewer_decode(
+        self, num_req: float, isl: float, osl: float, itl: float, tighter: float
+    ) -> None:
+        """A tighter ITL target never lowers the decode replicas."""
+        loose = plan(num_req, isl, osl, itl_ms=itl)
+        tight = plan(num_req, isl, osl, itl_ms=itl * tighter)
+        assert tight.decode is not None
+        assert loose.decode is not None
+        assert tight.decode >= loose.decode
+
+    @settings(max_examples=30, deadline=None)
+    @given(
+        num_req=requests,
+        isl=isls,
+        osl=osls,
+        share=st.floats(0.5, 0.98, allow_nan=False),
+    )
+    def test_higher_attainment_never_fewer_replicas(
+        self, num_req: float, isl: float, osl: float, share: float
+    ) -> None:
+        """Asking for a larger share of requests never lowers the replicas."""
+        low = plan(num_req, isl, osl, attainment=share)
+        high = plan(num_req, isl, osl, attainment=0.99)
+        assert high.prefill is not None
+        assert low.prefill is not None
+        assert high.decode is not None
+        assert low.decode is not None
+        assert high.prefill >= low.prefill
+        assert high.decode >= low.decode
+
+
+class TestWithinTarget:
+    """The model's predictions at the chosen replicas are within the targets."""
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        num_req=st.floats(1.0, 30_000.0, allow_nan=False),
+        isl=st.floats(50.0, 3000.0, allow_nan=False),
+        osl=osls,
+        ttft=st.floats(250.0, 2000.0, allow_nan=False),
+        itl=st.floats(10.0, 60.0, allow_nan=False),
+    )
+    def test_predicted_ttft_and_itl_within_target(
+        self, num_req: float, isl: float, osl: float, ttft: float, itl: float
+    ) -> None:
+        """Predicted TTFT and ITL at the attainment quantile meet the targets."""
+        chosen = plan(num_req, isl, osl, ttft_ms=ttft, itl_ms=itl)
+        details = chosen.details
+        share = details["prefill_feasible_share"]
+        assert details["predicted_prefill_attainment"] >= 0.99 * share - 1e-9
+        if share == 1.0:
+            assert details["predicted_ttft_ms"] <= ttft
+        assert details["predicted_itl_ms"] <= itl

@@ -1,0 +1,465 @@
+"""The SLA scaler: queueing-aware prefill, Little's-law decode, demand, hysteresis."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dynamo_planner.config import PlannerConfig
+from dynamo_planner.exceptions import ConfigError, InfeasibleSLAError
+from dynamo_planner.interpolators.fitted import FittedInterpolator
+from dynamo_planner.interpolators.reference import ReferenceInterpolator
+from dynamo_planner.profiles import load_profile
+from dynamo_planner.protocols import Scaler, ScalingRequest
+from dynamo_planner.scalers.sla import DecodeLaw, SLAScaler
+from dynamo_planner.values import (
+    Demand,
+    Forecast,
+    Observation,
+    PerfProfile,
+    ReplicaPlan,
+    ReplicaState,
+)
+
+INTERVAL_S = 60.0
+
+
+@pytest.fixture(name="profile", scope="module")
+def _profile() -> PerfProfile:
+    from dynamo_planner.data import H200_PROFILE_DIR
+
+    return load_profile(H200_PROFILE_DIR)
+
+
+@pytest.fixture(name="fitted", scope="module")
+def _fitted(profile: PerfProfile) -> FittedInterpolator:
+    return FittedInterpolator.from_profile(profile)
+
+
+def scaler(fitted: FittedInterpolator, **options: Any) -> SLAScaler:
+    options.setdefault("ttft_ms", 500.0)
+    options.setdefault("itl_ms", 20.0)
+    return SLAScaler(interpolator=fitted, **options)
+
+
+def demand(
+    num_req: float,
+    *,
+    upper: float | None = None,
+    isl: float = 1155.0,
+    osl: float = 211.0,
+    peak: float | None = None,
+    isl_samples: tuple[float, ...] = (),
+    osl_samples: tuple[float, ...] = (),
+) -> Demand:
+    return Demand(
+        interval_s=INTERVAL_S,
+        num_req=Forecast(num_req, num_req if upper is None else upper, 0.9),
+        isl_tokens=Forecast.point(isl),
+        osl_tokens=Forecast.point(osl),
+        isl_samples_tokens=isl_samples,
+        osl_samples_tokens=osl_samples,
+        peak_num_req=peak,
+    )
+
+
+def decide(
+    s: SLAScaler,
+    d: Demand,
+    *,
+    current: ReplicaState | None = None,
+    observation: Observation | None = None,
+) -> ReplicaPlan:
+    return s.decide(
+        ScalingRequest(
+            demand=d,
+            current=current or ReplicaState(prefill=1, decode=1),
+            observation=observation,
+        )
+    )
+
+
+def observation(
+    num_req: float,
+    *,
+    ttft_ms: float | None = None,
+    itl_ms: float | None = None,
+    isl: float = 1155.0,
+    osl: float = 211.0,
+) -> Observation:
+    return Observation(
+        interval_s=INTERVAL_S,
+        num_req=num_req,
+        isl_tokens=isl,
+        osl_tokens=osl,
+        ttft_ms=ttft_ms,
+        itl_ms=itl_ms,
+    )
+
+
+class TestConstruction:
+    """Configuration, entry point and refusal of infeasible targets."""
+
+    def test_satisfies_protocol(self, fitted: FittedInterpolator) -> None:
+        """The SLA scaler is a Scaler."""
+        assert isinstance(scaler(fitted), Scaler)
+
+    def test_from_config(self, fitted: FittedInterpolator) -> None:
+        """Targets, attainment, cold start, hysteresis and batching come from config."""
+        config = PlannerConfig(
+            ttft_ms=300.0,
+            itl_ms=25.0,
+            sla_attainment=0.95,
+            cold_start_s=180.0,
+            scale_down_intervals=5,
+            max_num_batched_tokens=4096,
+            min_endpoint=2,
+            no_correction=True,
+        )
+        s = SLAScaler.from_config(config, interpolator=fitted)
+        assert (s.ttft_ms, s.itl_ms, s.attainment) == (300.0, 25.0, 0.95)
+        assert (s.cold_start_s, s.scale_down_intervals) == (180.0, 5)
+        assert (s.max_num_batched_tokens, s.min_endpoint) == (4096, 2)
+        assert not s.calibrate
+
+    def test_agg_mode_is_refused(self, fitted: FittedInterpolator) -> None:
+        """The sla scaler plans disagg, prefill or decode only."""
+        with pytest.raises(ConfigError, match="mode"):
+            SLAScaler.from_config(SimpleNamespace(mode="agg"), interpolator=fitted)
+
+    def test_entry_point(self) -> None:
+        """The 'sla' entry point loads this class."""
+        from dynamo_planner.plugins import default_registry
+
+        loaded = default_registry().load("dynamo_planner.scalers", "sla")
+        assert loaded is SLAScaler
+
+    def test_ttft_below_shortest_request_is_refused(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """A TTFT target below one short request's prefill time is infeasible."""
+        with pytest.raises(InfeasibleSLAError, match=r"one-token request alone"):
+            scaler(fitted, ttft_ms=5.0)
+
+    def test_itl_below_one_request_is_refused(self, fitted: FittedInterpolator) -> None:
+        """An ITL target below one request's decode step is infeasible."""
+        with pytest.raises(InfeasibleSLAError, match=r"decode step of one request"):
+            scaler(fitted, itl_ms=2.0)
+
+    def test_planner_from_config(self, profile: PerfProfile) -> None:
+        """A planner configured with scaler='sla', interpolator='fitted' plans."""
+        from dynamo_planner.planner import Planner
+
+        config = PlannerConfig(
+            scaler="sla",
+            interpolator="fitted",
+            load_predictor="constant",
+            itl_ms=20.0,
+            adjustment_interval_s=INTERVAL_S,
+        )
+        planner = Planner.from_config(config, profile=profile)
+        plan = planner.plan(
+            observation(3000.0, ttft_ms=60.0, itl_ms=8.0),
+            ReplicaState(prefill=2, decode=2),
+        )
+        assert isinstance(planner.scaler, SLAScaler)
+        assert plan.prefill is not None
+        assert plan.prefill >= 2
+
+
+class TestSizing:
+    """Prefill by queueing, decode by Little's law, both within targets."""
+
+    def test_predictions_within_targets(self, fitted: FittedInterpolator) -> None:
+        """At the chosen replicas the predicted TTFT and ITL quantiles meet targets."""
+        plan = decide(scaler(fitted), demand(3300.0))
+        details = plan.details
+        assert plan.prefill == details["prefill_required"]
+        assert details["predicted_ttft_ms"] <= 500.0
+        assert details["predicted_itl_ms"] <= 20.0
+        assert details["predicted_prefill_attainment"] >= 0.99
+
+    def test_one_fewer_prefill_misses(self, fitted: FittedInterpolator) -> None:
+        """The chosen prefill count is the fewest: one fewer misses the attainment."""
+        from dynamo_planner.scalers.queueing import estimate_prefill
+
+        s = scaler(fitted)
+        plan = decide(s, demand(6000.0))
+        assert plan.prefill is not None
+        assert plan.prefill > 1
+        mix = s._prefill_mix(_exp_mix(1155.0, 211.0), 1.0)
+        fewer = estimate_prefill(
+            mix,
+            servers=plan.prefill - 1,
+            arrival_rate_per_s=6000.0 / INTERVAL_S,
+            ttft_s=0.5,
+        )
+        assert fewer.attainment < 0.99 or not fewer.stable
+
+    def test_decode_throughput_is_concurrency_over_itl(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """The reported decode throughput is concurrency / mean ITL (one model)."""
+        details = decide(scaler(fitted), demand(3300.0)).details
+        expected = (
+            details["decode_concurrency_per_replica"]
+            / details["predicted_mean_itl_ms"]
+            * 1000.0
+        )
+        assert details["decode_throughput_per_gpu"] == pytest.approx(expected)
+
+    def test_little_law_concurrency(self, fitted: FittedInterpolator) -> None:
+        """Concurrency per replica is rate x OSL x mean ITL / replicas."""
+        plan = decide(scaler(fitted), demand(3300.0, osl=211.0))
+        details = plan.details
+        assert plan.decode is not None
+        expected = (
+            details["rate_per_s"]
+            * details["mix_osl_mean_tokens"]
+            * details["predicted_mean_itl_ms"]
+            / 1000.0
+            / plan.decode
+        )
+        assert details["decode_concurrency_per_replica"] == pytest.approx(expected)
+
+    def test_longer_context_needs_more_decode(self, fitted: FittedInterpolator) -> None:
+        """The same rate at 10x the context needs more decode replicas."""
+        short = decide(scaler(fitted), demand(2000.0, isl=1000.0)).decode
+        long = decide(scaler(fitted), demand(2000.0, isl=10_000.0)).decode
+        assert short is not None
+        assert long is not None
+        assert long > short
+
+    def test_no_demand_gives_min_endpoint(self, fitted: FittedInterpolator) -> None:
+        """Zero requests give min_endpoint replicas of each component."""
+        plan = decide(scaler(fitted, min_endpoint=1), demand(0.0))
+        assert (plan.prefill, plan.decode) == (1, 1)
+        assert "no requests expected" in " ".join(plan.reasons)
+
+    def test_modes(self, fitted: FittedInterpolator) -> None:
+        """Prefill mode leaves decode alone, and decode mode prefill."""
+        prefill_only = decide(scaler(fitted, mode="prefill"), demand(3300.0))
+        decode_only = decide(scaler(fitted, mode="decode"), demand(3300.0))
+        assert prefill_only.decode is None
+        assert prefill_only.prefill is not None
+        assert decode_only.prefill is None
+        assert decode_only.decode is not None
+
+    def test_reference_interpolator_works(self, profile: PerfProfile) -> None:
+        """With the reference interpolator the decode law is fitted to its ITL."""
+        reference = ReferenceInterpolator.from_profile(profile)
+        law = DecodeLaw.from_interpolator(reference)
+        assert "ReferenceInterpolator" in law.source
+        assert law.per_kv_token_ms > 0
+        plan = decide(SLAScaler(interpolator=reference, itl_ms=20.0), demand(3300.0))
+        assert plan.details["predicted_itl_ms"] <= 20.0
+
+
+def _exp_mix(isl: float, osl: float) -> Any:
+    from dynamo_planner.scalers.queueing import exponential_mix
+    from dynamo_planner.scalers.sla import _Mix
+
+    return _Mix(
+        isl=exponential_mix(isl),
+        osl=exponential_mix(osl)[np.random.default_rng(0).permutation(64)],
+        words="",
+    )
+
+
+class TestDemand:
+    """Upper quantile, lookahead, and the request mix."""
+
+    def test_upper_quantile_is_used(self, fitted: FittedInterpolator) -> None:
+        """The rate sized for is the forecast's upper quantile, and the plan says so."""
+        plan = decide(scaler(fitted), demand(3000.0, upper=6000.0))
+        assert plan.details["upper_num_req"] == 6000.0
+        assert plan.details["rate_per_s"] == pytest.approx(100.0)
+        assert "upper quantile q0.90" in plan.reasons[0]
+        point = decide(scaler(fitted), demand(3000.0))
+        assert plan.prefill is not None
+        assert point.prefill is not None
+        assert plan.prefill > point.prefill
+
+    def test_planner_peak_is_used(self, fitted: FittedInterpolator) -> None:
+        """A lookahead peak from the planner raises the rate sized for."""
+        plan = decide(scaler(fitted), demand(3000.0, peak=4500.0))
+        assert plan.details["peak_num_req"] == 4500.0
+        assert "the planner's peak" in plan.reasons[0]
+
+    def test_trend_lookahead_over_cold_start(self, fitted: FittedInterpolator) -> None:
+        """Rising counts are extrapolated over the cold start (here 2 intervals)."""
+        s = scaler(fitted, cold_start_s=2 * INTERVAL_S)
+        plan = None
+        for count in (1000.0, 1100.0, 1200.0, 1300.0):
+            plan = decide(s, demand(count), observation=observation(count))
+        assert plan is not None
+        # the point forecast has no spread: the q0.9 of the +100 changes is added, and
+        # the +100/interval trend over 2 intervals
+        assert plan.details["upper_num_req"] == pytest.approx(1400.0)
+        assert plan.details["peak_num_req"] == pytest.approx(1600.0)
+        assert any("trend +100.0 requests/interval" in r for r in plan.reasons)
+
+    def test_samples_are_used(self, fitted: FittedInterpolator) -> None:
+        """Per-request lengths in the demand are the mix, scaled to the forecast."""
+        rng = np.random.default_rng(3)
+        isl = tuple(rng.exponential(1000.0, 400).tolist())
+        osl = tuple(rng.exponential(200.0, 400).tolist())
+        mean = float(np.mean(isl))
+        plan = decide(
+            scaler(fitted),
+            demand(3000.0, isl=mean, isl_samples=isl, osl_samples=osl),
+        )
+        assert any("400 requests from the demand" in r for r in plan.reasons)
+        assert plan.details["mix_isl_mean_tokens"] == pytest.approx(mean)
+
+    def test_means_fall_back_to_exponential_mix(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Without samples an exponential mix around the forecast means stands in."""
+        plan = decide(scaler(fitted), demand(3000.0))
+        assert any("exponential mix" in r for r in plan.reasons)
+
+    def test_long_tail_is_reported_not_raised(self, fitted: FittedInterpolator) -> None:
+        """Requests that miss TTFT even alone are reported; the rest are sized for."""
+        isl = (1000.0,) * 90 + (60_000.0,) * 10
+        plan = decide(
+            scaler(fitted),
+            demand(
+                1000.0,
+                isl=float(np.mean(isl)),
+                isl_samples=isl,
+                osl_samples=(200.0,) * 100,
+            ),
+        )
+        assert plan.details["prefill_feasible_share"] == pytest.approx(0.9)
+        assert any("10.0% of the mix exceeds TTFT" in r for r in plan.reasons)
+
+    def test_strict_raises_when_mean_request_misses(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """With strict=True a mix whose mean request alone misses TTFT is refused."""
+        with pytest.raises(InfeasibleSLAError, match="mean ISL"):
+            decide(scaler(fitted, strict=True), demand(100.0, isl=40_000.0))
+        relaxed = decide(scaler(fitted), demand(100.0, isl=40_000.0))
+        assert any("best-effort" in r for r in relaxed.reasons)
+
+    def test_negative_demand_is_rejected(self, fitted: FittedInterpolator) -> None:
+        """A negative forecast is a programming error."""
+        with pytest.raises(ValueError, match="num_req"):
+            decide(scaler(fitted), demand(-1.0))
+
+
+class TestHysteresis:
+    """Scale up at once; scale down only after the requirement stayed low."""
+
+    def test_holds_then_scales_down(self, fitted: FittedInterpolator) -> None:
+        """After a peak, the plan holds for K-1 low intervals, then drops."""
+        s = scaler(fitted, scale_down_intervals=3)
+        high = decide(s, demand(9000.0))
+        lows = [decide(s, demand(600.0)) for _ in range(3)]
+        assert high.prefill is not None
+        assert high.prefill > 1
+        assert [p.prefill for p in lows[:2]] == [high.prefill, high.prefill]
+        assert lows[2].prefill == lows[2].details["prefill_required"]
+        assert lows[2].prefill is not None
+        assert lows[2].prefill < high.prefill
+        assert any("holding" in r for r in lows[0].reasons)
+        assert lows[0].details["prefill_hysteresis"][0] == high.prefill
+
+    def test_scales_up_at_once(self, fitted: FittedInterpolator) -> None:
+        """A higher requirement is applied in the same interval."""
+        s = scaler(fitted, scale_down_intervals=3)
+        low = decide(s, demand(600.0))
+        high = decide(s, demand(9000.0))
+        assert low.prefill is not None
+        assert high.prefill is not None
+        assert high.prefill > low.prefill
+        assert high.prefill == high.details["prefill_required"]
+
+
+class TestCalibration:
+    """Observed TTFT/ITL correct the model, bounded and explained."""
+
+    def steady(
+        self, s: SLAScaler, obs: Observation, current: ReplicaState, times: int
+    ) -> ReplicaPlan:
+        plan = None
+        for _ in range(times):
+            plan = decide(s, demand(3000.0), current=current, observation=obs)
+        assert plan is not None
+        return plan
+
+    def test_slower_decode_raises_factor(self, fitted: FittedInterpolator) -> None:
+        """An observed ITL above the model's raises the decode factor, within 2."""
+        s = scaler(fitted)
+        current = ReplicaState(prefill=2, decode=2)
+        plan = self.steady(s, observation(3000.0, itl_ms=12.0), current, 6)
+        _, decode = s.calibration
+        assert 1.0 < decode <= 2.0
+        assert plan.details["decode_factor"] == decode
+        assert any("decode factor now" in r for r in plan.reasons)
+
+    def test_faster_prefill_lowers_factor(self, fitted: FittedInterpolator) -> None:
+        """An observed TTFT below the model's lowers the prefill factor, not below 0.5."""
+        s = scaler(fitted)
+        current = ReplicaState(prefill=3, decode=2)
+        self.steady(s, observation(3000.0, ttft_ms=28.0), current, 6)
+        prefill, _ = s.calibration
+        assert 0.5 <= prefill < 1.0
+
+    def test_transient_is_ignored(self, fitted: FittedInterpolator) -> None:
+        """A TTFT no factor within [0.5, 2] explains (a backlog) changes nothing."""
+        s = scaler(fitted)
+        current = ReplicaState(prefill=3, decode=2)
+        plan = self.steady(s, observation(3000.0, ttft_ms=60_000.0), current, 4)
+        assert s.calibration[0] == 1.0
+        assert any("treated as a transient" in r for r in plan.reasons)
+
+    def test_changing_replicas_skip_calibration(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """While the replicas change, calibration is skipped and says why."""
+        s = scaler(fitted)
+        plan = None
+        for n in (1, 2, 3):
+            plan = decide(
+                s,
+                demand(3000.0),
+                current=ReplicaState(prefill=n, decode=n),
+                observation=observation(3000.0, ttft_ms=60.0, itl_ms=12.0),
+            )
+        assert plan is not None
+        assert s.calibration == (1.0, 1.0)
+        assert any("not steady" in r for r in plan.reasons)
+
+    def test_disabled(self, fitted: FittedInterpolator) -> None:
+        """With calibrate=False the factors stay 1 and no calibration is reported."""
+        s = scaler(fitted, calibrate=False)
+        plan = self.steady(
+            s, observation(3000.0, itl_ms=12.0), ReplicaState(prefill=2, decode=2), 4
+        )
+        assert s.calibration == (1.0, 1.0)
+        assert not any("calibration" in r for r in plan.reasons)
+
+
+class TestReasons:
+    """Every plan says why."""
+
+    def test_reasons_cover_everything(self, fitted: FittedInterpolator) -> None:
+        """Quantile, lookahead, predicted TTFT and ITL, and hysteresis are stated."""
+        plan = decide(scaler(fitted), demand(3000.0, upper=3300.0))
+        text = "\n".join(plan.reasons)
+        for needle in (
+            "q0.90",
+            "lookahead over the 60 s cold start",
+            "predicted TTFT p99",
+            "predicted ITL p99",
+            "hysteresis",
+            "Little's law",
+        ):
+            assert needle in text
+        assert math.isfinite(plan.details["predicted_mean_ttft_ms"])
