@@ -1,0 +1,131 @@
+"""``dynamo-planner replay`` end to end, as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def replay(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dynamo_planner", "replay", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+class TestReplayCommand:
+    """The replay command."""
+
+    def test_bundled_default_trace_and_profile(self, tmp_path: Path) -> None:
+        """Without a trace or profile it replays the bundled ones; files land in ./replay-out."""
+        done = replay(tmp_path, "--load-predictor", "constant")
+        assert done.returncode == 0, done.stderr
+        out = done.stdout
+        assert "19,366 requests" in out
+        assert "AzureLLMInferenceTrace_conv.csv" in out
+        for row in ("planner", "perfect forecast", "best static", "capacity floor"):
+            assert row in out
+        assert "TTFT <= 500 ms, ITL <= 50 ms; interval 180 s" in out
+        folder = tmp_path / "replay-out"
+        assert f"wrote {Path('replay-out') / 'intervals.csv'}" in out
+        png = (folder / "replay.png").read_bytes()
+        assert png[:4] == b"\x89PNG"
+        with (folder / "intervals.csv").open() as stream:
+            rows = list(csv.DictReader(stream))
+        assert len(rows) == 20  # 58.4 minutes in 180 s intervals
+        assert sum(int(r["num_req"]) for r in rows) == 19366
+        assert "planner" in done.stderr  # progress
+
+    def test_json(self, tmp_path: Path, repo_data: Path) -> None:
+        """--format json prints one object with attainment and GPU-hours per baseline."""
+        done = replay(
+            tmp_path,
+            "--trace",
+            str(repo_data / "traces/mooncake/conversation_trace.jsonl"),
+            "--duration-s",
+            "900",
+            "--spread-ties-s",
+            "3",
+            "--load-predictor",
+            "constant",
+            "--adjustment-interval",
+            "60",
+            "--ttft",
+            "2000",
+            "--itl",
+            "30",
+            "--max-gpu-budget",
+            "-1",
+            "--cold-start-s",
+            "30",
+            "--no-plot",
+            "--format",
+            "json",
+            "--output-dir",
+            "out",
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert 0 <= report["attainment"] <= 1
+        assert report["gpu_hours"] > 0
+        assert report["itl_ms"] == 30
+        assert report["interval_s"] == 60
+        for name in ("best_static", "perfect_forecast", "capacity_floor"):
+            assert {"attainment", "gpu_hours"} <= set(report["baselines"][name])
+        assert report["baselines"]["capacity_floor"]["gpu_hours"] < report["gpu_hours"]
+        assert json.loads((tmp_path / "out" / "report.json").read_text()) == report
+        assert not (tmp_path / "out" / "replay.png").exists()
+
+    def test_config_file_and_load_scale(self, tmp_path: Path) -> None:
+        """Settings come from --config; --load-scale multiplies the requests."""
+        (tmp_path / "planner.toml").write_text(
+            'load_predictor = "constant"\nadjustment_interval = 120\nitl = 25\n'
+            "max_gpu_budget = -1\n"
+        )
+        done = replay(
+            tmp_path,
+            "--config",
+            "planner.toml",
+            "--duration-s",
+            "600",
+            "--load-scale",
+            "3",
+            "--baselines",
+            "none",
+            "--no-plot",
+            "--format",
+            "json",
+            "-q",
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["interval_s"] == 120
+        assert report["itl_ms"] == 25
+        assert report["baselines"] == {}
+        from dynamo_planner.data import AZURE_CONV_TRACE
+        from dynamo_planner.traces import load_requests
+
+        first_10_min = int((load_requests(AZURE_CONV_TRACE).arrival_s < 600).sum())
+        assert report["requests"] == 3 * first_10_min
+        assert done.stderr.count("\n") == 1  # quiet: only where the files went
+
+    def test_bad_trace_is_a_clear_error(self, tmp_path: Path) -> None:
+        """A malformed trace fails with the file and line, exit status 2."""
+        bad = tmp_path / "bad.jsonl"
+        bad.write_text(
+            '{"timestamp": 0, "input_length": 5, "output_length": 3}\n{oops\n'
+        )
+        done = replay(tmp_path, "--trace", str(bad), "--load-predictor", "constant")
+        assert done.returncode == 2
+        assert "bad.jsonl:2" in done.stderr
