@@ -23,10 +23,12 @@ with :class:`~dynamo_planner.exceptions.InfeasibleSLAError`.
 **Decode.** One decode step costs ``a + Σ (b + c ctx_i)`` over the running requests (the
 fitted law of :mod:`dynamo_planner.interpolators.fitted`; for another interpolator the law
 is fitted to its ITL). A request stays ``OSL x ITL`` in decode, so by Little's law the
-requests on one of ``D`` workers form a Poisson population whose step work has mean
-``(λ/D) (ITL/1000) E[OSL (b + c ctx)]`` and variance ``(λ/D) (ITL/1000)
-E[OSL (b + c ctx)^2]``; the mean ITL solves ``ITL = a + mean work``. ``D`` is the fewest
-workers whose ITL at the ``sla_attainment`` quantile (mean plus ``z`` standard deviations) is
+requests in decode form a Poisson population (an infinite-server queue) whose step work
+has mean ``λ (ITL/1000) E[OSL (b + c ctx)]`` and variance ``λ (ITL/1000)
+E[OSL (b + c ctx)^2]``. Admission to the least-loaded worker splits it evenly over ``D``
+workers, so one worker's step is ``a`` plus ``1/D`` of it: the mean ITL solves
+``ITL = a + mean work / D``, and its fluctuation is ``sd / D``. ``D`` is the fewest workers
+whose ITL at the ``sla_attainment`` quantile (mean plus ``z`` standard deviations) is
 within the target, and whose reserved KV (``ISL + OSL`` per request, same law) fits the
 cache. Throughput is never read from a second surface: it is concurrency over ITL.
 
@@ -37,7 +39,9 @@ of the last ``scale_down_intervals`` intervals.
 **Calibration.** When replicas were steady over the observed interval, the model's mean TTFT
 and ITL at the observed load are compared with the observed means, and the service-time
 scale factor that reconciles them is blended into the running factor (half-life of one
-interval), bounded to ``[0.5, 2]``. The factors multiply prefill times and decode step
+interval), bounded to ``[0.5, 2]``. An interval no factor in that range explains, or whose
+mean TTFT is above the target (a backlog, e.g. requests queued on a worker during a cold
+start), is a transient and is ignored. The factors multiply prefill times and decode step
 times in every later sizing, and every plan states them.
 
 Every plan's reasons and details say why: the quantile used, the lookahead, the mix, the
@@ -273,9 +277,11 @@ def _estimate_decode(
         )
     mean_itl = a / (1.0 - load)
     seconds = per_replica * mean_itl / 1000.0  # request-seconds per OSL token
-    quantile_itl = mean_itl + z * math.sqrt(max(0.0, seconds * work2))
+    # Admission to the least-loaded worker splits the whole population evenly, so a
+    # worker carries 1/D of the aggregate's fluctuation: sd = sqrt(D seconds w2) / D.
+    quantile_itl = mean_itl + z * math.sqrt(max(0.0, seconds * work2 / replicas))
     kv_mean = seconds * kv1
-    kv_quantile = kv_mean + z * math.sqrt(max(0.0, seconds * kv2))
+    kv_quantile = kv_mean + z * math.sqrt(max(0.0, seconds * kv2 / replicas))
     capacity = max(1, law.max_kv_tokens)
     return DecodeEstimate(
         replicas=replicas,
@@ -776,11 +782,20 @@ class SLAScaler:
             return [f"calibration: skipped (no ISL/OSL observed); {factors}"]
         rate = count / observation.interval_s
         words = []
-        if (
+        prefill_ok = (
             self.mode in ("disagg", "prefill")
             and observation.ttft_ms.status is Status.OK
             and current.prefill > 0
-        ):
+        )
+        if prefill_ok and observation.ttft_ms.value > self.ttft_ms:
+            prefill_ok = False
+            words.append(
+                f"calibration: observed mean TTFT {observation.ttft_ms.value:,.0f} ms is "
+                f"above the {self.ttft_ms:g} ms target: a backlog, which the queueing "
+                f"model sizes against, not evidence about prefill speed; prefill factor "
+                f"stays {self._prefill_factor:.2f}"
+            )
+        if prefill_ok:
             target_s = self.ttft_ms / 1000.0
 
             def mean_ttft_ms(factor: float) -> float:

@@ -412,12 +412,20 @@ class TestCalibration:
         assert 0.5 <= prefill < 1.0
 
     def test_transient_is_ignored(self, fitted: FittedInterpolator) -> None:
-        """A TTFT no factor within [0.5, 2] explains (a backlog) changes nothing."""
+        """A TTFT no factor within [0.5, 2] explains changes nothing."""
+        s = scaler(fitted)
+        current = ReplicaState(prefill=3, decode=2)
+        plan = self.steady(s, observation(3000.0, ttft_ms=5.0), current, 4)
+        assert s.calibration[0] == 1.0
+        assert any("treated as a transient" in r for r in plan.reasons)
+
+    def test_backlog_is_ignored(self, fitted: FittedInterpolator) -> None:
+        """A mean TTFT above the target is a backlog, not a slower engine."""
         s = scaler(fitted)
         current = ReplicaState(prefill=3, decode=2)
         plan = self.steady(s, observation(3000.0, ttft_ms=60_000.0), current, 4)
         assert s.calibration[0] == 1.0
-        assert any("treated as a transient" in r for r in plan.reasons)
+        assert any("a backlog" in r for r in plan.reasons)
 
     def test_changing_replicas_skip_calibration(
         self, fitted: FittedInterpolator
