@@ -1,6 +1,6 @@
 """Throughput-only, load-only and both scaling modes replayed on real traces.
 
-Run: ``python benchmarks/loadbased_table.py`` (about three minutes on two cores). For each
+Run: ``python benchmarks/loadbased_table.py`` (about two minutes on two cores). For each
 workload and cold start (0, 60, 180 s) it replays the trace on the simulator with:
 
 * **throughput**: the throughput planner alone (``PlannerConfig`` defaults: reference
