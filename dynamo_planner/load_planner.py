@@ -549,6 +549,7 @@ def planner_from_config(
     connector: Connector | None = None,
     clock: Clock | None = None,
     registry: Registry | None = None,
+    load_source: MetricSource | None = None,
 ) -> Planner | LoadPlanner | CombinedPlanner:
     """The planner a configuration asks for, by its scaling modes.
 
@@ -562,10 +563,12 @@ def planner_from_config(
         config: The configuration.
         profile: The performance profile (throughput scaling; read from
             ``config.profile_results_dir`` when not given).
-        source: The metric source for both planners.
+        source: The metric source (of both planners unless ``load_source`` is given).
         connector: The connector for both planners.
         clock: The clock for both planners.
         registry: The plugin registry for the throughput planner.
+        load_source: The load planner's source when it differs from the throughput
+            planner's (live: the router source beside the Prometheus source).
     """
     from dynamo_planner.planner import Planner
 
@@ -579,7 +582,10 @@ def planner_from_config(
             registry=registry,
         )
     load = LoadPlanner.from_config(
-        config, source=source, connector=connector, clock=clock
+        config,
+        source=source if load_source is None else load_source,
+        connector=connector,
+        clock=clock,
     )
     if not config.enable_throughput_scaling:
         return load

@@ -942,6 +942,26 @@ class TestPlannerFromConfig:
         assert planner.throughput.advisory
         assert planner.throughput.interval_s == 60
 
+    def test_both_with_separate_sources(self, h200_profile_dir: Path) -> None:
+        """Live both-mode: Prometheus for throughput, the router for load."""
+        config = PlannerConfig(
+            enable_loadbased_scaling=True,
+            load_predictor="constant",
+            interpolator="reference",
+            scaler="reference",
+        )
+        prometheus, router = InMemoryMetricSource(), InMemoryMetricSource()
+        planner = planner_from_config(
+            config,
+            profile=load_profile(h200_profile_dir),
+            registry=self._registry(),
+            source=prometheus,
+            load_source=router,
+        )
+        assert isinstance(planner, CombinedPlanner)
+        assert planner.throughput.source is prometheus
+        assert planner.load.source is router
+
     def test_throughput_only(self, h200_profile_dir: Path) -> None:
         """Throughput alone gives the plain Planner."""
         config = PlannerConfig(
