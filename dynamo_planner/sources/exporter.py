@@ -136,10 +136,14 @@ class FrontendMetricsExporter:
         isl_tokens: float,
         osl_tokens: float,
         ttft_s: float,
-        itl_s: float,
+        itl_s: float | None,
         duration_s: float,
     ) -> None:
-        """Record one finished request."""
+        """Record one finished request.
+
+        ``itl_s`` is ``None`` for a request with a single output token: it has no
+        inter-token gap, and the frontend observes no inter-token latency for it.
+        """
         labels = (self.model_name, self.namespace)
         self._requests.labels(*labels).inc()
         values = {
@@ -150,7 +154,34 @@ class FrontendMetricsExporter:
             "osl_tokens": osl_tokens,
         }
         for field, value in values.items():
-            self._histograms[field].labels(*labels).observe(value)
+            if value is not None:
+                self._histograms[field].labels(*labels).observe(value)
+
+    def record_arrival(self, *, isl_tokens: float) -> None:
+        """Count one request as it arrives, with its input length.
+
+        With :meth:`record_first_token` and :meth:`record_completion`, an alternative to
+        :meth:`record_request` that records each value when it becomes known (the
+        simulator's frontend model: requests and ISL by arrival).
+        """
+        labels = (self.model_name, self.namespace)
+        self._requests.labels(*labels).inc()
+        self._histograms["isl_tokens"].labels(*labels).observe(isl_tokens)
+
+    def record_first_token(self, *, ttft_s: float) -> None:
+        """Record one request's time to first token."""
+        labels = (self.model_name, self.namespace)
+        self._histograms["ttft_ms"].labels(*labels).observe(ttft_s)
+
+    def record_completion(
+        self, *, osl_tokens: float, itl_s: float | None, duration_s: float
+    ) -> None:
+        """Record one request's end: output length, mean ITL (``None``: none), duration."""
+        labels = (self.model_name, self.namespace)
+        self._histograms["osl_tokens"].labels(*labels).observe(osl_tokens)
+        self._histograms["request_duration_s"].labels(*labels).observe(duration_s)
+        if itl_s is not None:
+            self._histograms["itl_ms"].labels(*labels).observe(itl_s)
 
     def set_worker(self, load: WorkerLoad) -> None:
         """Publish one worker's gauges (``None`` fields are left out)."""
