@@ -1,0 +1,377 @@
+"""End to end on one machine: live simulator, real Prometheus and etcd, `dynamo-planner run`.
+
+The live simulator serves a ramp (low, high, low) cut from the bundled Azure conversation
+trace in real time behind a Dynamo-frontend ``/metrics`` and carries out the planner's
+decisions from etcd; Prometheus scrapes the simulator and the planner's own metrics every
+second; ``dynamo-planner run`` (a subprocess, as in production) reads Prometheus and writes
+decisions to etcd through the virtual connector.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dynamo_planner.connectors.virtual import (
+    VirtualConnector,
+    VirtualConnectorClient,
+)
+from dynamo_planner.data import H200_PROFILE_DIR
+from dynamo_planner.testing.servers import EtcdServer, PrometheusServer, free_port
+from dynamo_planner.values import ReplicaPlan
+
+pytestmark = pytest.mark.integration
+
+MODEL = "llama"
+# A ramp: 25 s at 10x the trace's rate, 25 s at 30x, 25 s at 10x (about 50, 150 and 50
+# requests per second), then 10 s of the trace's tail-off for the last decisions.
+RATE_SCALES = "10,30,10,10"
+PHASE_S = 25.0
+HIGH_START_S, HIGH_END_S = 25.0, 50.0
+RUN_S = 85.0
+
+
+# --------------------------------------------------------------------------- processes
+class Processes:
+    """Child processes of one test, each logging to a file; all stopped at the end."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Start ``argv`` with its output in ``<workdir>/<name>.log``."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        with (self.workdir / f"{name}.log").open("wb") as log:
+            process = subprocess.Popen(
+                list(argv), stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        self.running[name] = process
+        return process
+
+    def log(self, name: str, tail_chars: int = 4000) -> str:
+        """The end of a process' output."""
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace")[-tail_chars:] if path.exists() else ""
+
+    def logs(self) -> str:
+        """The end of every process' output, for failure messages."""
+        return "\n".join(f"--- {name}:\n{self.log(name)}" for name in self.running)
+
+    def stop(self, name: str) -> int | None:
+        """SIGTERM, then SIGKILL after 10 s; returns the exit status."""
+        process = self.running.get(name)
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        return process.returncode
+
+    def stop_all(self) -> None:
+        """Stop every process still running."""
+        for name in list(self.running):
+            self.stop(name)
+
+
+@pytest.fixture(name="processes")
+def _processes(tmp_path: Path) -> Iterator[Processes]:
+    processes = Processes(tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
+
+
+def live_sim_argv(
+    *, port: int, etcd: EtcdServer, namespace: str, record: Path
+) -> list[str]:
+    """The live simulator's command line."""
+    return [
+        sys.executable,
+        "-m",
+        "dynamo_planner.sim.live",
+        "--rate-scale",
+        RATE_SCALES,
+        "--phase",
+        str(PHASE_S),
+        "--model-name",
+        MODEL,
+        "--namespace",
+        namespace,
+        "--port",
+        str(port),
+        "--etcd-endpoints",
+        etcd.url,
+        "--initial-prefill",
+        "2",
+        "--initial-decode",
+        "1",
+        "--cold-start",
+        "3",
+        "--stop-after",
+        str(RUN_S),
+        "--record",
+        str(record),
+    ]
+
+
+def planner_argv(
+    *,
+    prom: PrometheusServer,
+    etcd: EtcdServer,
+    namespace: str,
+    metrics_port: int,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """``dynamo-planner run`` against the servers, as a user would type it."""
+    return [
+        sys.executable,
+        "-m",
+        "dynamo_planner",
+        "-v",
+        "run",
+        "--environment",
+        "virtual",
+        "--model-name",
+        MODEL,
+        "--namespace",
+        namespace,
+        "--metric-pulling-prometheus-endpoint",
+        prom.url,
+        "--etcd-endpoints",
+        etcd.url,
+        "--profile-results-dir",
+        str(H200_PROFILE_DIR),
+        "--adjustment-interval",
+        "10",
+        "--load-predictor",
+        "constant",
+        "--ttft",
+        "300",
+        "--itl",
+        "30",
+        "--prefill-engine-num-gpu",
+        "1",
+        "--decode-engine-num-gpu",
+        "1",
+        "--max-gpu-budget",
+        "-1",
+        "--metric-timeout",
+        "2",
+        "--metric-reporting-prometheus-port",
+        str(metrics_port),
+        "--metrics-address",
+        "127.0.0.1",
+        *extra,
+    ]
+
+
+# --------------------------------------------------------------------------- reading
+def read_record(path: Path) -> list[dict[str, Any]]:
+    """The live simulator's JSON lines."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def wait_for_exit(
+    process: subprocess.Popen[bytes], timeout_s: float, why: Callable[[], str]
+) -> int:
+    """Wait for a process to end by itself."""
+    try:
+        return process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running after {timeout_s:.0f} s\n{why()}")
+
+
+def prom_query(prom: PrometheusServer, promql: str) -> list[dict[str, Any]]:
+    """An instant query's series."""
+    url = f"{prom.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback)
+        answer = json.load(response)
+    assert answer["status"] == "success", answer
+    return list(answer["data"]["result"])
+
+
+def prom_values(prom: PrometheusServer, promql: str) -> dict[str, float]:
+    """An instant query's values by the series' ``kind`` label (or ``""``)."""
+    return {
+        series["metric"].get("kind", ""): float(series["value"][1])
+        for series in prom_query(prom, promql)
+    }
+
+
+def total(decision: dict[str, Any]) -> int:
+    """Workers a decision asked for, both components."""
+    return int(decision["prefill"]) + int(decision["decode"])
+
+
+# --------------------------------------------------------------------------- tests
+class TestOrchestrator:
+    """The live simulator carries out decisions written by the virtual connector."""
+
+    async def test_decisions_are_applied_and_acknowledged(
+        self, etcd_server: EtcdServer, processes: Processes, tmp_path: Path
+    ) -> None:
+        """Two decisions reach the simulated workers and are acknowledged in etcd."""
+        record = tmp_path / "record.jsonl"
+        sim = processes.start(
+            "live-sim",
+            [
+                *live_sim_argv(
+                    port=free_port(),
+                    etcd=etcd_server,
+                    namespace="orchestrator",
+                    record=record,
+                ),
+                "--cold-start",
+                "0",
+            ],
+        )
+        connector = VirtualConnector.from_config(
+            _config(etcd_server, "orchestrator"), check_interval_s=0.1, max_wait_s=20
+        )
+        client = VirtualConnectorClient(etcd_server.url, "orchestrator")
+        try:
+            for prefill, decode in ((3, 2), (1, 4)):
+                await connector.apply(
+                    ReplicaPlan(prefill=prefill, decode=decode), blocking=True
+                )
+                decision = await client.get()
+                assert await connector.wait_for_scaling_completion()
+                applied = [
+                    line
+                    for line in read_record(record)
+                    if line["event"] == "decision"
+                    and line["decision_id"] == decision.decision_id
+                ]
+                assert applied, processes.logs()
+                assert applied[0]["prefill_ready"] == prefill
+                assert applied[0]["decode_ready"] == decode
+        finally:
+            await connector.aclose()
+            await client.aclose()
+        processes.stop("live-sim")
+        assert sim.returncode == 0, processes.logs()
+        ids = [
+            line["decision_id"] for line in read_record(record) if "decision_id" in line
+        ]
+        assert ids == [0, 1]
+
+
+def _config(etcd: EtcdServer, namespace: str) -> Any:
+    from dynamo_planner.config import PlannerConfig
+
+    return PlannerConfig(
+        environment="virtual",
+        namespace=namespace,
+        model_name=MODEL,
+        etcd_endpoints=etcd.url,
+    )
+
+
+@pytest.mark.slow
+class TestThroughputLoop:
+    """`dynamo-planner run` scales the live simulator with the load it reads from Prometheus."""
+
+    async def test_replicas_follow_the_load(
+        self,
+        etcd_server: EtcdServer,
+        start_prometheus: Callable[[Sequence[str]], PrometheusServer],
+        processes: Processes,
+        tmp_path: Path,
+    ) -> None:
+        """Replicas grow in the high phase and shrink after it; every decision is acked."""
+        namespace = "throughput"
+        sim_port, planner_port = free_port(), free_port()
+        record = tmp_path / "record.jsonl"
+        prom = start_prometheus([f"127.0.0.1:{p}" for p in (sim_port, planner_port)])
+        try:
+            sim = processes.start(
+                "live-sim",
+                live_sim_argv(
+                    port=sim_port, etcd=etcd_server, namespace=namespace, record=record
+                ),
+            )
+            processes.start(
+                "planner",
+                planner_argv(
+                    prom=prom,
+                    etcd=etcd_server,
+                    namespace=namespace,
+                    metrics_port=planner_port,
+                ),
+            )
+            wait_for_exit(sim, RUN_S + 60, processes.logs)
+            assert sim.returncode == 0, processes.logs()
+            planner_metrics = {
+                name: prom_values(prom, f"max_over_time({name}[5m])")
+                for name in (
+                    "dynamo_planner_errors_total",
+                    "dynamo_planner_decisions_total",
+                    "dynamo_planner_num_prefill_replicas",
+                    "dynamo_planner_observed_requests_per_second",
+                )
+            }
+        finally:
+            processes.stop("planner")
+            prom.stop()
+        assert processes.running["planner"].returncode == 0, processes.logs()
+
+        decisions = [
+            line for line in read_record(record) if line["event"] == "decision"
+        ]
+        summary = "\n".join(json.dumps(d) for d in decisions) + "\n" + processes.logs()
+        ids = [d["decision_id"] for d in decisions]
+        assert len(ids) >= 4, summary
+        assert ids == list(range(len(ids))), summary
+
+        before = [total(d) for d in decisions if d["sim_s"] < HIGH_START_S]
+        during = [
+            total(d) for d in decisions if HIGH_START_S <= d["sim_s"] < HIGH_END_S + 10
+        ]
+        after = [total(d) for d in decisions if d["sim_s"] >= HIGH_END_S + 10]
+        assert before, summary
+        assert during, summary
+        assert after, summary
+        assert max(during) > max(before), summary
+        assert after[-1] < max(during), summary
+
+        state = await _etcd_state(etcd_server, namespace)
+        assert state["decision_id"] == ids[-1], state
+        assert state["scaled_decision_id"] == ids[-1], state
+
+        assert planner_metrics["dynamo_planner_decisions_total"][""] >= len(ids) - 1
+        assert planner_metrics["dynamo_planner_num_prefill_replicas"][""] >= 2
+        assert planner_metrics["dynamo_planner_observed_requests_per_second"][""] > 50
+        errors = planner_metrics["dynamo_planner_errors_total"]
+        assert errors["source"] == 0, (errors, summary)
+        assert errors["connector"] == 0, (errors, summary)
+
+
+async def _etcd_state(etcd: EtcdServer, namespace: str) -> dict[str, int]:
+    from dynamo_planner.connectors._etcd import EtcdKV
+    from dynamo_planner.connectors.virtual import planner_prefix
+
+    kv = EtcdKV(etcd.url)
+    try:
+        values, _ = await kv.get_prefix(planner_prefix(namespace))
+    finally:
+        await kv.aclose()
+    prefix = planner_prefix(namespace)
+    return {key.removeprefix(prefix): int(value) for key, value in values.items()}
