@@ -503,7 +503,7 @@ class PlannerConfig:
         "the largest demand expected before a new worker would be ready.",
     )
     scale_down_intervals: int = _field(
-        3,
+        2,
         section=_SCALING,
         kind="int",
         flag="--scale-down-intervals",

@@ -6,12 +6,15 @@ queueing or spread breaks the targets. This scaler sizes for the *share* of requ
 must meet them (``sla_attainment``, 0.99 by default):
 
 **Demand.** The request rate is the forecast's upper quantile (``Forecast.upper``, at the
-level the predictors report) or, when the forecast has no spread, the last value plus that
-quantile of the recent one-interval changes. It is then raised to the largest rate expected
+level the predictors report) or, when the forecast has no spread, the forecast plus that
+quantile of the recent one-interval changes (``prior_spread``, 10%, while fewer than three
+intervals were seen). It is then raised to the largest rate expected
 before a worker requested now would serve: ``Demand.peak_num_req`` when the planner looked
-ahead, otherwise the recent upward trend extrapolated over ``cold_start_s``. The request
-mix (ISL and OSL per request) comes from the demand's or observation's samples, scaled to
-the forecast means; with no samples, an exponential mix around the forecast means stands in.
+ahead, otherwise the recent upward trend extrapolated to when workers asked for at the
+next decision will serve (``cold_start_s`` plus half an interval past the forecast's
+middle). The request mix (ISL and OSL per request) comes from the demand's or
+observation's samples, scaled to the upper forecast means (raised the same way by a rising
+trend); with no samples, an exponential mix around those means stands in.
 
 **Prefill.** An M/G/c queue with batching (:mod:`dynamo_planner.scalers.queueing`) over the
 mix's prefill times: the fewest replicas whose predicted share of requests with TTFT
@@ -86,6 +89,8 @@ MIN_CALIBRATION_REQUESTS = 20
 """Fewest requests in an interval for it to calibrate the model."""
 MAX_DECODE_REPLICAS = 100_000
 STEADY_INTERVALS = 2
+MIN_SPREAD_POINTS = 3
+"""Observed intervals needed to measure the spread of a forecast that has none."""
 """Decisions the running replicas must have been unchanged for an interval to calibrate."""
 BEST_EFFORT_SLACK = 1.1
 """With ``strict=False``, an ITL target below one request's ITL is replaced by this
@@ -330,6 +335,8 @@ class SLAScaler:
         calibrate: Correct the model from observed TTFT and ITL.
         calibration_weight: Weight of one interval's factor in the running factor.
         trend_intervals: Recent intervals used for the trend and the spread.
+        prior_spread: Relative headroom on the request count while the forecast has
+            no spread and the history is too short to measure one.
         strict: Raise :class:`~dynamo_planner.exceptions.InfeasibleSLAError` when the
             mean request of a decision alone misses a target (by default the plan says
             so and sizes on a best-effort basis; construction always refuses a target
@@ -345,12 +352,13 @@ class SLAScaler:
     min_endpoint: int = attrs.field(default=1, validator=_at_least(0))
     mode: Mode = attrs.field(default="disagg", validator=_mode)
     cold_start_s: float = attrs.field(default=60.0, validator=_non_negative)
-    scale_down_intervals: int = attrs.field(default=3, validator=_at_least(1))
+    scale_down_intervals: int = attrs.field(default=2, validator=_at_least(1))
     max_num_batched_tokens: int = attrs.field(default=8192, validator=_at_least(0))
     arrival_cv2: float = attrs.field(default=1.0, validator=_non_negative)
     calibrate: bool = True
     calibration_weight: float = attrs.field(default=0.5, validator=_check_positive)
     trend_intervals: int = attrs.field(default=5, validator=_at_least(2))
+    prior_spread: float = attrs.field(default=0.1, validator=_non_negative)
     strict: bool = False
 
     _law: DecodeLaw = attrs.field(init=False)
@@ -358,6 +366,7 @@ class SLAScaler:
     _prefill_needs: collections.deque[int] = attrs.field(init=False)
     _decode_needs: collections.deque[int] = attrs.field(init=False)
     _counts: collections.deque[float] = attrs.field(init=False)
+    _lengths: collections.deque[tuple[float, float]] = attrs.field(init=False)
     _prefill_factor: float = attrs.field(init=False, default=1.0)
     _decode_factor: float = attrs.field(init=False, default=1.0)
     _currents: collections.deque[ReplicaState] = attrs.field(init=False)
@@ -368,6 +377,7 @@ class SLAScaler:
         self._prefill_needs = collections.deque(maxlen=self.scale_down_intervals)
         self._decode_needs = collections.deque(maxlen=self.scale_down_intervals)
         self._counts = collections.deque(maxlen=self.trend_intervals + 1)
+        self._lengths = collections.deque(maxlen=self.trend_intervals + 1)
         self._currents = collections.deque(maxlen=STEADY_INTERVALS)
         self._check_feasible()
 
@@ -395,7 +405,7 @@ class SLAScaler:
             min_endpoint=int(getattr(config, "min_endpoint", 1)),
             mode=getattr(config, "mode", "disagg"),
             cold_start_s=float(getattr(config, "cold_start_s", 60.0)),
-            scale_down_intervals=int(getattr(config, "scale_down_intervals", 3)),
+            scale_down_intervals=int(getattr(config, "scale_down_intervals", 2)),
             max_num_batched_tokens=int(getattr(config, "max_num_batched_tokens", 8192)),
             calibrate=not bool(getattr(config, "no_correction", False)),
         )
@@ -460,12 +470,17 @@ class SLAScaler:
         self._currents.append(request.current)
         if observation is not None and observation.num_req.known:
             self._counts.append(observation.num_req.value)
+            if observation.isl_tokens.known and observation.osl_tokens.known:
+                self._lengths.append(
+                    (observation.isl_tokens.value, observation.osl_tokens.value)
+                )
 
         num_req, demand_words = self._sized_num_req(demand, details)
         reasons.extend(demand_words)
         rate = num_req / interval_s
         details["rate_per_s"] = rate
-        mix = _mix(demand, observation)
+        isl_mean, osl_mean = self._sized_lengths(demand, details)
+        mix = _mix(demand, observation, isl_mean=isl_mean, osl_mean=osl_mean)
         details["mix_requests"] = int(mix.isl.size)
         details["mix_isl_mean_tokens"] = float(np.mean(mix.isl))
         details["mix_osl_mean_tokens"] = float(np.mean(mix.osl))
@@ -508,15 +523,24 @@ class SLAScaler:
                 f"upper quantile q{quantile:.2f} of the forecast: {upper:,.0f}"
             )
         else:
-            spread = _spread(counts, quantile)
+            if len(counts) >= MIN_SPREAD_POINTS:
+                spread = _spread(counts, quantile)
+                spread_words = (
+                    f"the forecast has no spread; q{quantile:.2f} of the last "
+                    f"{len(counts) - 1} interval-to-interval changes adds "
+                    f"{spread:,.0f}"
+                )
+            else:
+                spread = self.prior_spread * forecast.value
+                spread_words = (
+                    f"the forecast has no spread and {len(counts)} intervals of history "
+                    f"are too few to measure one; the prior {self.prior_spread:.0%} "
+                    f"adds {spread:,.0f}"
+                )
             upper = forecast.value + spread
-            spread_words = (
-                f"the forecast has no spread; q{quantile:.2f} of the last "
-                f"{max(0, len(counts) - 1)} interval-to-interval changes adds "
-                f"{spread:,.0f}: {upper:,.0f}"
-            )
+            spread_words += f": {upper:,.0f}"
         lookahead_s = self.cold_start_s
-        intervals_ahead = lookahead_s / demand.interval_s
+        intervals_ahead = self._intervals_ahead(demand.interval_s)
         if demand.peak_num_req is not None and math.isfinite(demand.peak_num_req):
             peak = max(upper, float(demand.peak_num_req))
             peak_words = (
@@ -529,7 +553,8 @@ class SLAScaler:
             peak_words = (
                 f"lookahead over the {lookahead_s:g} s cold start: trend "
                 f"{slope:+,.1f} requests/interval over the last "
-                f"{len(counts)} intervals gives {peak:,.0f}"
+                f"{len(counts)} intervals, {intervals_ahead:.2f} intervals past the "
+                f"forecast, gives {peak:,.0f}"
             )
         details.update(
             {
@@ -548,6 +573,28 @@ class SLAScaler:
             )
         ]
         return peak, words
+
+    def _intervals_ahead(self, interval_s: float) -> float:
+        """How far past the forecast (centred mid-interval) the lookahead reaches.
+
+        Workers asked for at the next decision serve from ``interval + cold start`` on;
+        until then the replicas chosen now must carry the load.
+        """
+        return (self.cold_start_s + interval_s / 2.0) / interval_s
+
+    def _sized_lengths(
+        self, demand: Demand, details: dict[str, Any]
+    ) -> tuple[float, float]:
+        """Mean ISL and OSL to size for: upper forecasts, raised by a rising trend."""
+        isl = demand.isl_tokens.upper
+        osl = demand.osl_tokens.upper
+        lengths = list(self._lengths)
+        ahead = self._intervals_ahead(demand.interval_s)
+        isl_peak = isl + max(0.0, _trend([x for x, _ in lengths])) * ahead
+        osl_peak = osl + max(0.0, _trend([y for _, y in lengths])) * ahead
+        details["peak_isl_tokens"] = isl_peak
+        details["peak_osl_tokens"] = osl_peak
+        return isl_peak, osl_peak
 
     # ------------------------------------------------------------------ prefill
     def _prefill_mix(self, mix: _Mix, factor: float) -> PrefillMix:
@@ -926,16 +973,16 @@ def _prefill_overhead_ms(interpolator: Interpolator) -> float:
 
 
 def _spread(counts: list[float], quantile: float) -> float:
-    """The ``quantile`` of recent one-interval increases (0 with under 3 points)."""
-    if len(counts) < 3:
+    """The ``quantile`` of recent one-interval increases (0 with under 2 points)."""
+    if len(counts) < 2:
         return 0.0
     changes = np.diff(np.asarray(counts, dtype=np.float64))
     return max(0.0, float(np.quantile(changes, quantile)))
 
 
 def _trend(counts: list[float]) -> float:
-    """Least-squares slope of the recent counts per interval (0 with under 3 points)."""
-    if len(counts) < 3:
+    """Least-squares slope of the recent values per interval (0 with under 2 points)."""
+    if len(counts) < 2:
         return 0.0
     y = np.asarray(counts, dtype=np.float64)
     x = np.arange(y.size, dtype=np.float64)
@@ -1034,8 +1081,14 @@ def _scale_to(values: FloatArray, mean: float) -> tuple[FloatArray, float]:
     return values * factor, factor
 
 
-def _mix(demand: Demand, observation: Observation | None) -> _Mix:
-    """The request mix to size for: samples where known, scaled to the forecast."""
+def _mix(
+    demand: Demand,
+    observation: Observation | None,
+    *,
+    isl_mean: float | None = None,
+    osl_mean: float | None = None,
+) -> _Mix:
+    """The request mix to size for: samples where known, scaled to the given means."""
     isl = _clean(demand.isl_samples_tokens)
     osl = _clean(demand.osl_samples_tokens)
     where = "the demand"
@@ -1043,8 +1096,8 @@ def _mix(demand: Demand, observation: Observation | None) -> _Mix:
         isl = _clean(observation.isl_samples_tokens)
         osl = _clean(observation.osl_samples_tokens)
         where = "the last observation"
-    isl_mean = demand.isl_tokens.upper
-    osl_mean = demand.osl_tokens.upper
+    isl_mean = demand.isl_tokens.upper if isl_mean is None else isl_mean
+    osl_mean = demand.osl_tokens.upper if osl_mean is None else osl_mean
     if isl.size == 0 or osl.size == 0:
         isl = exponential_mix(max(isl_mean, 1.0))
         osl = exponential_mix(max(osl_mean, 1.0))
@@ -1067,7 +1120,8 @@ def _mix(demand: Demand, observation: Observation | None) -> _Mix:
         words=(
             f"mix: {isl.size} requests from {where} (ISL mean {raw_isl:,.0f}, OSL mean "
             f"{raw_osl:,.0f} tokens), scaled x{isl_factor:.2f} / x{osl_factor:.2f} to "
-            f"the forecast's upper ISL {isl_mean:,.0f} / OSL {osl_mean:,.0f}"
+            f"the sized ISL {isl_mean:,.0f} / OSL {osl_mean:,.0f} "
+            "(upper forecast and trend)"
         ),
     )
 

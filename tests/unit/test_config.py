@@ -71,7 +71,7 @@ LIBRARY_DEFAULTS: dict[str, Any] = {
     "forecast_quantile": 0.9,
     "sla_attainment": 0.99,
     "cold_start_s": 60.0,
-    "scale_down_intervals": 3,
+    "scale_down_intervals": 2,
     "max_num_batched_tokens": 8192,
     "prometheus_verify_tls": True,
     "metric_timeout_s": 10.0,

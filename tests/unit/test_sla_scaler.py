@@ -291,16 +291,16 @@ class TestDemand:
         assert "the planner's peak" in plan.reasons[0]
 
     def test_trend_lookahead_over_cold_start(self, fitted: FittedInterpolator) -> None:
-        """Rising counts are extrapolated over the cold start (here 2 intervals)."""
+        """Rising counts are extrapolated to when the next decision's workers serve."""
         s = scaler(fitted, cold_start_s=2 * INTERVAL_S)
         plan = None
         for count in (1000.0, 1100.0, 1200.0, 1300.0):
             plan = decide(s, demand(count), observation=observation(count))
         assert plan is not None
         # the point forecast has no spread: the q0.9 of the +100 changes is added, and
-        # the +100/interval trend over 2 intervals
+        # the +100/interval trend over 2.5 intervals (cold start + half an interval)
         assert plan.details["upper_num_req"] == pytest.approx(1400.0)
-        assert plan.details["peak_num_req"] == pytest.approx(1600.0)
+        assert plan.details["peak_num_req"] == pytest.approx(1650.0)
         assert any("trend +100.0 requests/interval" in r for r in plan.reasons)
 
     def test_samples_are_used(self, fitted: FittedInterpolator) -> None:
