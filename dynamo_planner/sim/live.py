@@ -15,7 +15,8 @@ to end on one machine:
 * **the orchestrator:** a :class:`~dynamo_planner.connectors.virtual.VirtualConnectorClient`
   loop that waits for the planner's decisions in etcd, applies each one with
   :meth:`Simulation.scale_to <dynamo_planner.sim.engine.Simulation.scale_to>` (new workers
-  serve after the cold start, removed ones drain) and acknowledges it at once.
+  serve after the cold start, removed ones drain) and acknowledges it once the new workers
+  serve.
 
 Time is honest and simple: every ``tick_s`` (50 ms) of wall time the simulation runs up to
 ``speed * (wall seconds since the start)``. Keep ``speed`` at 1 for the planner's sake:
@@ -324,6 +325,12 @@ class LiveSimulation:
         self.publish()
         return applied
 
+    @property
+    def starting(self) -> bool:
+        """True while a worker asked for has not started serving (cold start)."""
+        counts = self.sim.counts()
+        return counts.prefill_starting + counts.decode_starting > 0
+
     def status(self) -> dict[str, Any]:
         """The simulation's state now, as plain values (for the ``--record`` log)."""
         counts = self.sim.counts()
@@ -348,14 +355,17 @@ async def orchestrate(
     stop: asyncio.Event,
     *,
     poll_s: float = 1.0,
+    ready_poll_s: float = 0.05,
     on_decision: Callable[[AppliedDecision], None] | None = None,
 ) -> list[AppliedDecision]:
     """Carry out the planner's decisions on the simulation until ``stop`` is set.
 
-    Reads the latest decision; if it is new, scales the simulation to it and acknowledges
-    it (``scaled_decision_id``); then waits (at most ``poll_s``) for the next change. A
+    Reads the latest decision; if it is new, scales the simulation to it, waits until
+    the new workers serve (no worker is starting), and acknowledges it
+    (``scaled_decision_id``); then waits (at most ``poll_s``) for the next change. A
     decision already in etcd at the start is carried out too (a restarted orchestrator
-    catches up). etcd failures are logged and retried after ``poll_s``.
+    catches up). etcd failures are logged and retried after ``poll_s``; a decision is
+    applied once, and its acknowledgement retried until it is written.
 
     Returns:
         The decisions carried out, in order.
@@ -364,17 +374,18 @@ async def orchestrate(
 
     done: list[AppliedDecision] = []
     last_id = -1
+    unacknowledged: tuple[PlannerDecision, AppliedDecision] | None = None
     while not stop.is_set():
         try:
-            decision: PlannerDecision = await client.get()
-            if decision.decision_id > last_id:
-                applied = live.apply(
-                    decision.num_prefill_workers,
-                    decision.num_decode_workers,
-                    decision_id=decision.decision_id,
-                )
+            if unacknowledged is not None:
+                decision, applied = unacknowledged
+                while live.starting and not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=ready_poll_s)
+                if stop.is_set():
+                    break
                 await client.complete(decision)
-                last_id = decision.decision_id
+                unacknowledged = None
                 done.append(applied)
                 logger.info(
                     "decision %d carried out: prefill=%s decode=%s",
@@ -384,6 +395,16 @@ async def orchestrate(
                 )
                 if on_decision is not None:
                     on_decision(applied)
+                continue
+            decision = await client.get()
+            if decision.decision_id > last_id:
+                applied = live.apply(
+                    decision.num_prefill_workers,
+                    decision.num_decode_workers,
+                    decision_id=decision.decision_id,
+                )
+                last_id = decision.decision_id
+                unacknowledged = (decision, applied)
                 continue
             await client.wait(timeout_s=poll_s)
         except ConnectorError as exc:
@@ -423,7 +444,9 @@ async def run_live(
             record.flush()
 
     def on_decision(applied: AppliedDecision) -> None:
-        write("decision", **{**live.status(), **attrs.asdict(applied)})
+        status = live.status()
+        status["acked_s"] = status.pop("sim_s")
+        write("decision", **status, **attrs.asdict(applied))
 
     live.start()
     write("start", requests=live.sim.num_requests, **live.status())

@@ -228,7 +228,7 @@ class TestOrchestrator:
     async def test_decisions_are_applied_and_acknowledged(
         self, etcd_server: EtcdServer, processes: Processes, tmp_path: Path
     ) -> None:
-        """Two decisions reach the simulated workers and are acknowledged in etcd."""
+        """Two decisions reach the simulated workers and are acknowledged once they serve."""
         record = tmp_path / "record.jsonl"
         sim = processes.start(
             "live-sim",
@@ -240,7 +240,7 @@ class TestOrchestrator:
                     record=record,
                 ),
                 "--cold-start",
-                "0",
+                "1",
             ],
         )
         connector = VirtualConnector.from_config(
@@ -263,6 +263,8 @@ class TestOrchestrator:
                 assert applied, processes.logs()
                 assert applied[0]["prefill_ready"] == prefill
                 assert applied[0]["decode_ready"] == decode
+                # acknowledged after the 1 s cold start of the workers it added
+                assert applied[0]["acked_s"] >= applied[0]["sim_s"] + 0.99
         finally:
             await connector.aclose()
             await client.aclose()
