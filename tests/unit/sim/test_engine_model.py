@@ -40,6 +40,14 @@ class TestPrefill:
         # secant from the middle point (1000, 20) to the last (2000, 40): 0.02 ms/token
         assert model.prefill_ms(3000) == pytest.approx(60)
 
+    def test_clamp_beyond_profile(self) -> None:
+        """With the reference-style clamp, time stays at the last point beyond it."""
+        model = EngineModel.from_profile(tiny_profile(), prefill_beyond="clamp")
+        assert model.prefill_ms(3000) == 40
+        assert float(model.prefill_ms_array([3000.0])[0]) == 40
+        with pytest.raises(ValueError, match="prefill_beyond"):
+            EngineModel.from_profile(tiny_profile(), prefill_beyond="cubic")
+
     def test_array_matches_scalar(self, model: EngineModel) -> None:
         """The vectorised prefill model gives the scalar model's values."""
         x = np.linspace(0, 40000, 301)
