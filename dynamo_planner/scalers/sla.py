@@ -20,8 +20,11 @@ trend); with no samples, an exponential mix around those means stands in.
 mix's prefill times: the fewest replicas whose predicted share of requests with TTFT
 (waiting included) within the target reaches ``sla_attainment``. Requests whose prefill
 *alone* exceeds the target cannot be helped by replicas; they are reported and the target
-applies to the others. If the mean request alone exceeds the target, the SLA is refused
-with :class:`~dynamo_planner.exceptions.InfeasibleSLAError`.
+applies to the others. If the mean request alone exceeds the target, the plan says so
+and sizes on a best-effort basis (``strict=True`` refuses with
+:class:`~dynamo_planner.exceptions.InfeasibleSLAError`). A worker whose queued prefill
+work (``WorkerLoad.active_prefill_tokens``) alone outlasts the next interval serves no
+new request in it, so one replica is added for each such worker.
 
 **Decode.** One decode step costs ``a + Σ (b + c ctx_i)`` over the running requests (the
 fitted law of :mod:`dynamo_planner.interpolators.fitted`; for another interpolator the law
@@ -33,7 +36,9 @@ workers, so one worker's step is ``a`` plus ``1/D`` of it: the mean ITL solves
 ``ITL = a + mean work / D``, and its fluctuation is ``sd / D``. ``D`` is the fewest workers
 whose ITL at the ``sla_attainment`` quantile (mean plus ``z`` standard deviations) is
 within the target, and whose reserved KV (``ISL + OSL`` per request, same law) fits the
-cache. Throughput is never read from a second surface: it is concurrency over ITL.
+cache. While a prefill backlog drains, requests enter decode faster than they arrive; the
+decode rate is then the rate requests completed in the last interval. Throughput is never
+read from a second surface: it is concurrency over ITL.
 
 **Hysteresis.** A component scales up at once, and down only after its requirement stayed
 lower for ``scale_down_intervals`` intervals in a row: the plan is the largest requirement
@@ -489,12 +494,16 @@ class SLAScaler:
         prefill = decode = None
         raised = False
         if self.mode in ("disagg", "prefill"):
-            sized = self._prefill(rate, mix)
+            sized = self._prefill(rate, mix, observation, interval_s)
             prefill, raised = sized.replicas, sized.raised_to_min
             reasons.extend(sized.reasons)
             details.update(sized.details)
         if self.mode in ("disagg", "decode"):
-            sized = self._decode(rate, mix)
+            decode_rate, drain_words = _decode_rate(rate, observation)
+            if drain_words:
+                reasons.append(drain_words)
+            details["decode_rate_per_s"] = decode_rate
+            sized = self._decode(decode_rate, mix)
             decode, raised = sized.replicas, raised or sized.raised_to_min
             reasons.extend(sized.reasons)
             details.update(sized.details)
@@ -608,7 +617,13 @@ class SLAScaler:
             max_num_batched_tokens=self.max_num_batched_tokens,
         )
 
-    def _prefill(self, rate: float, mix: _Mix) -> _Component:
+    def _prefill(
+        self,
+        rate: float,
+        mix: _Mix,
+        observation: Observation | None = None,
+        interval_s: float = 60.0,
+    ) -> _Component:
         factor = self._prefill_factor
         target_s = self.ttft_ms / 1000.0
         mean_isl = float(np.mean(mix.isl))
@@ -645,12 +660,20 @@ class SLAScaler:
         else:
             chosen = None
             need = floor
+        held = self._backlogged_workers(observation, mix, interval_s)
+        if held and rate > 0:
+            need += held
+            reasons.append(
+                f"prefill: {held} worker{'s' if held != 1 else ''} hold{'s' if held == 1 else ''} "
+                f"more than {interval_s:g} s of queued prefill work (a backlog) and "
+                "serve no new request this interval; adding as many replicas"
+            )
         replicas, hold_words = _hysteresis(self._prefill_needs, need, "prefill")
         estimate = chosen
-        if rate > 0 and replicas != need:
+        if rate > 0 and replicas - held != need - held and replicas > held:
             estimate = estimate_prefill(
                 pmix,
-                servers=replicas,
+                servers=replicas - held,
                 arrival_rate_per_s=rate,
                 ttft_s=target_s,
                 quantile=target,
@@ -659,6 +682,7 @@ class SLAScaler:
         details: dict[str, Any] = {
             "prefill_required": need,
             "prefill_replicas": replicas,
+            "prefill_backlogged_workers": held,
             "prefill_feasible_share": feasible,
             "prefill_attainment_target": target,
             "prefill_hysteresis": list(self._prefill_needs),
@@ -670,6 +694,28 @@ class SLAScaler:
             reasons=tuple(reasons),
             details=details,
             raised_to_min=rate > 0 and need == floor and floor > 1,
+        )
+
+    def _backlogged_workers(
+        self, observation: Observation | None, mix: _Mix, interval_s: float
+    ) -> int:
+        """Prefill workers whose queued work alone lasts the whole next interval."""
+        if observation is None or not observation.workers:
+            return 0
+        mean_isl = float(np.mean(mix.isl))
+        if mean_isl <= 0:
+            return 0
+        per_token_s = (
+            self.interpolator.prefill_ttft_ms(mean_isl)
+            * self._prefill_factor
+            / mean_isl
+            / 1000.0
+        )
+        return sum(
+            1
+            for w in observation.workers
+            if w.worker_type == "prefill"
+            and (w.active_prefill_tokens or 0.0) * per_token_s >= interval_s
         )
 
     def _prefill_words(
@@ -932,6 +978,25 @@ class SLAScaler:
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
+
+
+def _decode_rate(rate: float, observation: Observation | None) -> tuple[float, str]:
+    """Requests per second entering decode: the sized rate, or more while a backlog drains.
+
+    A prefill backlog (a queue built while workers were starting) releases requests into
+    decode faster than they arrive; the requests completed in the last interval (its OSL
+    samples) measure that.
+    """
+    if observation is None or not observation.osl_samples_tokens:
+        return rate, ""
+    completed = len(observation.osl_samples_tokens) / observation.interval_s
+    if completed <= rate:
+        return rate, ""
+    return completed, (
+        f"decode: {completed:.2f} requests/s completed in the last interval, more than "
+        f"the {rate:.2f}/s sized for (a backlog is draining into decode); decode is "
+        "sized for the completions"
+    )
 
 
 def _check_demand(demand: Demand) -> None:

@@ -353,6 +353,56 @@ class TestDemand:
             decide(scaler(fitted), demand(-1.0))
 
 
+class TestBacklog:
+    """A backlog is capacity the planner cannot count on."""
+
+    def test_decode_sized_for_completions_while_draining(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """More completions than arrivals (a draining backlog) size the decode."""
+        obs = Observation(
+            interval_s=INTERVAL_S,
+            num_req=3000.0,
+            isl_tokens=1155.0,
+            osl_tokens=211.0,
+            isl_samples_tokens=(1155.0,) * 3000,
+            osl_samples_tokens=(211.0,) * 6000,
+        )
+        plain = decide(scaler(fitted), demand(3000.0))
+        draining = decide(scaler(fitted), demand(3000.0), observation=obs)
+        assert draining.details["decode_rate_per_s"] == pytest.approx(100.0)
+        assert draining.decode is not None
+        assert plain.decode is not None
+        assert draining.decode > plain.decode
+        assert any("backlog is draining" in r for r in draining.reasons)
+
+    def test_backlogged_prefill_worker_adds_a_replica(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """A prefill worker holding more than an interval of work is not counted."""
+        from dynamo_planner.values import WorkerLoad
+
+        workers = (
+            WorkerLoad(
+                worker_id="p0", worker_type="prefill", active_prefill_tokens=5e6
+            ),
+            WorkerLoad(worker_id="p1", worker_type="prefill", active_prefill_tokens=0),
+        )
+        obs = Observation(
+            interval_s=INTERVAL_S,
+            num_req=3000.0,
+            isl_tokens=1155.0,
+            osl_tokens=211.0,
+            workers=workers,
+        )
+        plain = decide(scaler(fitted), demand(3000.0))
+        backlog = decide(scaler(fitted), demand(3000.0), observation=obs)
+        assert plain.prefill is not None
+        assert backlog.prefill == plain.prefill + 1
+        assert backlog.details["prefill_backlogged_workers"] == 1
+        assert any("a backlog" in r for r in backlog.reasons)
+
+
 class TestHysteresis:
     """Scale up at once; scale down only after the requirement stayed low."""
 

@@ -1,0 +1,310 @@
+"""The figures of docs/concepts/sla-scaler.md, and the numbers quoted beside them.
+
+Run: ``python benchmarks/sla_plots.py`` (about a minute; needs matplotlib). It writes four
+PNGs to ``docs/_static/`` and prints the figures the page quotes:
+
+1. ``sla_decode_consistency.png``: at context 1,260 tokens, ITL and throughput against
+   concurrency for the reference's two decode surfaces, the fitted model and the measured
+   profile points around it; the reference's throughput surface against its own
+   batch / ITL at ITL 20 ms.
+2. ``sla_prefill_fit.png``: TTFT against ISL: profile points, the fitted model (tangent
+   beyond the profile), the reference (clamped) and the simulator (linear beyond).
+3. ``sla_queueing.png``: prefill attainment within 500 ms against the request rate on two
+   workers: the queueing model against a discrete-event simulation of the same queue.
+4. ``sla_replay_azure.png``: Azure conversation x10 (copies 60.3 s apart), 60 s interval
+   and cold start: request rate and replicas of the reference and SLA scalers, and each
+   interval's attainment.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dynamo_planner.config import PlannerConfig
+from dynamo_planner.data import AZURE_CONV_TRACE, H200_PROFILE_DIR
+from dynamo_planner.interpolators.fitted import FittedInterpolator, cross_validate
+from dynamo_planner.interpolators.reference import ReferenceInterpolator
+from dynamo_planner.profiles import load_profile
+from dynamo_planner.scalers.queueing import PrefillMix, estimate_prefill
+from dynamo_planner.sim import EngineModel, ReplayOptions, SimConfig, load_scale, replay
+from dynamo_planner.traces import load_requests
+from dynamo_planner.values import PerfProfile
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "_static"
+CONTEXT = 1260.0
+ITL_TARGET = 20.0
+
+
+def decode_figure(plt: Any, profile: PerfProfile) -> None:
+    reference = ReferenceInterpolator.from_profile(profile)
+    fitted = FittedInterpolator.from_profile(profile)
+    model = EngineModel.from_profile(profile)
+    n = np.arange(1, 301, dtype=np.float64)
+    ref_itl = np.array([reference.decode_itl_ms(x, CONTEXT) for x in n])
+    ref_thpt = np.array([reference.decode_throughput_per_gpu(x, CONTEXT) for x in n])
+    fit_itl = np.array([fitted.decode_itl_ms(x, CONTEXT) for x in n])
+    sim_itl = model.decode_step_ms_array(n, CONTEXT)
+    point = reference.best_decode_point(ITL_TARGET, CONTEXT)
+    batch = point.kv_usage * reference.max_kv_tokens() / CONTEXT
+    ours = fitted.best_decode_point(ITL_TARGET, CONTEXT)
+    ours_batch = ours.kv_usage * fitted.max_kv_tokens() / CONTEXT
+    print(
+        f"reference at context {CONTEXT:g}, ITL {ITL_TARGET:g} ms: throughput surface "
+        f"{point.throughput_per_gpu:,.0f} tokens/s/GPU at batch {batch:.0f} "
+        f"(its ITL {point.itl_ms:.2f} ms); batch / ITL = "
+        f"{batch / point.itl_ms * 1000:,.0f} tokens/s/GPU"
+    )
+    print(
+        f"fitted at the same point: batch {ours_batch:.0f}, ITL {ours.itl_ms:.2f} ms, "
+        f"{ours.throughput_per_gpu:,.0f} tokens/s/GPU (= batch / ITL); simulator ITL at "
+        f"that batch {model.decode_step_ms(ours_batch, CONTEXT):.2f} ms"
+    )
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.plot(n, ref_itl, label="reference ITL surface")
+    left.plot(n, fit_itl, label="fitted: a + b n + c n ctx")
+    left.plot(n, sim_itl, "--", label="simulator (measured points, linear)")
+    dec = profile.decode
+    for ctx, marker in ((350.0, "o"), (2997.0, "s")):
+        mask = dec.context_length_tokens == ctx
+        left.plot(
+            dec.concurrency[mask],
+            dec.itl_ms[mask],
+            marker,
+            label=f"measured, ctx {ctx:g}",
+        )
+    left.axhline(ITL_TARGET, color="grey", lw=0.8)
+    left.set(
+        xlim=(0, 300),
+        ylim=(0, 50),
+        xlabel="concurrent requests",
+        ylabel="ITL (ms)",
+        title=f"ITL at context {CONTEXT:g}",
+    )
+    left.legend(fontsize=7)
+    right.plot(n, ref_thpt, label="reference throughput surface")
+    right.plot(n, n / ref_itl * 1000, label="reference batch / its ITL")
+    right.plot(n, n / fit_itl * 1000, label="fitted batch / ITL")
+    right.plot([batch], [point.throughput_per_gpu], "k^")
+    right.plot([batch], [batch / point.itl_ms * 1000], "kv")
+    right.set(
+        xlim=(0, 300),
+        xlabel="concurrent requests",
+        ylabel="output tokens/s per GPU",
+        title="decode throughput",
+    )
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "sla_decode_consistency.png", dpi=110)
+    ours_cv = cross_validate(profile, model="fitted")
+    ref_cv = cross_validate(
+        profile, ReferenceInterpolator.from_profile, model="reference"
+    )
+    print(ours_cv.summary())
+    print(ref_cv.summary())
+
+
+def prefill_figure(plt: Any, profile: PerfProfile) -> None:
+    reference = ReferenceInterpolator.from_profile(profile)
+    fitted = FittedInterpolator.from_profile(profile)
+    model = EngineModel.from_profile(profile)
+    x = np.linspace(100, 32_000, 400)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    pre = profile.prefill
+    ax.plot(pre.isl_tokens, pre.ttft_ms, "o", label="measured")
+    ax.plot(x, [fitted.prefill_ttft_ms(v) for v in x], label="fitted (tangent beyond)")
+    ax.plot(x, [reference.prefill_ttft_ms(v) for v in x], label="reference (clamped)")
+    ax.plot(x, model.prefill_ms_array(x), "--", label="simulator (linear beyond)")
+    ax.axhline(500, color="grey", lw=0.8)
+    ax.axvline(pre.isl_tokens.max(), color="grey", lw=0.5, ls=":")
+    ax.set(
+        xlabel="ISL (tokens)",
+        ylabel="TTFT alone (ms)",
+        ylim=(0, 900),
+        title="prefill: one request alone",
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(OUT / "sla_prefill_fit.png", dpi=110)
+    f = fitted.prefill
+    print(
+        f"prefill fit: TTFT = {f.overhead_ms:.1f} + {f.per_token_ms:.4f} x + "
+        f"{f.per_token_squared_ms:.3g} x^2 ms; decode fit: ITL = "
+        f"{fitted.decode.step_overhead_ms:.2f} + {fitted.decode.per_request_ms:.4f} n + "
+        f"{fitted.decode.per_kv_token_ms:.3g} n ctx ms "
+        f"({fitted.decode.points_excluded} saturated points left out)"
+    )
+    mooncake = load_requests(
+        Path(__file__).resolve().parent.parent
+        / "data"
+        / "traces"
+        / "mooncake"
+        / "conversation_trace.jsonl"
+    )
+    isl = np.asarray(mooncake.isl_tokens)
+    sim_ok = float(np.mean(model.prefill_ms_array(isl) <= 500))
+    fit_ok = float(np.mean(f.overhead_ms + f.work_ms_array(isl) <= 500))
+    print(
+        f"Mooncake conversation: {sim_ok:.1%} of requests can meet TTFT 500 ms alone on "
+        f"the simulator, {fit_ok:.1%} by the fitted model, 100% by the reference "
+        f"(clamped at {reference.prefill_ttft_ms(1e9):.0f} ms)"
+    )
+
+
+def _des(
+    arrivals: np.ndarray,
+    isl: np.ndarray,
+    work: np.ndarray,
+    servers: int,
+    overhead: float,
+    budget: int,
+) -> np.ndarray:
+    ttft = np.empty(arrivals.size)
+    free = [0.0] * servers
+    waiting: deque[int] = deque()
+    i = 0
+    while i < arrivals.size or waiting:
+        at = heapq.heappop(free)
+        while i < arrivals.size and arrivals[i] <= at:
+            waiting.append(i)
+            i += 1
+        if waiting:
+            start = at
+        else:
+            waiting.append(i)
+            start = arrivals[i]
+            i += 1
+        batch = [waiting.popleft()]
+        tokens = isl[batch[0]]
+        while waiting and tokens + isl[waiting[0]] <= budget:
+            tokens += isl[waiting[0]]
+            batch.append(waiting.popleft())
+        end = start + overhead + float(work[batch].sum())
+        ttft[batch] = end - arrivals[batch]
+        heapq.heappush(free, end)
+    return ttft
+
+
+def queueing_figure(plt: Any, profile: PerfProfile) -> None:
+    fit = FittedInterpolator.from_profile(profile).prefill
+    rng = np.random.default_rng(1)
+    n = 20_000
+    isl = np.asarray(load_requests(AZURE_CONV_TRACE).isl_tokens)
+    draw = rng.choice(isl, n)
+    work = fit.work_ms_array(draw) / 1000
+    overhead = fit.overhead_ms / 1000
+    mix = PrefillMix(
+        work_s=work[:2000],
+        overhead_s=overhead,
+        isl_tokens=draw[:2000],
+        max_num_batched_tokens=8192,
+    )
+    rates = np.arange(30, 86, 5, dtype=np.float64)
+    model_att, sim_att = [], []
+    for rate in rates:
+        arrivals = np.cumsum(rng.exponential(1 / rate, n))
+        ttft = _des(arrivals, draw, work, 2, overhead, 8192)
+        sim_att.append(float(np.mean(ttft <= 0.5)))
+        model_att.append(
+            estimate_prefill(
+                mix, servers=2, arrival_rate_per_s=rate, ttft_s=0.5
+            ).attainment
+        )
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(rates, model_att, "-", label="queueing model (M/G/c, batching)")
+    ax.plot(rates, sim_att, "o", label="discrete-event simulation")
+    ax.axhline(0.99, color="grey", lw=0.8)
+    ax.set(
+        xlabel="requests/s on 2 prefill workers",
+        ylabel="share with TTFT <= 500 ms",
+        title="prefill attainment, Azure conversation ISL mix",
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(OUT / "sla_queueing.png", dpi=110)
+    gaps = np.abs(np.asarray(model_att) - np.asarray(sim_att))
+    print(
+        f"queueing model vs simulation, 2 workers, {rates[0]:g}-{rates[-1]:g} req/s: "
+        f"largest attainment gap {gaps.max():.3f}"
+    )
+
+
+def replay_figure(plt: Any, profile: PerfProfile) -> None:
+    trace = load_scale(load_requests(AZURE_CONV_TRACE), 10, shift_s=60.3)
+    options = ReplayOptions(
+        sim=SimConfig(cold_start_s=60.0), warmup_s=600.0, baselines=()
+    )
+    runs = {}
+    for scaler in ("reference", "sla"):
+        config = PlannerConfig(
+            environment="virtual",
+            scaler=scaler,
+            interpolator="fitted" if scaler == "sla" else "reference",
+            load_predictor="constant",
+            ttft_ms=500.0,
+            itl_ms=ITL_TARGET,
+            adjustment_interval_s=60.0,
+            cold_start_s=60.0,
+            max_gpu_budget=-1,
+        )
+        report = replay(trace, profile, config, options=options)
+        assert report.planner is not None
+        runs[scaler] = report.planner
+        s = report.planner.summary
+        print(
+            f"replay {scaler}: attainment {s.attainment:.4f}, {s.gpu_hours:.2f} GPU-h"
+        )
+    fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
+    rows = runs["sla"].intervals
+    t = [r.start_s / 60 for r in rows]
+    axes[0].plot(t, [r.num_req / (r.end_s - r.start_s) for r in rows], color="k")
+    axes[0].set(ylabel="requests/s")
+    for scaler, style in (("reference", "--"), ("sla", "-")):
+        rows = runs[scaler].intervals
+        t = [r.start_s / 60 for r in rows]
+        axes[1].step(
+            t,
+            [r.prefill_ready for r in rows],
+            style,
+            where="post",
+            label=f"{scaler} prefill",
+        )
+        axes[1].step(
+            t,
+            [r.decode_ready for r in rows],
+            style,
+            where="post",
+            label=f"{scaler} decode",
+        )
+        axes[2].plot(t, [r.attainment for r in rows], style, label=scaler)
+    axes[1].set(ylabel="ready workers")
+    axes[1].legend(fontsize=7, ncol=2)
+    axes[2].set(ylabel="attainment", xlabel="minutes", ylim=(-0.02, 1.02))
+    axes[2].axvline(10, color="grey", lw=0.8)
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / "sla_replay_azure.png", dpi=110)
+
+
+def main() -> int:
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    profile = load_profile(H200_PROFILE_DIR)
+    OUT.mkdir(parents=True, exist_ok=True)
+    decode_figure(plt, profile)
+    prefill_figure(plt, profile)
+    queueing_figure(plt, profile)
+    replay_figure(plt, profile)
+    print(f"figures written to {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
