@@ -56,7 +56,7 @@ from dynamo_planner.sim.metrics import (
     summarize,
 )
 from dynamo_planner.traces import RequestTrace
-from dynamo_planner.values import PerfProfile, ReplicaPlan
+from dynamo_planner.values import PerfProfile, ReplicaPlan, ReplicaState
 
 if TYPE_CHECKING:
     from dynamo_planner.config import PlannerConfig
@@ -71,6 +71,7 @@ __all__ = [
     "areplay",
     "replay",
     "run_planner",
+    "scaling_actions",
 ]
 
 BASELINES = ("best_static", "perfect_forecast", "capacity_floor")
@@ -378,6 +379,25 @@ async def _run_planner_async(
     return connector, plans
 
 
+def scaling_actions(initial: ReplicaState, targets: Sequence[ReplicaState]) -> int:
+    """How many applied plans changed the requested replicas.
+
+    A plan that asks for what is already requested (the initial deployment, or the
+    previous plan's target) is not a scaling action.
+
+    Args:
+        initial: The replicas requested at the start (the initial deployment).
+        targets: The replicas each applied plan requested, in order.
+    """
+    count = 0
+    previous = initial
+    for target in targets:
+        if target != previous:
+            count += 1
+        previous = target
+    return count
+
+
 async def arun_planner(
     trace: RequestTrace,
     model: EngineModel,
@@ -394,6 +414,9 @@ async def arun_planner(
     """Async :func:`run_planner` (for callers already inside an event loop)."""
     sim = Simulation(trace, model, sim_config)
     limit = sim.trace_end_s + drain_limit_s
+    initial = ReplicaState(
+        prefill=sim_config.initial_prefill, decode=sim_config.initial_decode
+    )
     connector, plans = await _run_planner_async(
         sim, planner, limit_s=limit, progress=progress
     )
@@ -407,10 +430,8 @@ async def arun_planner(
         ttft_ms=ttft_ms,
         itl_ms=itl_ms,
         warmup_s=warmup_s,
-        scaling_actions=sum(
-            1
-            for k, (_, _, target) in enumerate(connector.applied)
-            if k == 0 or target != connector.applied[k - 1][2]
+        scaling_actions=scaling_actions(
+            initial, [target for _, _, target in connector.applied]
         ),
     )
     rows = interval_table(

@@ -16,9 +16,14 @@ from dynamo_planner.config import PlannerConfig
 from dynamo_planner.exceptions import ConfigError
 from dynamo_planner.sim.engine import SimConfig
 from dynamo_planner.sim.engine_model import EngineModel
-from dynamo_planner.sim.replay import ReplayOptions, replay, run_planner
+from dynamo_planner.sim.replay import (
+    ReplayOptions,
+    replay,
+    run_planner,
+    scaling_actions,
+)
 from dynamo_planner.traces import RequestTrace
-from dynamo_planner.values import PerfProfile
+from dynamo_planner.values import PerfProfile, ReplicaState
 
 
 def ramp_trace(seed: int = 0) -> RequestTrace:
@@ -85,6 +90,40 @@ class TestRunPlanner:
         )
         assert planner.last_plan is run.plans[-1][1]
         assert len(planner.source.fetched) == len(run.plans)
+
+
+class TestScalingActions:
+    """A scaling action is a change of the requested replicas."""
+
+    def test_first_plan_keeping_the_deployment_is_not_an_action(
+        self, model: EngineModel, make_planner: Callable[..., Any]
+    ) -> None:
+        """A planner that keeps the initial 1P+1D on a light trace made no action."""
+        trace = RequestTrace(
+            arrival_s=np.arange(0.0, 600.0, 10.0),
+            isl_tokens=np.full(60, 500.0),
+            osl_tokens=np.full(60, 50.0),
+            source="light",
+        )
+        planner = make_planner(adjustment_interval_s=60.0)
+        run = run_planner(
+            trace, model, planner, sim_config=SimConfig(), ttft_ms=500, itl_ms=50
+        )
+        assert run.plans
+        assert all(
+            plan.target(ReplicaState(prefill=1, decode=1))
+            == ReplicaState(prefill=1, decode=1)
+            for _, plan in run.plans
+        )
+        assert run.summary.scaling_actions == 0
+
+    def test_counts_changes_only(self) -> None:
+        """Repeated targets and a return to the initial deployment count correctly."""
+        one = ReplicaState(prefill=1, decode=1)
+        two = ReplicaState(prefill=2, decode=1)
+        assert scaling_actions(one, []) == 0
+        assert scaling_actions(one, [one, one]) == 0
+        assert scaling_actions(one, [two, two, one, one, two]) == 3
 
 
 @pytest.fixture(name="report", scope="module")
