@@ -18,7 +18,7 @@ from dynamo_planner.exceptions import PlannerError
 __all__ = ["main"]
 
 # Order is the order shown by --help.
-_SUBCOMMANDS = ("profile", "plan", "run", "replay")
+_SUBCOMMANDS = ("profile", "plan", "run", "replay", "backtest")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,14 +46,16 @@ class _BelowWarning(logging.Filter):
 
 @contextmanager
 def _quiet_stan() -> Iterator[None]:
-    """Silence cmdstanpy's per-fit INFO lines for the duration of one fit."""
-    stan = logging.getLogger("cmdstanpy")
+    """Drop cmdstanpy's and Prophet's per-fit INFO lines for the duration of one fit."""
+    noisy = [logging.getLogger(name) for name in ("cmdstanpy", "prophet")]
     quiet = _BelowWarning()
-    stan.addFilter(quiet)
+    for noisy_logger in noisy:
+        noisy_logger.addFilter(quiet)
     try:
         yield
     finally:
-        stan.removeFilter(quiet)
+        for noisy_logger in noisy:
+            noisy_logger.removeFilter(quiet)
 
 
 @attrs.define(kw_only=True, eq=False)
