@@ -23,10 +23,37 @@ How a request travels (all times simulated, in seconds):
    next completion is computed, not stepped through token by token. A request completes
    after ``OSL - 1`` decode tokens (its first token came with admission).
 
+**Aggregated workers** (``SimConfig(mode="agg")``). Each worker serves both phases, as a
+vLLM engine with chunked prefill does:
+
+1. **Arrival.** The request goes to the ready worker with the least work: prompt tokens
+   still to compute plus KV tokens reserved (a stand-in for Dynamo's KV router cost,
+   prefill blocks plus decode blocks, without prefix reuse). It waits in that worker's
+   FIFO queue.
+2. **Admission.** From the head of the queue, requests are admitted while their KV
+   reservation (``ISL + OSL`` tokens) fits the decode profile's KV capacity (an empty
+   worker admits any request) and ``max_decode_batch`` allows.
+3. **Steps.** Each step decodes one token for every decoding request and computes a chunk
+   of admitted prompts, FIFO, up to ``max_num_batched_tokens`` less one token per decoding
+   request (a long prompt spans several steps). The step takes
+   :meth:`EngineModel.agg_step_ms <dynamo_planner.sim.engine_model.EngineModel.agg_step_ms>`:
+   the decode step time plus the chunk's prefill time, back to back. A request's first
+   token comes at the end of the step that computes the last of its prompt; it then
+   completes after ``OSL - 1`` more steps. While no prompt waits, steps are alike and the
+   time to the next completion is computed as for decode workers; a new arrival starts a
+   step at once.
+
+So one request alone on an idle agg worker gets exactly its profiled prefill time, then
+the profiled ITL. Agg workers use ``decode_gpus_per_engine`` GPUs and count as decode
+workers everywhere (counts, GPU spans, ``ReplicaState.decode``).
+
 Scaling (:meth:`Simulation.scale_to`): a new worker counts GPUs from the moment it is
 requested and serves after ``cold_start_s``. Removing workers first cancels workers still
 starting (newest first), then drains the least-loaded ready ones: a draining worker gets no
 new requests, finishes what it holds, and is released when empty; no request is lost.
+
+Per-worker loads (:meth:`Simulation.worker_loads`) are what the router reports: with a
+``metric_delay_s`` they are those of a scrape that old (scrapes every ``load_scrape_s``).
 
 The simulator is deterministic: it draws no random numbers, and ties are broken by the
 order events were created.
@@ -38,7 +65,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Sequence
 from typing import Any
@@ -69,6 +96,7 @@ _PREFILL_DONE = 0
 _DECODE_ARRIVE = 1
 _DECODE_NEXT = 2
 _WORKER_READY = 3
+_AGG_STEP = 4
 
 _FINISH_TOLERANCE = 1e-6  # tokens
 
@@ -83,22 +111,35 @@ class SimConfig:
     """How the simulated deployment behaves.
 
     Attributes:
+        mode: ``"disagg"`` (prefill and decode workers) or ``"agg"`` (aggregated
+            workers serving both phases, counted as decode workers; see the module
+            docstring).
         max_num_batched_tokens: Token budget of one prefill batch (vLLM's
-            ``--max-num-batched-tokens``); a longer request runs alone.
+            ``--max-num-batched-tokens``); a longer request runs alone. In agg mode,
+            the token budget of one engine step (running decodes take one token each,
+            prefill chunks the rest).
         kv_transfer_ms: Delay between the end of a request's prefill and its readiness
             for decode.
         cold_start_s: Time from requesting a worker to it serving.
         prefill_gpus_per_engine: GPUs of one prefill worker.
         decode_gpus_per_engine: GPUs of one decode worker.
-        initial_prefill: Prefill workers ready at time 0.
-        initial_decode: Decode workers ready at time 0.
+        initial_prefill: Prefill workers ready at time 0 (default 1; 0 and only 0 in
+            agg mode).
+        initial_decode: Decode (agg: aggregated) workers ready at time 0.
         kv_block_size_tokens: Tokens per KV block, to report ``active_decode_blocks``.
         max_decode_batch: Most requests one decode worker runs at once (``None``: bounded
             by KV capacity only).
         metric_delay_s: How late the frontend's metrics are: an observation at time
-            ``t`` covers the interval ending at ``t - metric_delay_s``.
+            ``t`` covers the interval ending at ``t - metric_delay_s``, and the
+            per-worker loads are those of the last scrape at or before
+            ``t - metric_delay_s``.
+        load_scrape_s: How often the per-worker loads are scraped (the resolution of
+            the delayed per-worker loads and of the router's sampling buffer).
     """
 
+    mode: str = attrs.field(
+        default="disagg", validator=attrs.validators.in_(("disagg", "agg"))
+    )
     max_num_batched_tokens: int = attrs.field(
         default=8192, validator=attrs.validators.gt(0)
     )
@@ -110,7 +151,7 @@ class SimConfig:
     decode_gpus_per_engine: int = attrs.field(
         default=1, validator=attrs.validators.ge(1)
     )
-    initial_prefill: int = attrs.field(default=1, validator=attrs.validators.ge(0))
+    initial_prefill: int = attrs.field(validator=attrs.validators.ge(0))
     initial_decode: int = attrs.field(default=1, validator=attrs.validators.ge(0))
     kv_block_size_tokens: int = attrs.field(
         default=16, validator=attrs.validators.gt(0)
@@ -120,6 +161,19 @@ class SimConfig:
         validator=attrs.validators.optional(attrs.validators.gt(0)),
     )
     metric_delay_s: float = attrs.field(default=0.0, validator=_non_negative)
+    load_scrape_s: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+
+    @initial_prefill.default
+    def _initial_prefill(self) -> int:
+        return 0 if self.mode == "agg" else 1
+
+    def __attrs_post_init__(self) -> None:
+        if self.mode == "agg" and self.initial_prefill:
+            msg = (
+                "an agg deployment has no prefill workers: initial_prefill must be 0, "
+                f"got {self.initial_prefill}"
+            )
+            raise ValueError(msg)
 
 
 @attrs.frozen
@@ -158,8 +212,8 @@ class WorkerSpan:
     """One worker's life.
 
     Attributes:
-        worker_id: E.g. ``"prefill-3"``.
-        component: ``"prefill"`` or ``"decode"``.
+        worker_id: E.g. ``"prefill-3"`` (agg workers: ``"agg-3"``).
+        component: ``"prefill"`` or ``"decode"`` (agg workers count as decode).
         requested_s: When it was requested (GPUs count from here).
         ready_s: When it started serving (``inf`` if it never did).
         released_s: When its GPUs were released (the end of the run if still running).
@@ -301,11 +355,76 @@ class _DecodeWorker:
         self.last_itl_ms: float | None = None
 
 
+class _AggWorker:
+    __slots__ = (
+        "chunk",
+        "end_s",
+        "gen",
+        "gen_t",
+        "heap",
+        "index",
+        "label",
+        "last_isl",
+        "last_itl_ms",
+        "last_ttft_ms",
+        "left",
+        "n",
+        "outstanding",
+        "prefilling",
+        "queue",
+        "ready_s",
+        "reserved",
+        "start_s",
+        "state",
+        "step_s",
+        "stepping",
+        "version",
+    )
+
+    def __init__(self, index: int, start_s: float) -> None:
+        self.index = index
+        self.state = STARTING
+        self.start_s = start_s
+        self.ready_s = _INF
+        self.end_s = _INF
+        self.queue: deque[int] = deque()  # routed here, not yet admitted
+        self.prefilling: list[int] = []  # admitted, prompt not fully computed
+        self.left: dict[int, float] = {}  # prompt tokens still to compute
+        self.outstanding = 0.0  # prompt tokens still to compute, queued or admitted
+        self.chunk: list[tuple[int, float]] = []  # the step in flight's prefill
+        self.stepping = False  # a step with prefill work is in flight
+        self.heap: list[tuple[float, int]] = []  # decoding requests
+        self.n = 0  # decoding requests
+        self.label = 0.0
+        self.reserved = 0.0  # KV tokens reserved by admitted requests
+        self.gen = 0.0
+        self.gen_t = 0.0
+        self.step_s = 0.0
+        self.version = 0
+        self.last_ttft_ms: float | None = None
+        self.last_isl: float | None = None
+        self.last_itl_ms: float | None = None
+
+    @property
+    def load(self) -> float:
+        """Tokens the worker still has to prefill plus the KV tokens it holds."""
+        return self.outstanding + self.reserved
+
+    @property
+    def empty(self) -> bool:
+        return not self.queue and not self.prefilling and self.n == 0
+
+
+_Worker = _PrefillWorker | _DecodeWorker | _AggWorker
+
+
 class Simulation:
-    """A disaggregated deployment serving a request trace on simulated time.
+    """A deployment serving a request trace on simulated time.
 
     Drive it with :meth:`run_until` (or :meth:`run_to_completion`), change it with
-    :meth:`scale_to`, read it with :meth:`counts`, :meth:`observe` and :meth:`result`.
+    :meth:`scale_to`, read it with :meth:`counts`, :meth:`observe`,
+    :meth:`worker_loads` and :meth:`result`. With ``config.mode == "agg"`` its workers
+    are aggregated ones, reported and counted as decode workers.
 
     Args:
         trace: The requests (arrival times in seconds from 0).
@@ -347,6 +466,8 @@ class Simulation:
         self._decode: list[_DecodeWorker] = []
         self._pready: list[_PrefillWorker] = []
         self._dready: list[_DecodeWorker] = []
+        self._aggs: list[_AggWorker] = []
+        self._aready: list[_AggWorker] = []
         self._fpending: deque[int] = deque()
         self._dpending: deque[int] = deque()
         self._budget = float(cfg.max_num_batched_tokens)
@@ -355,10 +476,22 @@ class Simulation:
         self._max_batch = cfg.max_decode_batch or (1 << 62)
         self._prefill_ms = model.prefill_ms
         self._step_ms = model.decode_step_ms_whole
+        self._agg_step_ms = model.agg_step_ms
+        self._agg = cfg.mode == "agg"
+        self._route = self._route_agg if self._agg else self._route_prefill
+        # per-worker load history (scrapes on a grid of load_scrape_s)
+        self._scrape_s = cfg.load_scrape_s
+        self._hist_t: list[float] = []
+        self._hist_loads: list[tuple[WorkerLoad, ...]] = []
+        self._hist_k = 0  # next grid point to record: _hist_k * load_scrape_s
+        self._hist_next = _INF  # its time; inf while not recording
+        self._hist_keep_s = 0.0
+        if cfg.metric_delay_s > 0:
+            self.keep_load_history(0.0)
         for _ in range(cfg.initial_prefill):
             self._make_ready(self._new_prefill(0.0), 0.0)
         for _ in range(cfg.initial_decode):
-            self._make_ready(self._new_decode(0.0), 0.0)
+            self._make_ready(self._new_decode_or_agg(0.0), 0.0)
 
     # ------------------------------------------------------------------ state
     @property
@@ -399,7 +532,7 @@ class Simulation:
     def counts(self) -> WorkerCounts:
         """Workers by component and state, now."""
         p = [w.state for w in self._prefill]
-        d = [w.state for w in self._decode]
+        d = [w.state for w in self._decode] + [w.state for w in self._aggs]
         return WorkerCounts(
             prefill_ready=p.count(READY),
             prefill_starting=p.count(STARTING),
@@ -414,10 +547,15 @@ class Simulation:
         cfg = self.config
         p = sum(1 for w in self._prefill if w.state != STOPPED)
         d = sum(1 for w in self._decode if w.state != STOPPED)
+        d += sum(1 for w in self._aggs if w.state != STOPPED)
         return p * cfg.prefill_gpus_per_engine + d * cfg.decode_gpus_per_engine
 
     def queued_prefill_requests(self) -> int:
         """Requests waiting for prefill (at the frontend or in a worker's queue)."""
+        if self._agg:
+            return len(self._fpending) + sum(
+                len(w.queue) + len(w.prefilling) for w in self._aggs
+            )
         return len(self._fpending) + sum(len(w.queue) for w in self._prefill)
 
     def waiting_decode_requests(self) -> int:
@@ -430,9 +568,16 @@ class Simulation:
 
         Counts are of workers requested and not being removed (starting plus ready).
         Extra workers are started; surplus ones are cancelled if still starting (newest
-        first), else drained, least loaded first.
+        first), else drained, least loaded first. In agg mode ``decode`` counts the
+        aggregated workers and ``prefill`` must be ``None`` or 0.
+
+        Raises:
+            ValueError: Prefill workers asked of an agg deployment.
         """
         t = self._now
+        if self._agg and prefill:
+            msg = f"an agg deployment has no prefill workers; asked for {prefill}"
+            raise ValueError(msg)
         if prefill is not None:
             self._scale_prefill(max(0, int(prefill)), t)
         if decode is not None:
@@ -459,6 +604,9 @@ class Simulation:
                 self._stop(w, t)
 
     def _scale_decode(self, target: int, t: float) -> None:
+        if self._agg:
+            self._scale_agg(target, t)
+            return
         live = [w for w in self._decode if w.state in (STARTING, READY)]
         if target > len(live):
             for _ in range(target - len(live)):
@@ -483,12 +631,40 @@ class Simulation:
         self._prefill.append(w)
         return w
 
+    def _scale_agg(self, target: int, t: float) -> None:
+        live = [w for w in self._aggs if w.state in (STARTING, READY)]
+        if target > len(live):
+            for _ in range(target - len(live)):
+                self._start_worker(self._new_agg(t), t)
+            return
+        surplus = len(live) - target
+        starting = [w for w in live if w.state == STARTING]
+        for w in reversed(starting):
+            if surplus == 0:
+                return
+            self._stop(w, t)
+            surplus -= 1
+        ready = sorted(self._aready, key=lambda w: (w.load, -w.index))
+        for w in ready[:surplus]:
+            self._aready.remove(w)
+            w.state = DRAINING
+            if w.empty:
+                self._stop(w, t)
+
     def _new_decode(self, t: float) -> _DecodeWorker:
         w = _DecodeWorker(len(self._decode), t)
         self._decode.append(w)
         return w
 
-    def _start_worker(self, w: _PrefillWorker | _DecodeWorker, t: float) -> None:
+    def _new_agg(self, t: float) -> _AggWorker:
+        w = _AggWorker(len(self._aggs), t)
+        self._aggs.append(w)
+        return w
+
+    def _new_decode_or_agg(self, t: float) -> _DecodeWorker | _AggWorker:
+        return self._new_agg(t) if self._agg else self._new_decode(t)
+
+    def _start_worker(self, w: _Worker, t: float) -> None:
         delay = self.config.cold_start_s
         if delay <= 0:
             self._make_ready(w, t)
@@ -496,7 +672,7 @@ class Simulation:
         self._seq += 1
         heapq.heappush(self._events, (t + delay, self._seq, _WORKER_READY, w, None))
 
-    def _make_ready(self, w: _PrefillWorker | _DecodeWorker, t: float) -> None:
+    def _make_ready(self, w: _Worker, t: float) -> None:
         if w.state != STARTING:
             return  # cancelled while starting
         w.state = READY
@@ -509,11 +685,19 @@ class Simulation:
             for other in self._pready:
                 if other.queue and not other.busy:
                     self._start_batch(other, t)
+        elif isinstance(w, _AggWorker):
+            self._aready.append(w)
+            pending = self._fpending
+            while pending:
+                self._route_agg(pending.popleft(), t, start=False)
+            for agg in self._aready:
+                if agg.queue and not agg.stepping:
+                    self._agg_kick(agg, t)
         else:
             self._dready.append(w)
             self._dispatch_decode(t)
 
-    def _stop(self, w: _PrefillWorker | _DecodeWorker, t: float) -> None:
+    def _stop(self, w: _Worker, t: float) -> None:
         w.state = STOPPED
         w.end_s = t
 
@@ -524,18 +708,25 @@ class Simulation:
         arr = self._arr
         count = self._count
         pop = heapq.heappop
+        route = self._route
         i = self._next
+        scrape = self._hist_next  # next per-worker load scrape (inf: none)
         while True:
             ta = arr[i] if i < count else _INF
             if events and events[0][0] <= ta:
                 te = events[0][0]
                 if te > t_end:
                     break
+                if te > scrape:
+                    scrape = self._scrape_before(te)
                 _, _, kind, obj, data = pop(events)
                 self._now = te
                 if kind == _DECODE_NEXT:
                     if data == obj.version:
                         self._decode_next(obj, te)
+                elif kind == _AGG_STEP:
+                    if data == obj.version:
+                        self._agg_step(obj, te)
                 elif kind == _PREFILL_DONE:
                     self._prefill_done(obj, data, te)
                 elif kind == _DECODE_ARRIVE:
@@ -546,13 +737,18 @@ class Simulation:
             else:
                 if ta > t_end or i >= count:
                     break
+                if ta > scrape:
+                    scrape = self._scrape_before(ta)
                 self._now = ta
                 self._next = i + 1
-                self._route_prefill(i, ta)
+                route(i, ta)
                 i += 1
         self._next = i
         if t_end > self._now and math.isfinite(t_end):
             self._now = t_end
+        if scrape <= t_end and math.isfinite(t_end):
+            # nothing else happens up to t_end: the scrapes up to it see this state
+            self._scrape_before(math.nextafter(t_end, _INF))
 
     def run_to_completion(self, *, limit_s: float = _INF) -> None:
         """Run until nothing is left to happen (or until time ``limit_s``).
@@ -744,6 +940,151 @@ class Simulation:
         self._dn_dur_s.append(t - self._arr[rid])
         self._dn_osl.append(self._osl[rid])
 
+    # ------------------------------------------------------------------ agg
+    def _route_agg(self, rid: int, t: float, *, start: bool = True) -> None:
+        """Route to the ready agg worker with the least prefill work plus KV held."""
+        ready = self._aready
+        if not ready:
+            self._fpending.append(rid)
+            return
+        w = ready[0]
+        if len(ready) > 1:
+            best = w.load
+            for other in ready:
+                load = other.load
+                if load < best:
+                    w = other
+                    best = load
+        w.queue.append(rid)
+        w.outstanding += self._isl[rid]
+        if start and not w.stepping:
+            self._agg_kick(w, t)
+
+    def _agg_kick(self, w: _AggWorker, t: float) -> None:
+        """Prefill work for a worker decoding only (or idle): start a step now."""
+        if w.n:
+            w.gen += (t - w.gen_t) / w.step_s
+        w.gen_t = t
+        self._agg_schedule(w, t)
+
+    def _agg_schedule(self, w: _AggWorker, t: float) -> None:
+        """Admit queued requests and start the next step (no step is in flight)."""
+        isl = self._isl
+        osl = self._osl
+        queue = w.queue
+        prefilling = w.prefilling
+        while queue:
+            rid = queue[0]
+            need = isl[rid] + osl[rid]
+            admitted = w.n + len(prefilling)
+            if admitted and (
+                w.reserved + need > self._max_kv or admitted >= self._max_batch
+            ):
+                break
+            queue.popleft()
+            prefilling.append(rid)
+            w.left[rid] = isl[rid]
+            w.reserved += need
+        w.version += 1
+        room = self._budget - w.n  # running decodes take one token of the budget
+        if prefilling and room > 0:
+            chunk: list[tuple[int, float]] = []
+            total = 0.0
+            pstart = self._pstart
+            for rid in prefilling:
+                take = min(w.left[rid], room - total)
+                if take < 0:
+                    break
+                if pstart[rid] == _INF:
+                    pstart[rid] = t
+                chunk.append((rid, take))
+                total += take
+                if total >= room:
+                    break
+            w.chunk = chunk
+            w.stepping = True
+            context = w.label / w.n if w.n else 0.0
+            w.step_s = self._agg_step_ms(w.n, context, total) / 1000.0
+            self._seq += 1
+            heapq.heappush(
+                self._events, (t + w.step_s, self._seq, _AGG_STEP, w, w.version)
+            )
+            return
+        if w.n == 0:
+            w.label = 0.0
+            if not prefilling:
+                w.reserved = 0.0
+                if w.state == DRAINING and not queue:
+                    self._stop(w, t)
+            return
+        # decode only: every step is alike until the next completion
+        w.step_s = self._agg_step_ms(w.n, w.label / w.n, 0.0) / 1000.0
+        self._seq += 1
+        heapq.heappush(
+            self._events,
+            (
+                t + max(0.0, w.heap[0][0] - w.gen) * w.step_s,
+                self._seq,
+                _AGG_STEP,
+                w,
+                w.version,
+            ),
+        )
+
+    def _agg_step(self, w: _AggWorker, t: float) -> None:
+        """The end of a step (with prefill) or the next completion (decode only)."""
+        if w.n:
+            w.gen += (t - w.gen_t) / w.step_s
+        w.gen_t = t
+        heap = w.heap
+        limit = w.gen + _FINISH_TOLERANCE
+        isl = self._isl
+        osl = self._osl
+        first = self._first
+        while heap and heap[0][0] <= limit:
+            _, rid = heapq.heappop(heap)
+            o = osl[rid]
+            i = isl[rid]
+            w.n -= 1
+            w.label -= i + 0.5 * o
+            w.reserved -= i + o
+            itl_ms = (t - first[rid]) * 1000.0 / (o - 1.0)
+            w.last_itl_ms = itl_ms
+            self._finish(rid, t, itl_ms)
+        if w.stepping:
+            w.stepping = False
+            left = w.left
+            for rid, take in w.chunk:
+                rest = left[rid] - take
+                w.outstanding -= take
+                if rest > _FINISH_TOLERANCE:
+                    left[rid] = rest
+                    continue
+                del left[rid]
+                w.prefilling.remove(rid)
+                self._pend[rid] = t
+                self._agg_first_token(w, rid, t)
+            w.chunk = []
+        self._agg_schedule(w, t)
+
+    def _agg_first_token(self, w: _AggWorker, rid: int, t: float) -> None:
+        """The prompt is computed: the first token is out, decoding starts."""
+        self._first[rid] = t
+        ttft_ms = (t - self._arr[rid]) * 1000.0
+        self._ft_t.append(t)
+        self._ft_ttft_ms.append(ttft_ms)
+        i = self._isl[rid]
+        o = self._osl[rid]
+        w.last_ttft_ms = ttft_ms
+        w.last_isl = i
+        if o <= 1.0:
+            w.reserved -= i + o
+            self._finish(rid, t, None)
+            return
+        heapq.heappush(w.heap, (w.gen + (o - 1.0), rid))
+        w.n += 1
+        w.label += i + 0.5 * o
+
     # ------------------------------------------------------------------ metrics
     def observe(self, interval_s: float) -> Observation:
         """What a Dynamo frontend reports for the last ``interval_s`` seconds.
@@ -803,7 +1144,63 @@ class Simulation:
         )
 
     def worker_loads(self) -> tuple[WorkerLoad, ...]:
-        """Per-worker load now, for serving and draining workers."""
+        """Per-worker load as the router reports it now, for serving and draining workers.
+
+        With a ``metric_delay_s``, the loads of the last scrape (every
+        ``load_scrape_s``) at or before ``now - metric_delay_s``: a worker started since
+        is not listed yet, one released since still is. Agg workers are listed as
+        ``worker_type="decode"`` with all five gauges.
+        """
+        delay = self.config.metric_delay_s
+        if delay > 0:
+            return self.worker_loads_at(self._now - delay)
+        return self._current_loads()
+
+    def worker_loads_at(self, time_s: float) -> tuple[WorkerLoad, ...]:
+        """The per-worker loads of the last scrape at or before ``time_s``.
+
+        Scrapes are kept for the span asked with :meth:`keep_load_history` (and the
+        metric delay). Before the first scrape kept, the earliest one; at or after now,
+        the loads now.
+        """
+        if time_s >= self._now or not self._hist_t:
+            return self._current_loads()
+        index = bisect_right(self._hist_t, time_s + 1e-9) - 1
+        return self._hist_loads[max(index, 0)]
+
+    def keep_load_history(self, span_s: float) -> None:
+        """Scrape the per-worker loads every ``load_scrape_s`` and keep ``span_s`` of them.
+
+        The metric delay and one scrape period are kept on top. Scraping starts now (a
+        simulation with a metric delay scrapes from time 0).
+        """
+        keep = span_s + self.config.metric_delay_s + self._scrape_s
+        self._hist_keep_s = max(self._hist_keep_s, keep)
+        if math.isinf(self._hist_next):
+            self._hist_k = math.ceil(self._now / self._scrape_s - 1e-9)
+            self._hist_next = self._hist_k * self._scrape_s
+
+    def _scrape_before(self, t: float) -> float:
+        """Record the state as the scrapes due before ``t`` see it; the next scrape time.
+
+        Nothing changes between the last event and ``t``, so every scrape due in
+        ``[next scrape, t)`` sees the same loads: one record stands for them.
+        """
+        self._hist_t.append(self._hist_next)
+        self._hist_loads.append(self._current_loads())
+        every = self._scrape_s
+        self._hist_k = max(self._hist_k + 1, math.ceil(t / every - 1e-12))
+        self._hist_next = self._hist_k * every
+        if self._hist_next < t:
+            self._hist_k += 1
+            self._hist_next = self._hist_k * every
+        cut = bisect_right(self._hist_t, t - self._hist_keep_s) - 1
+        if cut > 256:
+            del self._hist_t[:cut]
+            del self._hist_loads[:cut]
+        return self._hist_next
+
+    def _current_loads(self) -> tuple[WorkerLoad, ...]:
         block = float(self.config.kv_block_size_tokens)
         loads: list[WorkerLoad] = [
             WorkerLoad(
@@ -826,6 +1223,19 @@ class Simulation:
             for w in self._decode
             if w.state in (READY, DRAINING)
         )
+        loads.extend(
+            WorkerLoad(
+                worker_id=f"agg-{w.index}",
+                worker_type="decode",
+                active_prefill_tokens=max(0.0, w.outstanding),
+                active_decode_blocks=math.ceil(max(0.0, w.reserved) / block),
+                last_ttft_ms=w.last_ttft_ms,
+                last_itl_ms=w.last_itl_ms,
+                last_isl_tokens=w.last_isl,
+            )
+            for w in self._aggs
+            if w.state in (READY, DRAINING)
+        )
         return tuple(loads)
 
     # ------------------------------------------------------------------ results
@@ -841,6 +1251,10 @@ class Simulation:
         ]
         spans.extend(
             _span(w, "decode", end, cfg.decode_gpus_per_engine) for w in self._decode
+        )
+        spans.extend(
+            _span(w, "decode", end, cfg.decode_gpus_per_engine, name="agg")
+            for w in self._aggs
         )
         return SimResult(
             arrival_s=np.asarray(self._arr, dtype=np.float64),
@@ -860,11 +1274,11 @@ def _sample_or_unknown(value: float | None) -> Sample:
 
 
 def _span(
-    w: _PrefillWorker | _DecodeWorker, component: str, end: float, gpus: int
+    w: _Worker, component: str, end: float, gpus: int, *, name: str | None = None
 ) -> WorkerSpan:
     released = min(w.end_s, end) if math.isfinite(w.end_s) else end
     return WorkerSpan(
-        worker_id=f"{component}-{w.index}",
+        worker_id=f"{name or component}-{w.index}",
         component=component,
         requested_s=w.start_s,
         ready_s=w.ready_s,

@@ -26,6 +26,15 @@ context ``ISL + OSL/2`` of its requests):
 
 At a measured (concurrency, context) point the model returns the measured ITL exactly.
 
+**Aggregated engine** (:meth:`EngineModel.agg_step_ms`). One engine serving both phases
+with chunked prefill runs steps that decode one token for every running request and
+compute a chunk of waiting prompts. No profile of such an engine is needed: the step time
+is the decode step time at the running concurrency and context plus the prefill time of
+the chunk's tokens, as if the two kinds of work ran back to back with no overlap. Real
+engines overlap them in part (the decode tokens ride in the same forward pass), so this is
+pessimistic for mixed steps; steps of one kind alone take exactly the profile's times. The
+KV capacity is the decode profile's.
+
 .. versionadded:: 0.1.0
 """
 
@@ -300,6 +309,29 @@ class EngineModel:
         lo = np.take_along_axis(per_curve, (j - 1)[None, ...], axis=0)[0]
         hi = np.take_along_axis(per_curve, j[None, ...], axis=0)[0]
         return np.asarray(lo + w * (hi - lo), dtype=np.float64)
+
+    # ------------------------------------------------------------------ aggregated
+    def agg_step_ms(
+        self, concurrency: int, context_tokens: float, prefill_tokens: float
+    ) -> float:
+        """One step of an aggregated engine, in ms (see the module docstring).
+
+        Args:
+            concurrency: Requests decoding (each gets one token this step).
+            context_tokens: Their mean context.
+            prefill_tokens: Prompt tokens computed this step (0: a decode-only step).
+
+        Returns:
+            The decode step time plus the prefill time of the chunk, back to back.
+        """
+        step = (
+            self.decode_step_ms_whole(concurrency, context_tokens)
+            if concurrency > 0
+            else 0.0
+        )
+        if prefill_tokens > 0:
+            step += self.prefill_ms(prefill_tokens)
+        return step
 
     # ------------------------------------------------------------------ summaries
     @property

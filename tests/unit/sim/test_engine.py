@@ -421,3 +421,66 @@ class TestObservation:
         assert sim.observe(60.0).num_req.value == 0
         sim.run_until(70.0)
         assert sim.observe(60.0).num_req.value == 1
+
+
+class TestWorkerLoadDelay:
+    """Per-worker loads come from a scrape ``metric_delay_s`` old."""
+
+    def test_no_delay_reports_now(self, model: EngineModel) -> None:
+        """Without a delay the loads are the current ones."""
+        sim = Simulation(trace_of([10.0], [100], [5000]), model, SimConfig())
+        sim.run_until(11.0)
+        decode = [w for w in sim.worker_loads() if w.worker_type == "decode"]
+        assert decode[0].active_decode_blocks == math.ceil(5100 / 16)
+
+    def test_loads_lag_by_the_delay(self, model: EngineModel) -> None:
+        """A request decoding from t=10 shows in the loads only ``delay`` later."""
+        sim = Simulation(
+            trace_of([10.0], [100], [5000]), model, SimConfig(metric_delay_s=15.0)
+        )
+
+        def decode_blocks() -> float | None:
+            (load,) = [w for w in sim.worker_loads() if w.worker_type == "decode"]
+            return load.active_decode_blocks
+
+        sim.run_until(11.0)
+        assert decode_blocks() == 0
+        sim.run_until(24.5)
+        assert decode_blocks() == 0
+        sim.run_until(25.5)
+        assert decode_blocks() == math.ceil(5100 / 16)
+        # the frontend's observation carries the same delayed loads
+        assert sim.observe(5.0).workers == sim.worker_loads()
+
+    def test_new_worker_listed_after_the_delay(self, model: EngineModel) -> None:
+        """A worker ready at t=20 is listed from t=20+delay on (scrapes every 0.5 s)."""
+        sim = Simulation(
+            trace_of([100.0], [100], [10]),
+            model,
+            SimConfig(metric_delay_s=4.0, cold_start_s=20.0),
+        )
+        sim.run_until(0.0)
+        sim.scale_to(2, None)
+
+        def prefill_workers() -> int:
+            return sum(1 for w in sim.worker_loads() if w.worker_type == "prefill")
+
+        sim.run_until(23.9)
+        assert prefill_workers() == 1
+        sim.run_until(24.0)
+        assert prefill_workers() == 2
+
+    def test_loads_at_past_scrapes(self, model: EngineModel) -> None:
+        """worker_loads_at reads the kept scrapes; the earliest one before them."""
+        sim = Simulation(trace_of([10.0], [100], [5000]), model, SimConfig())
+        sim.keep_load_history(30.0)
+        sim.run_until(20.0)
+
+        def blocks_at(t: float) -> float | None:
+            loads = [w for w in sim.worker_loads_at(t) if w.worker_type == "decode"]
+            return loads[0].active_decode_blocks
+
+        assert blocks_at(9.5) == 0
+        assert blocks_at(-5.0) == 0
+        assert blocks_at(10.5) == math.ceil(5100 / 16)
+        assert blocks_at(20.0) == math.ceil(5100 / 16)
