@@ -13,7 +13,10 @@ PNGs to ``docs/_static/`` and prints the figures the page quotes:
    workers: the queueing model against a discrete-event simulation of the same queue.
 4. ``sla_replay_azure.png``: Azure conversation x10 (copies 60.3 s apart), 60 s interval
    and cold start: request rate and replicas of the reference and SLA scalers, and each
-   interval's attainment.
+   interval's attainment; and the reasons of one SLA plan.
+
+Then the best static deployment of Azure conversation x10 with and without prefill
+batching, and how long the first cold start's prefill backlog lasts on Mooncake x10.
 """
 
 from __future__ import annotations
@@ -31,11 +34,25 @@ from dynamo_planner.interpolators.fitted import FittedInterpolator, cross_valida
 from dynamo_planner.interpolators.reference import ReferenceInterpolator
 from dynamo_planner.profiles import load_profile
 from dynamo_planner.scalers.queueing import PrefillMix, estimate_prefill
-from dynamo_planner.sim import EngineModel, ReplayOptions, SimConfig, load_scale, replay
+from dynamo_planner.sim import (
+    EngineModel,
+    ReplayOptions,
+    SimConfig,
+    best_static,
+    load_scale,
+    replay,
+)
 from dynamo_planner.traces import load_requests
 from dynamo_planner.values import PerfProfile
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "_static"
+MOONCAKE = (
+    Path(__file__).resolve().parent.parent
+    / "data"
+    / "traces"
+    / "mooncake"
+    / "conversation_trace.jsonl"
+)
 CONTEXT = 1260.0
 ITL_TARGET = 20.0
 
@@ -64,6 +81,14 @@ def decode_figure(plt: Any, profile: PerfProfile) -> None:
         f"{ours.throughput_per_gpu:,.0f} tokens/s/GPU (= batch / ITL); simulator ITL at "
         f"that batch {model.decode_step_ms(ours_batch, CONTEXT):.2f} ms"
     )
+    for batch_size in (58, 116):
+        ratio = reference.decode_itl_ms(batch_size, CONTEXT) / model.decode_step_ms(
+            batch_size, CONTEXT
+        )
+        print(
+            f"reference ITL surface / simulator at {batch_size} requests, context "
+            f"{CONTEXT:g}: {ratio:.2f}"
+        )
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     left.plot(n, ref_itl, label="reference ITL surface")
     left.plot(n, fit_itl, label="fitted: a + b n + c n ctx")
@@ -138,13 +163,7 @@ def prefill_figure(plt: Any, profile: PerfProfile) -> None:
         f"{fitted.decode.per_kv_token_ms:.3g} n ctx ms "
         f"({fitted.decode.points_excluded} saturated points left out)"
     )
-    mooncake = load_requests(
-        Path(__file__).resolve().parent.parent
-        / "data"
-        / "traces"
-        / "mooncake"
-        / "conversation_trace.jsonl"
-    )
+    mooncake = load_requests(MOONCAKE)
     isl = np.asarray(mooncake.isl_tokens)
     sim_ok = float(np.mean(model.prefill_ms_array(isl) <= 500))
     fit_ok = float(np.mean(f.overhead_ms + f.work_ms_array(isl) <= 500))
@@ -258,6 +277,10 @@ def replay_figure(plt: Any, profile: PerfProfile) -> None:
         print(
             f"replay {scaler}: attainment {s.attainment:.4f}, {s.gpu_hours:.2f} GPU-h"
         )
+    when, plan = next((t, p) for t, p in runs["sla"].plans if t >= 20 * 60)
+    print(f"the sla plan at {when:.0f} s, its reasons:")
+    for line in plan.reasons:
+        print(f"  {line}")
     fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
     rows = runs["sla"].intervals
     t = [r.start_s / 60 for r in rows]
@@ -290,6 +313,53 @@ def replay_figure(plt: Any, profile: PerfProfile) -> None:
     fig.savefig(OUT / "sla_replay_azure.png", dpi=110)
 
 
+def without_batching(profile: PerfProfile) -> None:
+    """Best static deployments of Azure conversation x10 with and without batching."""
+    model = EngineModel.from_profile(profile)
+    trace = load_scale(load_requests(AZURE_CONV_TRACE), 10)
+    for budget in (8192, 1):
+        found = best_static(
+            trace,
+            model,
+            SimConfig(max_num_batched_tokens=budget),
+            ttft_ms=500.0,
+            itl_ms=ITL_TARGET,
+            warmup_s=600.0,
+        )
+        print(
+            f"Azure conversation x10, max_num_batched_tokens={budget}: best static "
+            f"{found.prefill}P+{found.decode}D"
+        )
+
+
+def backlog(profile: PerfProfile) -> None:
+    """How long the first cold start's prefill backlog lasts on Mooncake x10."""
+    trace = load_scale(load_requests(MOONCAKE), 10)
+    config = PlannerConfig(
+        environment="virtual",
+        scaler="sla",
+        interpolator="fitted",
+        load_predictor="constant",
+        ttft_ms=500.0,
+        itl_ms=ITL_TARGET,
+        adjustment_interval_s=60.0,
+        cold_start_s=60.0,
+        max_gpu_budget=-1,
+    )
+    options = ReplayOptions(
+        sim=SimConfig(cold_start_s=60.0), warmup_s=600.0, baselines=()
+    )
+    run = replay(trace, profile, config, options=options).planner
+    assert run is not None
+    result = run.result
+    waited = (result.prefill_start_s - result.arrival_s) > 60.0
+    print(
+        f"Mooncake conversation x10, sla 60 s / 60 s: {int(waited.sum()):,} requests "
+        f"waited over 60 s for prefill, the last starting at "
+        f"{float(result.prefill_start_s[waited].max()) / 60:.0f} min"
+    )
+
+
 def main() -> int:
     import matplotlib as mpl
 
@@ -302,6 +372,8 @@ def main() -> int:
     prefill_figure(plt, profile)
     queueing_figure(plt, profile)
     replay_figure(plt, profile)
+    without_batching(profile)
+    backlog(profile)
     print(f"figures written to {OUT}")
     return 0
 
