@@ -22,7 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dynamo_planner.exceptions import ScalingDeferredError
+from dynamo_planner.exceptions import (
+    ConnectorError,
+    MetricSourceError,
+    ScalingDeferredError,
+)
 from dynamo_planner.protocols import (
     Clock,
     Connector,
@@ -383,6 +387,10 @@ class Planner:
             raise RuntimeError(msg)
         try:
             observation = await self.source.fetch(self.interval_s)
+        except MetricSourceError as exc:
+            self._errors["source"] += 1
+            logger.warning("metric source failed (%s); traffic is unknown", exc)
+            observation = Observation(interval_s=self.interval_s)
         except Exception:
             self._errors["source"] += 1
             logger.warning("metric source failed; traffic is unknown", exc_info=True)
@@ -406,6 +414,13 @@ class Planner:
             return self._last_current
         try:
             self._last_current = await self.connector.current()
+        except ConnectorError as exc:
+            self._errors["connector"] += 1
+            logger.warning(
+                "connector could not report replicas (%s); using the last known %s",
+                exc,
+                self._last_current,
+            )
         except Exception:
             self._errors["connector"] += 1
             logger.warning(
@@ -427,6 +442,10 @@ class Planner:
         except ScalingDeferredError as exc:
             self._errors["deferred"] += 1
             logger.info("connector deferred %s (%s); will retry", target, exc)
+            return False
+        except ConnectorError as exc:
+            self._errors["connector"] += 1
+            logger.warning("connector failed to apply %s (%s); will retry", target, exc)
             return False
         except Exception:
             self._errors["connector"] += 1

@@ -1,0 +1,27 @@
+"""Every self-contained example in examples/ runs and does what it says."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+class TestPlanWithFakes:
+    def test_scales_up_down_and_falls_back(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The fakes example ramps up, scales down when idle, and holds then falls back."""
+        namespace = runpy.run_path(str(EXAMPLES / "plan_with_fakes.py"))
+        records = namespace["main"]()
+        targets = [r.plan.target(r.current) for r in records]
+        prefill = [t.prefill for t in targets]
+        assert max(prefill[:4]) > prefill[0]
+        assert prefill[5] == 1  # idle interval: known zero traffic
+        assert records[6].plan.is_hold  # source down: hold
+        assert records[7].plan.is_hold
+        assert (targets[8].prefill, targets[8].decode) == (1, 1)  # then min_endpoint
+        assert "errors: {'source': 3}" in capsys.readouterr().out
