@@ -10,6 +10,12 @@ With no arguments it replays the bundled Azure 2023 conversation trace on the bu
 Llama-3.1-8B profile with the default planner configuration (the reference planner's
 defaults: TTFT 500 ms, ITL 50 ms, 180 s interval, GPU budget 8).
 
+The configuration's scaling modes pick the planner: throughput (the default),
+load-based (--enable-loadbased-scaling --disable-throughput-scaling), both
+(--enable-loadbased-scaling), or aggregated workers (--mode agg
+--enable-loadbased-scaling --disable-throughput-scaling), which replays an aggregated
+engine derived from the prefill and decode profiles.
+
 Planner settings come from ``--config FILE.toml``, then ``PLANNER_*`` environment
 variables, then the flags below (a later source wins).
 """
@@ -52,6 +58,13 @@ _CONFIG_FIELDS = (
     "kalman_q_trend",
     "kalman_r",
     "kalman_min_points",
+    "enable_throughput_scaling",
+    "enable_loadbased_scaling",
+    "loadbased_adjustment_interval_s",
+    "loadbased_learning_window",
+    "loadbased_scaling_down_sensitivity",
+    "loadbased_metric_samples",
+    "loadbased_min_observations",
 )
 
 _DEFAULT_PROFILE_DIR = "profiling_results"
@@ -204,14 +217,13 @@ def add_parser(subparsers: Any) -> None:
     sim.add_argument(
         "--start-num-p",
         type=_number(0, strict=False, kind=int),
-        default=1,
-        help="prefill workers ready at the start (default 1)",
+        help="prefill workers ready at the start (default 1; none in agg mode)",
     )
     sim.add_argument(
         "--start-num-d",
         type=_number(0, strict=False, kind=int),
         default=1,
-        help="decode workers ready at the start (default 1)",
+        help="decode (agg mode: aggregated) workers ready at the start (default 1)",
     )
     judge = parser.add_argument_group("Evaluation")
     judge.add_argument(
@@ -365,12 +377,23 @@ def run(args: argparse.Namespace) -> int:
 
     progress = _Progress(sys.stderr, enabled=not args.quiet)
     config = PlannerConfig.resolve(args, toml_path=args.config)
+    agg = config.mode == "agg"
+    if agg and args.start_num_p:
+        from dynamo_planner.exceptions import ConfigError
+
+        raise ConfigError(
+            "an agg deployment has no prefill workers (--mode agg)",
+            field="start_num_p",
+            value=args.start_num_p,
+        )
+    start_p = args.start_num_p if args.start_num_p is not None else int(not agg)
     options = ReplayOptions(
         sim=SimConfig(
+            mode="agg" if agg else "disagg",
             max_num_batched_tokens=args.max_num_batched_tokens,
             kv_transfer_ms=args.kv_transfer_ms,
             cold_start_s=args.cold_start_s,
-            initial_prefill=args.start_num_p,
+            initial_prefill=start_p,
             initial_decode=args.start_num_d,
             max_decode_batch=args.max_decode_batch,
             metric_delay_s=args.metric_delay_s,
@@ -383,10 +406,12 @@ def run(args: argparse.Namespace) -> int:
     progress.note("dynamo-planner replay: reading the trace and the profile")
     trace = _load_trace(args)
     profile = load_profile(_profile_dir(args, config), select=config.select)
-    progress.note(
-        f"dynamo-planner replay: {len(trace):,} requests, planner "
-        f"{config.scaler} scaler + {config.load_predictor} predictor"
-    )
+    from dynamo_planner.sim.replay import scaling_modes
+
+    planner = scaling_modes(config)
+    if config.enable_throughput_scaling:
+        planner += f" + {config.load_predictor} predictor"
+    progress.note(f"dynamo-planner replay: {len(trace):,} requests, planner {planner}")
     report = replay(trace, profile, config, options=options, progress=progress)
     progress.close()
     out_dir = Path(args.output_dir)

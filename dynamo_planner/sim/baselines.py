@@ -9,6 +9,8 @@ then the decode count at that prefill count, then tries trading decode workers f
 prefill workers while that saves GPUs. When doubling stops improving attainment, the
 target is out of reach (some requests miss a target even alone): the search then sizes for
 the most attainment reached, less half a percentage point, and is flagged infeasible.
+For an agg deployment (``SimConfig(mode="agg")``) the search is over the number of
+aggregated workers alone: doubling, then bisection.
 
 **Perfect forecast.** The same planner, with its three predictors replaced by
 :class:`~dynamo_planner.sim.edges.OraclePredictor`: at each decision it is told the actual
@@ -33,7 +35,9 @@ per-GPU capacity at the SLA, i.e. the sum over (counted) requests of
 
 No deployment in the simulator can use fewer GPU-hours while meeting the targets for every
 request; where even one request alone misses a target, the floor is computed at the
-single-request operating point and flagged infeasible.
+single-request operating point and flagged infeasible. For agg workers, give the decode
+engine's GPUs for both phases: an aggregated engine does both kinds of work, back to back
+in the simulator's model, so it cannot beat the two phases at their best throughputs.
 
 .. versionadded:: 0.1.0
 """
@@ -259,6 +263,7 @@ def best_static(
     np_gpus = config.prefill_gpus_per_engine
     nd_gpus = config.decode_gpus_per_engine
     runs: dict[tuple[int, int], RunSummary] = {}
+    agg = config.mode == "agg"
 
     def run(p: int, d: int) -> RunSummary:
         if (p, d) not in runs:
@@ -288,22 +293,34 @@ def best_static(
         return hi
 
     # grow a balanced deployment until it meets the target, or stops improving
+    p0 = 0 if agg else 1  # agg: no prefill workers, the count is of agg workers
     target = attainment_target
     feasible = True
     k = 1
     previous = -1.0
-    while run(k, k).attainment < target:
-        reached = run(k, k).attainment
+    while run(k * p0, k).attainment < target:
+        reached = run(k * p0, k).attainment
         if k >= max_workers or (previous > 0 and reached <= previous + 1e-3):
             feasible = False
             target = max(s.attainment for s in runs.values()) - 0.005
-            k = min(p for (p, _), s in runs.items() if s.attainment >= target)
+            k = min(d for (_, d), s in runs.items() if s.attainment >= target)
             break
         previous = reached
         k = min(2 * k, max_workers)
 
     def ok(p: int, d: int) -> bool:
         return run(p, d).attainment >= target
+
+    if agg:
+        d_agg = smallest(1, k, lambda d: ok(0, d))
+        return StaticSearch(
+            summary=run(0, d_agg),
+            feasible=feasible,
+            target=target,
+            evaluated=tuple(
+                (p, d, s.attainment, s.gpu_hours) for (p, d), s in runs.items()
+            ),
+        )
 
     p_best = smallest(1, k, lambda p: ok(p, k))
     d_best = smallest(1, k, lambda d: ok(p_best, d))

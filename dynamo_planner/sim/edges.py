@@ -5,6 +5,8 @@
 * :class:`SimMetricSource` is its :class:`~dynamo_planner.protocols.MetricSource`: what a
   Dynamo frontend would report over the last interval (see
   :meth:`Simulation.observe <dynamo_planner.sim.engine.Simulation.observe>`);
+  :class:`SimRouterSource` adds the router's sampling buffer of per-worker loads, read by
+  the load-based planner as it reads a live router source;
 * :class:`SimConnector` is its :class:`~dynamo_planner.protocols.Connector`: ``current()``
   reports the ready workers (as the deployment's status does), ``apply()`` asks for the
   plan's replicas (new workers start cold, surplus ones drain);
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import numpy as np
@@ -26,9 +29,21 @@ import numpy.typing as npt
 
 from dynamo_planner.protocols import Clock
 from dynamo_planner.sim.engine import Simulation
-from dynamo_planner.values import Forecast, Observation, ReplicaPlan, ReplicaState
+from dynamo_planner.values import (
+    Forecast,
+    Observation,
+    ReplicaPlan,
+    ReplicaState,
+    WorkerLoad,
+)
 
-__all__ = ["OraclePredictor", "SimClock", "SimConnector", "SimMetricSource"]
+__all__ = [
+    "OraclePredictor",
+    "SimClock",
+    "SimConnector",
+    "SimMetricSource",
+    "SimRouterSource",
+]
 
 
 @attrs.define(eq=False)
@@ -86,6 +101,57 @@ class SimMetricSource:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+@attrs.define(eq=False)
+class SimRouterSource(SimMetricSource):
+    """A simulation's frontend metrics plus the router's per-worker sampling buffer.
+
+    :meth:`views` gives what a :class:`~dynamo_planner.sources.router.RouterMetricSource`
+    scraping every ``load_scrape_s`` (the simulation's) would hold now: the last
+    ``interval_s / load_scrape_s`` scrapes, each ``metric_delay_s`` late, so the load
+    planner reads its *recent*, *per-worker* and *cluster* views as it does live. Scrapes
+    before time 0 do not exist (the buffer fills during the first interval).
+
+    Attributes:
+        interval_s: The span of the buffer (the load planner's interval).
+    """
+
+    interval_s: float = attrs.field(default=5.0, validator=attrs.validators.gt(0))
+    _cached: tuple[float, list[tuple[WorkerLoad, ...]]] | None = attrs.field(
+        init=False, default=None
+    )
+
+    def __attrs_post_init__(self) -> None:
+        self.sim.keep_load_history(self.interval_s)
+
+    @property
+    def num_samples(self) -> int:
+        """Scrapes in the buffer: ``interval_s / load_scrape_s`` (at least 1)."""
+        return max(1, round(self.interval_s / self.sim.config.load_scrape_s))
+
+    def scrapes(self) -> list[tuple[WorkerLoad, ...]]:
+        """The buffer's scrapes, oldest first."""
+        now = self.sim.now
+        if self._cached is not None and self._cached[0] == now:
+            return self._cached[1]
+        end = now - self.sim.config.metric_delay_s
+        count = self.num_samples
+        every = self.interval_s / count
+        times = [end - k * every for k in reversed(range(count))]
+        samples = [self.sim.worker_loads_at(t) for t in times if t >= -1e-9]
+        self._cached = (now, samples)
+        return samples
+
+    def views(self, worker_type: str) -> Any:
+        """The buffer's recent / per-worker / cluster views of one worker type."""
+        from dynamo_planner.sources.router import SampleBuffer
+
+        samples = self.scrapes()
+        buffer = SampleBuffer(max(1, len(samples)))
+        for sample in samples:
+            buffer.append(sample)
+        return buffer.views(worker_type)
 
 
 @attrs.define(eq=False)

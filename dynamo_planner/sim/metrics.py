@@ -112,7 +112,13 @@ class RunSummary:
 
     @property
     def label(self) -> str:
-        """The name, with the fixed deployment for static runs."""
+        """The name, with the fixed deployment for static runs.
+
+        ``"best static (2P+3D)"``; with no prefill worker (an agg deployment)
+        ``"best static (3 agg)"``.
+        """
+        if self.prefill == 0 and self.decode is not None:
+            return f"{self.name} ({self.decode} agg)"
         if self.prefill is not None and self.decode is not None:
             return f"{self.name} ({self.prefill}P+{self.decode}D)"
         return self.name

@@ -22,6 +22,18 @@ The planner runs unchanged: :meth:`Planner.run <dynamo_planner.planner.Planner.r
 completed (or ``drain_limit_s`` after the last arrival). Beside it, the baselines of
 :mod:`dynamo_planner.sim.baselines` are computed on the same trace.
 
+A configuration is replayed with the planner it asks for
+(:func:`~dynamo_planner.load_planner.planner_from_config`): the throughput
+:class:`~dynamo_planner.planner.Planner`, the load-based
+:class:`~dynamo_planner.load_planner.LoadPlanner` (disagg or agg), or both together
+(:class:`~dynamo_planner.load_planner.CombinedPlanner`). A load-based planner reads a
+:class:`~dynamo_planner.sim.edges.SimRouterSource`: the router's sampling buffer of
+per-worker loads, every ``loadbased_adjustment_interval_s`` (its own cadence), with the
+metric delay. An agg configuration replays aggregated workers. The perfect-forecast
+baseline of a load-based planner, which forecasts nothing, is the throughput planner of
+the same configuration with a perfect forecast; agg has none (throughput planning has no
+agg mode).
+
 .. versionadded:: 0.1.0
 """
 
@@ -46,7 +58,12 @@ from dynamo_planner.sim.baselines import (
     end_of_run,
     oracle_predictors,
 )
-from dynamo_planner.sim.edges import SimClock, SimConnector, SimMetricSource
+from dynamo_planner.sim.edges import (
+    SimClock,
+    SimConnector,
+    SimMetricSource,
+    SimRouterSource,
+)
 from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sim.metrics import (
@@ -60,8 +77,11 @@ from dynamo_planner.values import PerfProfile, ReplicaPlan, ReplicaState
 
 if TYPE_CHECKING:
     from dynamo_planner.config import PlannerConfig
+    from dynamo_planner.load_planner import CombinedPlanner, LoadPlanner
     from dynamo_planner.planner import Planner, StepRecord
     from dynamo_planner.plugins import Registry
+
+    AnyPlanner = Planner | LoadPlanner | CombinedPlanner
 
 __all__ = [
     "BASELINES",
@@ -72,6 +92,7 @@ __all__ = [
     "replay",
     "run_planner",
     "scaling_actions",
+    "scaling_modes",
 ]
 
 BASELINES = ("best_static", "perfect_forecast", "capacity_floor")
@@ -99,8 +120,13 @@ class ReplayOptions:
 
     Attributes:
         sim: The simulated deployment (cold start, transfer, batching, initial workers).
-            GPUs per engine are taken from the planner configuration when one is given.
-        interval_s: The planner's adjustment interval; the configuration's when ``None``.
+            When a planner configuration is given, GPUs per engine are taken from it,
+            its mode too (an agg configuration replays aggregated workers and no prefill
+            worker), and with load-based scaling the scrape period
+            (``loadbased_adjustment_interval_s / loadbased_metric_samples``).
+        interval_s: The planner's adjustment interval; the configuration's when ``None``
+            (``loadbased_adjustment_interval_s`` when load-based scaling is on: the
+            planner's tick).
         ttft_ms: TTFT target to judge by; the configuration's when ``None``.
         itl_ms: ITL target to judge by; the configuration's when ``None``.
         attainment_target: Share of requests the best static deployment must serve
@@ -165,6 +191,9 @@ class ReplayReport:
         capacity_floor: The capacity floor, if computed.
         wall_s: Wall-clock seconds the replay took.
         planner_wall_s: Wall-clock seconds of the planner run alone.
+        scaling: The planner's scaling modes (see :func:`scaling_modes`), ``""`` for a
+            factory.
+        notes: Remarks printed under the table (e.g. a baseline not applicable).
     """
 
     trace: str
@@ -181,6 +210,8 @@ class ReplayReport:
     capacity_floor: CapacityFloor | None
     wall_s: float
     planner_wall_s: float = math.nan
+    scaling: str = ""
+    notes: tuple[str, ...] = ()
 
     @property
     def attainment(self) -> float:
@@ -246,6 +277,8 @@ class ReplayReport:
                 "attainment_target": self.options.attainment_target,
                 "warmup_s": self.options.warmup_s,
                 "cold_start_s": self.options.sim.cold_start_s,
+                "scaling": self.scaling,
+                "notes": list(self.notes),
                 "runs": [s.to_dict() for s in self.summaries()],
                 "wall_s": self.wall_s,
             }
@@ -265,6 +298,8 @@ class ReplayReport:
             head += f"; counting requests after {self.options.warmup_s:g} s"
         if self.options.prefill_beyond == "clamp":
             head += "; prefill time clamped beyond the profile"
+        if self.scaling:
+            head += f"\nplanner: {self.scaling}"
         lines = [head, ""]
         header = (
             f"{'run':<28} {'requests':>9} {'TTFT p50/p90/p99 ms':>22} "
@@ -286,6 +321,7 @@ class ReplayReport:
                 f"{'capacity floor' + note:<28} {'':>9} {'':>22} {'':>20} {'':>8} "
                 f"{'':>7} {'':>7} {f.gpu_hours:>7.2f}"
             )
+        lines.extend(f"note: {note}" for note in self.notes)
         if self.best_static and not self.best_static.feasible:
             lines.append(
                 "note: no static deployment meets the attainment target "
@@ -347,14 +383,30 @@ def _pct(value: float) -> str:
 # ------------------------------------------------------------------------ planner runs
 
 
+def _load_interval_s(planner: AnyPlanner) -> float | None:
+    """The load planner's interval, if ``planner`` scales from per-worker load."""
+    from dynamo_planner.load_planner import CombinedPlanner, LoadPlanner
+
+    if isinstance(planner, CombinedPlanner):
+        return planner.load.interval_s
+    if isinstance(planner, LoadPlanner):
+        return planner.interval_s
+    return None
+
+
 async def _run_planner_async(
     sim: Simulation,
-    planner: Planner,
+    planner: AnyPlanner,
     *,
     limit_s: float,
     progress: Callable[[float], None] | None,
 ) -> tuple[SimConnector, list[tuple[float, ReplicaPlan]]]:
-    source = SimMetricSource(sim)
+    load_interval = _load_interval_s(planner)
+    source = (
+        SimMetricSource(sim)
+        if load_interval is None
+        else SimRouterSource(sim, interval_s=load_interval)
+    )
     connector = SimConnector(sim)
     stop = asyncio.Event()
     clock = SimClock(
@@ -401,7 +453,7 @@ def scaling_actions(initial: ReplicaState, targets: Sequence[ReplicaState]) -> i
 async def arun_planner(
     trace: RequestTrace,
     model: EngineModel,
-    planner: Planner,
+    planner: AnyPlanner,
     *,
     sim_config: SimConfig,
     ttft_ms: float,
@@ -445,7 +497,7 @@ async def arun_planner(
 def run_planner(
     trace: RequestTrace,
     model: EngineModel,
-    planner: Planner,
+    planner: AnyPlanner,
     *,
     sim_config: SimConfig,
     ttft_ms: float,
@@ -458,12 +510,15 @@ def run_planner(
     """Replay ``trace`` with ``planner`` in the loop.
 
     The planner's source, connector and clock are replaced by the simulation's, and it is
-    driven in place.
+    driven in place. A load-based planner (alone or combined) reads a
+    :class:`~dynamo_planner.sim.edges.SimRouterSource` spanning its interval.
 
     Args:
         trace: The requests.
         model: The engine model.
-        planner: The planner.
+        planner: The planner: a :class:`~dynamo_planner.planner.Planner`,
+            :class:`~dynamo_planner.load_planner.LoadPlanner` or
+            :class:`~dynamo_planner.load_planner.CombinedPlanner`.
         sim_config: The simulated deployment.
         ttft_ms: TTFT target to judge by.
         itl_ms: ITL target to judge by.
@@ -491,6 +546,26 @@ def run_planner(
 # ------------------------------------------------------------------------ replay
 
 
+def scaling_modes(config: PlannerConfig) -> str:
+    """The scaling a configuration asks for, in words (the report's ``scaling``).
+
+    ``"throughput"``, ``"load-based"``, ``"load-based over a throughput floor"`` or
+    ``"agg, load-based"``, with the intervals.
+    """
+    load = f"{config.loadbased_adjustment_interval_s:g} s"
+    throughput = f"{config.adjustment_interval_s:g} s"
+    if not config.enable_loadbased_scaling:
+        return f"throughput ({config.scaler} scaler, every {throughput})"
+    if config.mode == "agg":
+        return f"agg, load-based (every {load})"
+    if not config.enable_throughput_scaling:
+        return f"load-based (every {load})"
+    return (
+        f"load-based (every {load}) over a throughput floor ({config.scaler} scaler, "
+        f"every {throughput})"
+    )
+
+
 @attrs.frozen
 class _Resolved:
     interval_s: float
@@ -500,21 +575,37 @@ class _Resolved:
 
 
 def _resolve(
-    planner: PlannerConfig | Callable[[], Planner] | None, options: ReplayOptions
+    planner: PlannerConfig | Callable[[], AnyPlanner] | None, options: ReplayOptions
 ) -> _Resolved:
     from dynamo_planner.config import PlannerConfig
 
     config = planner if isinstance(planner, PlannerConfig) else None
     sim = options.sim
+    interval = None
     if config is not None:
         sim = attrs.evolve(
             sim,
             prefill_gpus_per_engine=config.prefill_gpus_per_engine,
             decode_gpus_per_engine=config.decode_gpus_per_engine,
         )
+        if config.mode == "agg":
+            sim = attrs.evolve(sim, mode="agg", initial_prefill=0)
+        elif sim.mode == "agg":
+            raise ConfigError(
+                f"an agg simulated deployment needs a planner in mode 'agg', got "
+                f"{config.mode!r}",
+                field="mode",
+                value=config.mode,
+            )
+        interval = config.adjustment_interval_s
+        if config.enable_loadbased_scaling:
+            interval = config.loadbased_adjustment_interval_s
+            sim = attrs.evolve(
+                sim, load_scrape_s=interval / config.loadbased_metric_samples
+            )
     values: dict[str, float] = {}
     for name, fallback in (
-        ("interval_s", config.adjustment_interval_s if config else None),
+        ("interval_s", interval),
         ("ttft_ms", config.ttft_ms if config else None),
         ("itl_ms", config.itl_ms if config else None),
     ):
@@ -535,39 +626,125 @@ def _resolve(
 
 
 def _factory(
-    planner: PlannerConfig | Callable[[], Planner],
+    planner: PlannerConfig | Callable[[], AnyPlanner],
     profile: PerfProfile,
     registry: Registry | None,
-) -> Callable[[], Planner]:
+) -> Callable[[], AnyPlanner]:
     from dynamo_planner.config import PlannerConfig
 
     if isinstance(planner, PlannerConfig):
         config = planner
 
-        def build() -> Planner:
-            from dynamo_planner.planner import Planner
+        def build() -> AnyPlanner:
+            from dynamo_planner.load_planner import planner_from_config
 
-            return Planner.from_config(config, profile=profile, registry=registry)
+            return _checked(
+                config,
+                planner_from_config(config, profile=profile, registry=registry),
+            )
 
         return build
     return planner
 
 
+def _checked(config: PlannerConfig, planner: AnyPlanner) -> AnyPlanner:
+    """The planner, if it is the one the configuration's scaling modes ask for.
+
+    Raises:
+        ConfigError: It is not (a load-based configuration must never be replayed by
+            the throughput planner, nor the reverse).
+    """
+    from dynamo_planner.load_planner import CombinedPlanner, LoadPlanner
+    from dynamo_planner.planner import Planner
+
+    want: type[Any]
+    if not config.enable_loadbased_scaling:
+        want = Planner
+    elif config.enable_throughput_scaling:
+        want = CombinedPlanner
+    else:
+        want = LoadPlanner
+    if not isinstance(planner, want):
+        raise ConfigError(
+            f"the configuration asks for a {want.__name__} "
+            f"({scaling_modes(config)}), got a {type(planner).__name__}",
+            field="enable_loadbased_scaling",
+            value=config.enable_loadbased_scaling,
+        )
+    return planner
+
+
+def _oracle_planner(
+    planner: PlannerConfig | Callable[[], AnyPlanner],
+    build: Callable[[], AnyPlanner],
+    profile: PerfProfile,
+    registry: Registry | None,
+) -> tuple[Planner | CombinedPlanner | None, str, str | None]:
+    """The planner of the perfect-forecast run, its run name, and a note.
+
+    A planner with predictors (throughput, or both modes) gets oracle predictors. A
+    load-based planner has none: its configuration's throughput planner stands in. Agg
+    and factories of planners without predictors have no perfect-forecast run.
+    """
+    from dynamo_planner.config import PlannerConfig
+    from dynamo_planner.load_planner import LoadPlanner
+
+    if isinstance(planner, PlannerConfig) and planner.enable_loadbased_scaling:
+        if planner.mode == "agg":
+            return (
+                None,
+                "",
+                "no perfect-forecast run for agg: throughput planning has no agg mode",
+            )
+        if not planner.enable_throughput_scaling:
+            from dynamo_planner.planner import Planner
+
+            # Load-based scaling forced the correction factors off; the throughput
+            # planner alone runs with them, as it does by default.
+            config = attrs.evolve(
+                planner,
+                enable_loadbased_scaling=False,
+                enable_throughput_scaling=True,
+                no_correction=False,
+            )
+            return (
+                Planner.from_config(config, profile=profile, registry=registry),
+                "perfect forecast (throughput)",
+                (
+                    "load-based scaling forecasts nothing: the perfect-forecast run is "
+                    "the throughput planner of the same configuration (correction "
+                    "factors on) with a perfect forecast"
+                ),
+            )
+    oracle = build()
+    if isinstance(oracle, LoadPlanner):
+        return (
+            None,
+            "",
+            "no perfect-forecast run: the planner forecasts nothing (load-based)",
+        )
+    return oracle, "perfect forecast", None
+
+
 async def areplay(
     trace: RequestTrace,
     profile: PerfProfile,
-    planner: PlannerConfig | Callable[[], Planner] | None,
+    planner: PlannerConfig | Callable[[], AnyPlanner] | None,
     *,
     options: ReplayOptions | None = None,
     progress: Progress | None = None,
     registry: Registry | None = None,
 ) -> ReplayReport:
     """Async :func:`replay` (for callers already inside an event loop)."""
+    from dynamo_planner.config import PlannerConfig
+
     options = options or ReplayOptions()
     started = time.perf_counter()
     resolved = _resolve(planner, options)
+    agg = resolved.sim.mode == "agg"
     model = EngineModel.from_profile(profile, prefill_beyond=options.prefill_beyond)
     horizon = max(trace.duration_s, 1e-9)
+    notes: list[str] = []
 
     def phase(name: str) -> Callable[[float], None]:
         def report(now_s: float) -> None:
@@ -595,10 +772,19 @@ async def areplay(
         )
         planner_wall = time.perf_counter() - t0
         if "perfect_forecast" in options.baselines:
-            oracle = build()
-            perfect = await _perfect_forecast(
-                trace, model, oracle, resolved, options, phase("perfect forecast")
-            )
+            oracle, name, note = _oracle_planner(planner, build, profile, registry)
+            if note:
+                notes.append(note)
+            if oracle is not None:
+                perfect = await _perfect_forecast(
+                    trace,
+                    model,
+                    oracle,
+                    resolved,
+                    options,
+                    phase("perfect forecast"),
+                    name=name,
+                )
     static = None
     if "best_static" in options.baselines:
         static = best_static(
@@ -610,19 +796,29 @@ async def areplay(
             attainment_target=options.attainment_target,
             warmup_s=options.warmup_s,
             progress=(
-                (lambda p, d: progress(f"best static: trying {p}P+{d}D", math.nan))
+                (
+                    lambda p, d: progress(
+                        f"best static: trying {f'{d} agg' if agg else f'{p}P+{d}D'}",
+                        math.nan,
+                    )
+                )
                 if progress is not None
                 else None
             ),
         )
     floor = None
     if "capacity_floor" in options.baselines:
+        # agg engines do both kinds of work on the decode engine's GPUs
         floor = capacity_floor(
             trace,
             model,
             ttft_ms=resolved.ttft_ms,
             itl_ms=resolved.itl_ms,
-            prefill_gpus_per_engine=resolved.sim.prefill_gpus_per_engine,
+            prefill_gpus_per_engine=(
+                resolved.sim.decode_gpus_per_engine
+                if agg
+                else resolved.sim.prefill_gpus_per_engine
+            ),
             decode_gpus_per_engine=resolved.sim.decode_gpus_per_engine,
             max_decode_batch=resolved.sim.max_decode_batch,
             warmup_s=options.warmup_s,
@@ -635,25 +831,34 @@ async def areplay(
         interval_s=resolved.interval_s,
         ttft_ms=resolved.ttft_ms,
         itl_ms=resolved.itl_ms,
-        options=options,
+        options=attrs.evolve(options, sim=resolved.sim),
         planner=planner_run,
         perfect_forecast=perfect,
         best_static=static,
         capacity_floor=floor,
         wall_s=time.perf_counter() - started,
         planner_wall_s=planner_wall,
+        scaling=scaling_modes(planner) if isinstance(planner, PlannerConfig) else "",
+        notes=tuple(notes),
     )
 
 
 async def _perfect_forecast(
     trace: RequestTrace,
     model: EngineModel,
-    planner: Planner,
+    planner: Planner | CombinedPlanner,
     resolved: _Resolved,
     options: ReplayOptions,
     progress: Callable[[float], None],
+    *,
+    name: str = "perfect forecast",
 ) -> PlannerRun:
-    """Run ``planner`` with oracle predictors (they read the clock the run installs)."""
+    """Run ``planner`` with oracle predictors (they read the clock the run installs).
+
+    The oracle forecasts the throughput planner's intervals (a combined planner's
+    throughput interval, not its load tick).
+    """
+    from dynamo_planner.load_planner import CombinedPlanner
 
     class _LateClock:
         """Reads whichever clock the planner has when asked (installed by the run)."""
@@ -664,8 +869,13 @@ async def _perfect_forecast(
         async def sleep(self, seconds: float) -> None:
             await planner.clock.sleep(seconds)
 
+    interval_s = (
+        planner.throughput.interval_s
+        if isinstance(planner, CombinedPlanner)
+        else planner.interval_s
+    )
     planner.predictors = oracle_predictors(
-        trace, interval_s=planner.interval_s, clock=_LateClock()
+        trace, interval_s=interval_s, clock=_LateClock()
     )
     return await arun_planner(
         trace,
@@ -676,7 +886,7 @@ async def _perfect_forecast(
         itl_ms=resolved.itl_ms,
         warmup_s=options.warmup_s,
         drain_limit_s=options.drain_limit_s,
-        name="perfect forecast",
+        name=name,
         progress=progress,
     )
 
@@ -684,7 +894,7 @@ async def _perfect_forecast(
 def replay(
     trace: RequestTrace,
     profile: PerfProfile,
-    planner: PlannerConfig | Callable[[], Planner] | None,
+    planner: PlannerConfig | Callable[[], AnyPlanner] | None,
     *,
     options: ReplayOptions | None = None,
     progress: Progress | None = None,
@@ -695,8 +905,9 @@ def replay(
     Args:
         trace: The requests (arrival times in seconds; the run starts at time 0).
         profile: The performance profile the simulated engines follow.
-        planner: A configuration (a fresh planner is built from it for each run), a
-            zero-argument factory of planners, or ``None`` to compute the baselines only.
+        planner: A configuration (a fresh planner is built from it for each run, the
+            one its scaling modes ask for), a zero-argument factory of planners, or
+            ``None`` to compute the baselines only.
         options: How to run and judge; the configuration's interval and targets by
             default.
         progress: Called with ``(phase, fraction)`` as the replay advances.
@@ -704,10 +915,13 @@ def replay(
             points by default).
 
     Returns:
-        The report: the planner run, the baselines, and per-interval figures.
+        The report: the planner run, the baselines, and per-interval figures. Its
+        ``options.sim`` is the simulated deployment as run (mode and GPUs per engine
+        from the configuration).
 
     Raises:
-        ConfigError: Targets or interval are missing (a factory gives none) or invalid.
+        ConfigError: Targets or interval are missing (a factory gives none) or invalid,
+            or an agg simulated deployment is given a planner not in agg mode.
     """
     return asyncio.run(
         areplay(

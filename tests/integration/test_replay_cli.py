@@ -129,3 +129,125 @@ class TestReplayCommand:
         done = replay(tmp_path, "--trace", str(bad), "--load-predictor", "constant")
         assert done.returncode == 2
         assert "bad.jsonl:2" in done.stderr
+
+
+def replay_json(tmp_path: Path, *args: str) -> dict[str, object]:
+    done = replay(
+        tmp_path,
+        "--duration-s",
+        "600",
+        "--load-scale",
+        "16",
+        "--load-predictor",
+        "constant",
+        "--max-gpu-budget",
+        "-1",
+        "--no-plot",
+        "--format",
+        "json",
+        "-q",
+        *args,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, object] = json.loads(done.stdout)
+    return report
+
+
+class TestScalingModes:
+    """Load-based, both and agg configurations, from the command line."""
+
+    def test_loadbased(self, tmp_path: Path) -> None:
+        """Load-based alone: 5-s ticks, the throughput planner's perfect forecast."""
+        report = replay_json(
+            tmp_path,
+            "--enable-loadbased-scaling",
+            "--disable-throughput-scaling",
+            "--baselines",
+            "perfect_forecast",
+        )
+        assert report["scaling"] == "load-based (every 5 s)"
+        assert report["interval_s"] == 5
+        runs = report["runs"]
+        assert isinstance(runs, list)
+        assert [r["name"] for r in runs] == ["planner", "perfect forecast (throughput)"]
+        assert runs[0]["scaling_actions"] > 0
+        with (tmp_path / "replay-out" / "intervals.csv").open() as stream:
+            rows = list(csv.DictReader(stream))
+        assert len(rows) >= 120  # 10 minutes of 5-s intervals
+
+    def test_tuning_flags_reach_the_planner(self, tmp_path: Path) -> None:
+        """A regression needing 1000 observations never decides: no scaling action."""
+        report = replay_json(
+            tmp_path,
+            "--enable-loadbased-scaling",
+            "--disable-throughput-scaling",
+            "--loadbased-learning-window",
+            "2000",
+            "--loadbased-min-observations",
+            "1000",
+            "--loadbased-adjustment-interval",
+            "2",
+            "--loadbased-metric-samples",
+            "4",
+            "--loadbased-scaling-down-sensitivity",
+            "50",
+            "--baselines",
+            "none",
+        )
+        runs = report["runs"]
+        assert isinstance(runs, list)
+        assert runs[0]["scaling_actions"] == 0
+        assert report["interval_s"] == 2
+
+    def test_both(self, tmp_path: Path) -> None:
+        """Both modes: load ticks under the throughput floor."""
+        report = replay_json(
+            tmp_path,
+            "--enable-loadbased-scaling",
+            "--loadbased-adjustment-interval",
+            "10",
+            "--adjustment-interval",
+            "60",
+            "--baselines",
+            "none",
+        )
+        assert report["scaling"] == (
+            "load-based (every 10 s) over a throughput floor (reference scaler, "
+            "every 60 s)"
+        )
+        assert report["interval_s"] == 10
+
+    def test_agg(self, tmp_path: Path) -> None:
+        """--mode agg replays aggregated workers; best static counts them."""
+        report = replay_json(
+            tmp_path,
+            "--mode",
+            "agg",
+            "--enable-loadbased-scaling",
+            "--disable-throughput-scaling",
+            "--start-num-d",
+            "2",
+            "--baselines",
+            "best_static,perfect_forecast",
+        )
+        assert report["scaling"] == "agg, load-based (every 5 s)"
+        baselines = report["baselines"]
+        assert isinstance(baselines, dict)
+        assert baselines["best_static"]["prefill"] == 0
+        assert "perfect_forecast" not in baselines
+        assert any("agg" in note for note in report["notes"])  # type: ignore[attr-defined]
+
+    def test_agg_has_no_prefill_workers(self, tmp_path: Path) -> None:
+        """--start-num-p with --mode agg is a clear error."""
+        done = replay(
+            tmp_path,
+            "--mode",
+            "agg",
+            "--enable-loadbased-scaling",
+            "--disable-throughput-scaling",
+            "--start-num-p",
+            "2",
+        )
+        assert done.returncode == 2
+        assert "start_num_p" in done.stderr
+        assert "no prefill workers" in done.stderr

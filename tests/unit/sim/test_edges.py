@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
@@ -12,6 +13,7 @@ from dynamo_planner.sim.edges import (
     SimClock,
     SimConnector,
     SimMetricSource,
+    SimRouterSource,
 )
 from dynamo_planner.sim.engine import SimConfig, Simulation
 from dynamo_planner.sim.engine_model import EngineModel
@@ -113,3 +115,52 @@ class TestOraclePredictor:
             [3.0], interval_s=60, clock=SimClock(sim), beyond=0.0
         )
         assert oracle.predict().value == pytest.approx(0.0)
+
+
+class TestSimRouterSource:
+    """The router's sampling buffer over a simulation."""
+
+    def test_is_a_worker_views_source(self, model: EngineModel) -> None:
+        """The load planner reads its views (the plain source has none)."""
+        from dynamo_planner.load_planner import WorkerViewsSource
+
+        sim = Simulation(trace_of([1.0], [100], [10]), model)
+        assert isinstance(SimRouterSource(sim), WorkerViewsSource)
+        assert isinstance(SimRouterSource(sim), MetricSource)
+        assert not isinstance(SimMetricSource(sim), WorkerViewsSource)
+
+    def test_buffer_spans_the_interval(self, model: EngineModel) -> None:
+        """Ten scrapes over 5 s: recent is the last, per-worker the average."""
+        sim = Simulation(
+            trace_of([7.6], [100], [50000]), model, SimConfig(load_scrape_s=0.5)
+        )
+        source = SimRouterSource(sim, interval_s=5.0)
+        assert source.num_samples == 10
+        sim.run_until(2.0)
+        assert len(source.scrapes()) == 5  # 0.0 .. 2.0: no scrape before time 0
+        sim.run_until(10.0)
+        assert len(source.scrapes()) == 10  # 5.5 .. 10.0
+        view = source.views("decode")
+        blocks = math.ceil(50100 / 16)
+        (recent,) = view.recent
+        assert recent.active_decode_blocks == blocks
+        # decoding from 7.6 s on (after its prefill): scrapes at 8.0 .. 10.0 see it
+        (worker,) = view.per_worker
+        assert worker.active_decode_blocks == pytest.approx(blocks * 5 / 10)
+        assert view.cluster.active_decode_blocks == pytest.approx(blocks * 5 / 10)
+
+    def test_metric_delay(self, model: EngineModel) -> None:
+        """With a metric delay every scrape of the buffer is that much older."""
+        sim = Simulation(
+            trace_of([7.6], [100], [50000]),
+            model,
+            SimConfig(load_scrape_s=0.5, metric_delay_s=3.0),
+        )
+        source = SimRouterSource(sim, interval_s=5.0)
+        sim.run_until(10.0)
+        view = source.views("decode")
+        (recent,) = view.recent  # the scrape at 7.0
+        assert recent.active_decode_blocks == 0
+        sim.run_until(13.0)
+        (recent,) = source.views("decode").recent  # the scrape at 10.0
+        assert recent.active_decode_blocks == math.ceil(50100 / 16)

@@ -228,3 +228,216 @@ class TestOptions:
         assert report.planner is None
         assert report.capacity_floor is not None
         assert report.to_dict()["attainment"] is None
+
+
+def _loadbased(**settings: object) -> PlannerConfig:
+    values: dict[str, object] = {
+        "load_predictor": "last_value",
+        "adjustment_interval_s": 60.0,
+        "itl_ms": 20.0,
+        "max_gpu_budget": -1,
+        "enable_loadbased_scaling": True,
+        "enable_throughput_scaling": False,
+        **settings,
+    }
+    return PlannerConfig.from_mapping(values)
+
+
+@pytest.fixture(name="load_report", scope="module")
+def _load_report(profile: PerfProfile, planner_registry: Any) -> Any:
+    return replay(
+        ramp_trace(3),
+        profile,
+        _loadbased(),
+        options=ReplayOptions(
+            sim=SimConfig(cold_start_s=10.0), baselines=("perfect_forecast",)
+        ),
+        registry=planner_registry,
+    )
+
+
+class TestLoadBasedReplay:
+    """A load-based configuration is replayed by the load-based planner."""
+
+    def test_runs_the_load_planner_at_its_cadence(self, load_report: Any) -> None:
+        """Plans come every load interval (5 s) and carry the load rules' details."""
+        plans = load_report.planner.plans
+        times = [t for t, _ in plans]
+        assert times[:3] == pytest.approx([5.0, 10.0, 15.0])
+        assert all(plan.details["mode"] == "disagg" for _, plan in plans)
+        assert {"prefill_rule", "decode_rule"} <= set(plans[-1][1].details)
+        assert load_report.interval_s == 5.0
+        assert load_report.scaling == "load-based (every 5 s)"
+        assert "planner: load-based (every 5 s)" in load_report.format_text()
+
+    def test_scales_on_the_ramp(self, load_report: Any) -> None:
+        """The load rules scale up for the peak; no request is lost."""
+        run = load_report.planner
+        assert run.summary.completed == run.summary.requests
+        assert run.summary.scaling_actions >= 2
+        assert any(plan.details["prefill_rule"] == "scale_up" for _, plan in run.plans)
+        assert max(r.prefill_workers for r in run.intervals) > 1
+
+    def test_perfect_forecast_is_the_throughput_planner(self, load_report: Any) -> None:
+        """The perfect-forecast run is the throughput planner, said in a note."""
+        perfect = load_report.perfect_forecast
+        assert perfect.summary.name == "perfect forecast (throughput)"
+        assert perfect.plans[0][0] == pytest.approx(60.0)
+        assert perfect.plans[0][1].demand is not None
+        assert any("forecasts nothing" in note for note in load_report.notes)
+
+    def test_never_the_throughput_planner(
+        self,
+        profile: PerfProfile,
+        planner_registry: Any,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Were the throughput planner built for a load-based config, replay refuses."""
+        from dynamo_planner import load_planner
+        from dynamo_planner.planner import Planner
+
+        def wrong(config: PlannerConfig, **kwargs: Any) -> Planner:
+            import attrs
+
+            throughput = attrs.evolve(
+                config, enable_loadbased_scaling=False, enable_throughput_scaling=True
+            )
+            return Planner.from_config(throughput, **kwargs)
+
+        monkeypatch.setattr(load_planner, "planner_from_config", wrong)
+        with pytest.raises(ConfigError, match="asks for a LoadPlanner"):
+            replay(
+                ramp_trace(),
+                profile,
+                _loadbased(),
+                options=ReplayOptions(baselines=()),
+                registry=planner_registry,
+            )
+
+
+class TestBothModesReplay:
+    """Both modes: the load planner scales over the throughput floor."""
+
+    def test_floor_every_load_tick(
+        self, profile: PerfProfile, planner_registry: Any
+    ) -> None:
+        """Load ticks every 5 s; from the first throughput plan on, a floor holds."""
+        report = replay(
+            ramp_trace(4),
+            profile,
+            _loadbased(enable_throughput_scaling=True),
+            options=ReplayOptions(
+                sim=SimConfig(cold_start_s=10.0), baselines=("perfect_forecast",)
+            ),
+            registry=planner_registry,
+        )
+        assert report.scaling.startswith("load-based (every 5 s) over a throughput")
+        run = report.planner
+        assert run is not None
+        assert report.perfect_forecast is not None
+        plans = run.plans
+        assert plans[0][0] == pytest.approx(5.0)
+        assert "decode_floor" not in plans[0][1].details
+        assert all("decode_floor" in p.details for t, p in plans if t > 60.5)
+        assert report.perfect_forecast.summary.name == "perfect forecast"
+        assert run.summary.completed == run.summary.requests
+
+    def test_oracle_forecasts_throughput_intervals(
+        self, profile: PerfProfile, planner_registry: Any
+    ) -> None:
+        """The combined planner's oracle knows each 60-s interval, not each 5-s tick."""
+        from dynamo_planner.load_planner import CombinedPlanner, planner_from_config
+
+        config = _loadbased(enable_throughput_scaling=True)
+        built: list[CombinedPlanner] = []
+        decisions: list[tuple[float, Any]] = []
+
+        def factory() -> CombinedPlanner:
+            planner = planner_from_config(
+                config, profile=profile, registry=planner_registry
+            )
+            assert isinstance(planner, CombinedPlanner)
+            if built:  # the perfect-forecast run's planner
+                planner.throughput.listeners.append(
+                    lambda step: decisions.append(
+                        (planner.clock.now(), step.plan.demand)
+                    )
+                )
+            built.append(planner)
+            return planner
+
+        trace = ramp_trace(4)
+        replay(
+            trace,
+            profile,
+            factory,
+            options=ReplayOptions(
+                interval_s=5.0,
+                ttft_ms=500.0,
+                itl_ms=20.0,
+                sim=SimConfig(cold_start_s=10.0),
+                baselines=("perfect_forecast",),
+            ),
+        )
+        arrivals = np.asarray(trace.arrival_s)
+        assert len(decisions) >= 10
+        for t, demand in decisions:
+            assert t == pytest.approx(round(t / 60.0) * 60.0)
+            actual = np.sum((arrivals >= t - 1e-9) & (arrivals < t + 60.0 - 1e-9))
+            assert demand.num_req.value == actual
+
+
+@pytest.fixture(name="agg_report", scope="module")
+def _agg_report(profile: PerfProfile, planner_registry: Any) -> Any:
+    return replay(
+        ramp_trace(5),
+        profile,
+        _loadbased(mode="agg"),
+        options=ReplayOptions(
+            sim=SimConfig(cold_start_s=10.0, initial_decode=2),
+            baselines=("perfect_forecast", "best_static", "capacity_floor"),
+        ),
+        registry=planner_registry,
+    )
+
+
+class TestAggReplay:
+    """Agg: aggregated workers, their own baselines."""
+
+    def test_aggregated_workers(self, agg_report: Any) -> None:
+        """Only agg workers run, counted as decode; they scale; every request completes."""
+        run = agg_report.planner
+        assert agg_report.options.sim.mode == "agg"
+        assert {w.worker_id.split("-")[0] for w in run.result.workers} == {"agg"}
+        assert {w.component for w in run.result.workers} == {"decode"}
+        assert all(r.prefill_workers == 0 for r in run.intervals)
+        assert max(r.decode_workers for r in run.intervals) > 2
+        assert run.summary.completed == run.summary.requests
+        assert all(plan.prefill is None for _, plan in run.plans)
+        assert agg_report.scaling == "agg, load-based (every 5 s)"
+
+    def test_baselines(self, agg_report: Any) -> None:
+        """Best static counts agg workers; no perfect forecast, said in a note."""
+        static = agg_report.best_static
+        assert static.prefill == 0
+        assert static.summary.label == f"best static ({static.decode} agg)"
+        assert static.summary.attainment >= 0.99
+        assert agg_report.perfect_forecast is None
+        assert any("agg" in note for note in agg_report.notes)
+        floor = agg_report.capacity_floor
+        assert floor.gpu_hours < static.summary.gpu_hours
+        text = agg_report.format_text()
+        assert "note: no perfect-forecast run for agg" in text
+
+    def test_agg_sim_needs_an_agg_planner(
+        self, profile: PerfProfile, planner_registry: Any
+    ) -> None:
+        """An agg simulated deployment with a disagg configuration is refused."""
+        with pytest.raises(ConfigError, match="agg"):
+            replay(
+                ramp_trace(),
+                profile,
+                PlannerConfig(load_predictor="last_value"),
+                options=ReplayOptions(sim=SimConfig(mode="agg"), baselines=()),
+                registry=planner_registry,
+            )
