@@ -80,15 +80,19 @@ def plot_replay(report: ReplayReport, path: str | Path, *, dpi: int = 110) -> Pa
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title(_title(report), fontsize=9)
 
-    # (2) replicas
+    # (2) replicas (agg workers count as decode workers)
     ax = axes[1]
     t = np.linspace(0.0, run.result.end_s, 600)
-    for component, color in (("prefill", "tab:blue"), ("decode", "tab:green")):
+    agg = report.options.sim.mode == "agg"
+    components = (
+        (("decode", "tab:green", "agg"),)
+        if agg
+        else (("prefill", "tab:blue", "prefill"), ("decode", "tab:green", "decode"))
+    )
+    for component, color, name in components:
         ready, held = workers_over_time(run.result.workers, t, component)
-        ax.plot(t / 60.0, held, color=color, label=f"{component} (held)")
-        ax.plot(
-            t / 60.0, ready, color=color, linestyle=":", label=f"{component} (ready)"
-        )
+        ax.plot(t / 60.0, held, color=color, label=f"{name} (held)")
+        ax.plot(t / 60.0, ready, color=color, linestyle=":", label=f"{name} (ready)")
         if report.perfect_forecast is not None:
             _, perfect = workers_over_time(
                 report.perfect_forecast.result.workers, t, component
@@ -99,12 +103,16 @@ def plot_replay(report: ReplayReport, path: str | Path, *, dpi: int = 110) -> Pa
                 color=color,
                 alpha=0.35,
                 linewidth=3,
-                label=f"{component} (perfect forecast)",
+                label=f"{name} (perfect forecast)",
             )
     if report.best_static is not None:
-        ax.axhline(
-            report.best_static.prefill, color="tab:blue", linestyle="--", linewidth=0.8
-        )
+        if not agg:
+            ax.axhline(
+                report.best_static.prefill,
+                color="tab:blue",
+                linestyle="--",
+                linewidth=0.8,
+            )
         ax.axhline(
             report.best_static.decode,
             color="tab:green",

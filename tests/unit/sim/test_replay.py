@@ -429,6 +429,13 @@ class TestAggReplay:
         text = agg_report.format_text()
         assert "note: no perfect-forecast run for agg" in text
 
+    def test_plot(self, agg_report: Any, tmp_path: Path) -> None:
+        """An agg replay plots its aggregated workers."""
+        from dynamo_planner.sim.plot import plot_replay
+
+        path = plot_replay(agg_report, tmp_path / "agg.png")
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
     def test_agg_sim_needs_an_agg_planner(
         self, profile: PerfProfile, planner_registry: Any
     ) -> None:
