@@ -14,7 +14,11 @@ prints the sMAPE of the request count next to the reference figures measured for
 Prophet refits at every step (about 0.1 s each): the ServeGen series alone takes several
 minutes. ``--markdown`` prints the table as used in ``docs/guides/forecasting.md``.
 
-Run: ``python benchmarks/backtest_table.py [--markdown] [--skip-prophet]``.
+``--held-out`` instead scores ``constant``, ``kalman``, ``arima`` and ``auto`` on series that
+were not used to choose ``auto``'s pool (other intervals, and the ISL/OSL series), and prints
+how far ``auto`` is from the best of them on each.
+
+Run: ``python benchmarks/backtest_table.py [--markdown] [--skip-prophet] [--held-out]``.
 """
 
 from __future__ import annotations
@@ -54,13 +58,58 @@ def _progress(predictor: str, key: str, done: int, total: int) -> None:
         print(f"    {predictor} {key} {done}/{total}", file=sys.stderr, flush=True)
 
 
+HELD_OUT = [
+    ("Azure 2023 conversation", AZURE_CONV_TRACE, 30, ("num_req", "isl", "osl")),
+    ("Azure 2023 conversation", AZURE_CONV_TRACE, 120, ("num_req", "isl", "osl")),
+    ("Mooncake conversation", MOONCAKE, 30, ("num_req", "isl", "osl")),
+    ("Mooncake conversation", MOONCAKE, 120, ("num_req", "isl", "osl")),
+    ("ServeGen m-large", SERVEGEN, 1200, ("num_req",)),
+    ("ServeGen m-large", SERVEGEN, 3600, ("num_req",)),
+]
+
+
+def held_out(markdown: bool) -> None:
+    """Score the cheap predictors on series not used to tune ``auto``."""
+    names = ["constant", "kalman", "arima", "auto"]
+    if markdown:
+        print("| series | S | key | " + " | ".join(names) + " | auto - best |")
+        print("|" + "---|" * (len(names) + 4))
+    else:
+        print(
+            f"{'series':<26}{'S':>5}  {'key':<8}"
+            + "".join(f"{n:>10}" for n in names)
+            + f"{'auto-best':>11}"
+        )
+    best_count = 0
+    cases = 0
+    for label, path, interval_s, keys in HELD_OUT:
+        series = load_intervals(path, interval_s)
+        result = backtest(series, names, keys=keys)
+        for key in keys:
+            got = {n: result.scores[n][key].smape for n in names}
+            gap = got["auto"] - min(got.values())
+            cases += 1
+            best_count += gap <= 0
+            if markdown:
+                cells = " | ".join(f"{got[n]:.3f}" for n in names)
+                print(f"| {label} | {interval_s} | {key} | {cells} | {gap:+.3f} |")
+            else:
+                cells = "".join(f"{got[n]:>10.4f}" for n in names)
+                print(f"{label:<26}{interval_s:>5}  {key:<8}{cells}{gap:>+11.4f}")
+    print(f"\nauto is the best of the four on {best_count} of {cases} held-out series")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--markdown", action="store_true", help="print a markdown table"
     )
     parser.add_argument("--skip-prophet", action="store_true", help="leave prophet out")
+    parser.add_argument("--held-out", action="store_true", help="score held-out series")
     args = parser.parse_args()
+    if args.held_out:
+        held_out(args.markdown)
+        return
     names = ["constant", "kalman", "arima", "auto"]
     if not args.skip_prophet:
         names.insert(3, "prophet")
