@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
+from dynamo_planner.exceptions import ScalingDeferredError
 from dynamo_planner.planner import StepRecord, SystemClock
 from dynamo_planner.protocols import Clock, Connector, MetricSource
 from dynamo_planner.scalers.load import (
@@ -367,6 +368,12 @@ class LoadPlanner:
             return False
         try:
             await self.connector.apply(plan, blocking=self.blocking)
+        except ScalingDeferredError as exc:
+            # The orchestrator has not acknowledged the previous decision yet (virtual
+            # connector): not a failure; counted apart and retried next tick.
+            self._errors["deferred"] += 1
+            logger.info("connector deferred %s (%s); will retry", changes, exc)
+            return False
         except Exception:
             self._errors["connector"] += 1
             logger.warning(

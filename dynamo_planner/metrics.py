@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 if TYPE_CHECKING:
+    from dynamo_planner.load_planner import CombinedPlanner, LoadPlanner
     from dynamo_planner.planner import Planner, StepRecord
     from dynamo_planner.values import Observation, ReplicaPlan, ReplicaState
 
@@ -104,11 +105,22 @@ class PlannerMetrics:
         self._thread: threading.Thread | None = None
 
     # ----------------------------------------------------------------- wiring
-    def attach(self, planner: Planner) -> None:
-        """Listen to a planner's steps (and read its correction factors)."""
-        self._planner = planner
-        self.prefill_gpus_per_engine = planner.prefill_gpus_per_engine
-        self.decode_gpus_per_engine = planner.decode_gpus_per_engine
+    def attach(self, planner: Planner | LoadPlanner | CombinedPlanner) -> None:
+        """Listen to a planner's steps (and read its correction factors).
+
+        A load-based or combined planner has no correction factors (they are off with
+        load-based scaling); their GPUs per engine come from the load scaler.
+        """
+        from dynamo_planner.load_planner import CombinedPlanner, LoadPlanner
+
+        inner = planner.throughput if isinstance(planner, CombinedPlanner) else planner
+        if isinstance(inner, LoadPlanner):
+            self.prefill_gpus_per_engine = inner.scaler.prefill_gpus_per_engine
+            self.decode_gpus_per_engine = inner.scaler.decode_gpus_per_engine
+        else:
+            self._planner = inner
+            self.prefill_gpus_per_engine = inner.prefill_gpus_per_engine
+            self.decode_gpus_per_engine = inner.decode_gpus_per_engine
         planner.listeners.append(self.on_step)
 
     def on_step(self, record: StepRecord) -> None:

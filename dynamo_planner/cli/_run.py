@@ -7,10 +7,13 @@ Every reference flag (spec §8) with its default and environment variable, plus
    on Kubernetes it reads the model name, GPUs per engine and the router URL from the
    DynamoGraphDeployment where the flags do not give them;
 2. builds the metric source (``prometheus``, or ``router`` when only load-based scaling
-   is on) and the planner;
+   is on) and the planner; with both scaling modes on, the load planner reads the router
+   source beside it (:func:`build_live_planner`);
 3. serves the planner's own metrics on ``--metric-reporting-prometheus-port`` (0: off);
-4. plans every ``--adjustment-interval`` seconds, the first decision one interval after
-   the start; a failing source or connector is logged, counted and retried next interval;
+4. plans every ``--adjustment-interval`` seconds (throughput) or every
+   ``--loadbased-adjustment-interval`` seconds (load-based; with both modes the throughput
+   plan is the floor of every load tick), the first decision one interval after the
+   start; a failing source or connector is logged, counted and retried next interval;
 5. stops cleanly on SIGTERM or SIGINT: the current step finishes, connections close.
 """
 
@@ -26,10 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dynamo_planner.config import PlannerConfig
+    from dynamo_planner.load_planner import CombinedPlanner, LoadPlanner
     from dynamo_planner.planner import Planner, StepRecord
     from dynamo_planner.plugins import Registry
+    from dynamo_planner.protocols import Connector, MetricSource
 
-__all__ = ["add_parser", "build_planner", "run", "serve"]
+__all__ = ["add_parser", "build_live_planner", "build_planner", "run", "serve"]
 
 logger = logging.getLogger("dynamo_planner.run")
 
@@ -86,23 +91,74 @@ async def build_planner(
     registry: Registry | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Planner:
-    """The planner with its source and connector, as ``run`` builds them.
+    """The throughput planner with its source and connector, as ``run`` builds them.
 
     Args:
         config: The resolved configuration.
         registry: The plugin registry (the installed entry points by default).
         environ: Environment for ``DYN_METRICS_PREFIX`` (``os.environ`` by default).
     """
+    from dynamo_planner.planner import Planner
+    from dynamo_planner.plugins import default_registry
+
+    registry = registry or default_registry()
+    config, source, connector, _ = await _build_parts(
+        config, registry=registry, environ=environ, load_source=False
+    )
+    return Planner.from_config(
+        config, source=source, connector=connector, registry=registry
+    )
+
+
+async def build_live_planner(
+    config: PlannerConfig,
+    *,
+    registry: Registry | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Planner | LoadPlanner | CombinedPlanner:
+    """The planner ``run`` drives, by the scaling modes of ``config``.
+
+    Throughput only: :func:`build_planner`. Load-based only: a
+    :class:`~dynamo_planner.load_planner.LoadPlanner` reading the router source. Both: a
+    :class:`~dynamo_planner.load_planner.CombinedPlanner` whose throughput planner reads the
+    configured source (Prometheus) and whose load planner reads the router source.
+
+    Args:
+        config: The resolved configuration.
+        registry: The plugin registry (the installed entry points by default).
+        environ: Environment for ``DYN_METRICS_PREFIX`` (``os.environ`` by default).
+    """
+    from dynamo_planner.load_planner import planner_from_config
+    from dynamo_planner.plugins import default_registry
+
+    registry = registry or default_registry()
+    config, source, connector, load_source = await _build_parts(
+        config, registry=registry, environ=environ, load_source=True
+    )
+    return planner_from_config(
+        config,
+        source=source,
+        load_source=load_source,
+        connector=connector,
+        registry=registry,
+    )
+
+
+async def _build_parts(
+    config: PlannerConfig,
+    *,
+    registry: Registry,
+    environ: Mapping[str, str] | None,
+    load_source: bool,
+) -> tuple[PlannerConfig, MetricSource, Connector, MetricSource | None]:
+    """The resolved configuration, source, connector and (both modes) router source."""
     import os
 
     import attrs
 
     from dynamo_planner.connectors.gpus import resolve_gpu_counts
-    from dynamo_planner.planner import Planner
-    from dynamo_planner.plugins import default_registry
 
     env = os.environ if environ is None else environ
-    registry = registry or default_registry()
     connector_cls = registry.load("dynamo_planner.connectors", config.connector_name)
     connector = connector_cls.from_config(config)
     try:
@@ -141,12 +197,34 @@ async def build_planner(
         if env.get("DYN_METRICS_PREFIX"):
             options["metric_prefix"] = env["DYN_METRICS_PREFIX"]
         source = source_cls.from_config(config, **options)
+        router = None
+        if (
+            load_source
+            and config.enable_loadbased_scaling
+            and config.enable_throughput_scaling
+            and config.metric_source_name != "router"
+        ):
+            # Both modes: the load planner reads per-worker load from the router.
+            router_cls = registry.load("dynamo_planner.metric_sources", "router")
+            router = router_cls.from_config(config, **options)
     except BaseException:
         await connector.aclose()
         raise
-    return Planner.from_config(
-        config, source=source, connector=connector, registry=registry
-    )
+    return config, source, connector, router
+
+
+def _sources_of(planner: Planner | LoadPlanner | CombinedPlanner) -> list[MetricSource]:
+    """Every distinct metric source of a planner (both planners' when combined)."""
+    found: list[MetricSource] = []
+    for owner in (
+        planner,
+        getattr(planner, "throughput", None),
+        getattr(planner, "load", None),
+    ):
+        source = getattr(owner, "source", None)
+        if source is not None and all(source is not seen for seen in found):
+            found.append(source)
+    return found
 
 
 def _log_step(record: StepRecord) -> None:
@@ -205,7 +283,7 @@ async def serve(
                 await asyncio.wait_for(stop.wait(), timeout=start_delay_s)
             if stop.is_set():
                 return 0
-        planner = await build_planner(config, registry=registry, environ=environ)
+        planner = await build_live_planner(config, registry=registry, environ=environ)
         try:
             metrics = PlannerMetrics()
             metrics.attach(planner)
@@ -223,8 +301,8 @@ async def serve(
                         "planner metrics on %s:%d/metrics", metrics_address, bound
                     )
             logger.info(
-                "planning every %.0f s (mode %s, source %s, connector %s%s)",
-                config.adjustment_interval_s,
+                "planning every %g s (mode %s, source %s, connector %s%s)",
+                planner.interval_s,
                 config.mode,
                 config.metric_source_name,
                 config.connector_name,
@@ -232,8 +310,8 @@ async def serve(
             )
             await planner.run(stop)
         finally:
-            if planner.source is not None:
-                await planner.source.aclose()
+            for source in _sources_of(planner):
+                await source.aclose()
             if planner.connector is not None:
                 await planner.connector.aclose()
     finally:

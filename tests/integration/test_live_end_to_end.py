@@ -9,10 +9,14 @@ decisions to etcd through the virtual connector.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
+import math
 import os
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
@@ -32,12 +36,33 @@ from dynamo_planner.values import ReplicaPlan
 pytestmark = pytest.mark.integration
 
 MODEL = "llama"
-# A ramp: 25 s at 10x the trace's rate, 25 s at 30x, 25 s at 10x (about 50, 150 and 50
-# requests per second), then 10 s of the trace's tail-off for the last decisions.
-RATE_SCALES = "10,30,10,10"
-PHASE_S = 25.0
-HIGH_START_S, HIGH_END_S = 25.0, 50.0
-RUN_S = 85.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """A ramp cut from the bundled Azure trace: one rate scale per phase of ``phase_s``."""
+
+    rate_scales: str
+    phase_s: float
+    run_s: float
+    initial: tuple[int, int]
+
+    @property
+    def high_start_s(self) -> float:
+        """Start of the high phase (the second)."""
+        return self.phase_s
+
+    @property
+    def high_end_s(self) -> float:
+        """End of the high phase."""
+        return 2 * self.phase_s
+
+
+# 25 s at 10x the trace's rate, 25 s at 30x, 25 s at 10x (about 50, 150 and 50 requests
+# per second), then the trace at 10x for the last decisions.
+THROUGHPUT = Scenario("10,30,10,10", phase_s=25.0, run_s=82.0, initial=(2, 1))
+# The same ramp in 20 s phases: load-based scaling reacts within seconds.
+LOAD_BASED = Scenario("10,30,10,10", phase_s=20.0, run_s=66.0, initial=(1, 1))
 
 
 # --------------------------------------------------------------------------- processes
@@ -97,7 +122,12 @@ def _processes(tmp_path: Path) -> Iterator[Processes]:
 
 
 def live_sim_argv(
-    *, port: int, etcd: EtcdServer, namespace: str, record: Path
+    *,
+    port: int,
+    etcd: EtcdServer,
+    namespace: str,
+    record: Path,
+    scenario: Scenario = THROUGHPUT,
 ) -> list[str]:
     """The live simulator's command line."""
     return [
@@ -105,9 +135,9 @@ def live_sim_argv(
         "-m",
         "dynamo_planner.sim.live",
         "--rate-scale",
-        RATE_SCALES,
+        scenario.rate_scales,
         "--phase",
-        str(PHASE_S),
+        str(scenario.phase_s),
         "--model-name",
         MODEL,
         "--namespace",
@@ -117,13 +147,13 @@ def live_sim_argv(
         "--etcd-endpoints",
         etcd.url,
         "--initial-prefill",
-        "2",
+        str(scenario.initial[0]),
         "--initial-decode",
-        "1",
+        str(scenario.initial[1]),
         "--cold-start",
         "3",
         "--stop-after",
-        str(RUN_S),
+        str(scenario.run_s),
         "--record",
         str(record),
     ]
@@ -185,8 +215,9 @@ def read_record(path: Path) -> list[dict[str, Any]]:
     """The live simulator's JSON lines."""
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    text = path.read_text(encoding="utf-8")
+    complete = text[: text.rfind("\n") + 1]  # a line being written is not read yet
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
 
 def wait_for_exit(
@@ -197,6 +228,19 @@ def wait_for_exit(
         return process.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         pytest.fail(f"still running after {timeout_s:.0f} s\n{why()}")
+
+
+def wait_for_sim_time(
+    record: Path, sim_s: float, timeout_s: float, why: Callable[[], str]
+) -> None:
+    """Wait until the live simulator's record reaches ``sim_s`` simulated seconds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        lines = read_record(record)
+        if lines and lines[-1].get("sim_s", 0) >= sim_s:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the simulation did not reach {sim_s} s in {timeout_s:.0f} s\n{why()}")
 
 
 def prom_query(prom: PrometheusServer, promql: str) -> list[dict[str, Any]]:
@@ -287,6 +331,103 @@ def _config(etcd: EtcdServer, namespace: str) -> Any:
     )
 
 
+@dataclasses.dataclass
+class LoopRun:
+    """What one run of the live loop left behind."""
+
+    decisions: list[dict[str, Any]]
+    planner_metrics: dict[str, dict[str, float]]
+    etcd_state: dict[str, int]
+    summary: str
+
+    def phase(self, start_s: float, end_s: float = math.inf) -> list[dict[str, Any]]:
+        """The decisions carried out in ``[start_s, end_s)`` of simulated time."""
+        return [d for d in self.decisions if start_s <= d["sim_s"] < end_s]
+
+
+PLANNER_METRICS = (
+    "dynamo_planner_errors_total",
+    "dynamo_planner_decisions_total",
+    "dynamo_planner_num_prefill_replicas",
+    "dynamo_planner_observed_requests_per_second",
+)
+
+
+async def run_loop(
+    *,
+    scenario: Scenario,
+    namespace: str,
+    planner_extra: Sequence[str],
+    etcd: EtcdServer,
+    start_prometheus: Callable[[Sequence[str]], PrometheusServer],
+    processes: Processes,
+    tmp_path: Path,
+) -> LoopRun:
+    """Run the live simulator and ``dynamo-planner run`` until the scenario ends."""
+    sim_port, planner_port = free_port(), free_port()
+    record = tmp_path / "record.jsonl"
+    prom = start_prometheus([f"127.0.0.1:{p}" for p in (sim_port, planner_port)])
+    sim = processes.start(
+        "live-sim",
+        live_sim_argv(
+            port=sim_port,
+            etcd=etcd,
+            namespace=namespace,
+            record=record,
+            scenario=scenario,
+        ),
+    )
+    processes.start(
+        "planner",
+        planner_argv(
+            prom=prom,
+            etcd=etcd,
+            namespace=namespace,
+            metrics_port=planner_port,
+            extra=[
+                arg.format(sim_metrics=f"http://127.0.0.1:{sim_port}/metrics")
+                for arg in planner_extra
+            ],
+        ),
+    )
+    # Stop the planner a few seconds before the simulator, so that the simulator
+    # carries out (and acknowledges) every decision the planner made.
+    wait_for_sim_time(record, scenario.run_s - 5, scenario.run_s + 60, processes.logs)
+    assert processes.stop("planner") == 0, processes.logs()
+    wait_for_exit(sim, 30, processes.logs)
+    assert sim.returncode == 0, processes.logs()
+    planner_metrics = {
+        name: prom_values(prom, f"max_over_time({name}[5m])")
+        for name in PLANNER_METRICS
+    }
+    decisions = [line for line in read_record(record) if line["event"] == "decision"]
+    return LoopRun(
+        decisions=decisions,
+        planner_metrics=planner_metrics,
+        etcd_state=await _etcd_state(etcd, namespace),
+        summary="\n".join(json.dumps(d) for d in decisions) + "\n" + processes.logs(),
+    )
+
+
+def check_handshake(run: LoopRun) -> None:
+    """Decision ids 0, 1, 2, ... each carried out, the last acknowledged in etcd."""
+    ids = [d["decision_id"] for d in run.decisions]
+    assert len(ids) >= 4, run.summary
+    assert ids == list(range(len(ids))), run.summary
+    assert run.etcd_state["decision_id"] == ids[-1], run.etcd_state
+    assert run.etcd_state["scaled_decision_id"] == ids[-1], run.etcd_state
+
+
+def check_planner_metrics(run: LoopRun) -> None:
+    """Prometheus scraped the planner's own metrics: decisions, replicas, no errors."""
+    metrics = run.planner_metrics
+    assert metrics["dynamo_planner_decisions_total"][""] >= len(run.decisions) - 1
+    assert metrics["dynamo_planner_num_prefill_replicas"][""] >= 2
+    errors = metrics["dynamo_planner_errors_total"]
+    assert errors["source"] == 0, (errors, run.summary)
+    assert errors["connector"] == 0, (errors, run.summary)
+
+
 @pytest.mark.slow
 class TestThroughputLoop:
     """`dynamo-planner run` scales the live simulator with the load it reads from Prometheus."""
@@ -299,71 +440,84 @@ class TestThroughputLoop:
         tmp_path: Path,
     ) -> None:
         """Replicas grow in the high phase and shrink after it; every decision is acked."""
-        namespace = "throughput"
-        sim_port, planner_port = free_port(), free_port()
-        record = tmp_path / "record.jsonl"
-        prom = start_prometheus([f"127.0.0.1:{p}" for p in (sim_port, planner_port)])
-        try:
-            sim = processes.start(
-                "live-sim",
-                live_sim_argv(
-                    port=sim_port, etcd=etcd_server, namespace=namespace, record=record
-                ),
-            )
-            processes.start(
-                "planner",
-                planner_argv(
-                    prom=prom,
-                    etcd=etcd_server,
-                    namespace=namespace,
-                    metrics_port=planner_port,
-                ),
-            )
-            wait_for_exit(sim, RUN_S + 60, processes.logs)
-            assert sim.returncode == 0, processes.logs()
-            planner_metrics = {
-                name: prom_values(prom, f"max_over_time({name}[5m])")
-                for name in (
-                    "dynamo_planner_errors_total",
-                    "dynamo_planner_decisions_total",
-                    "dynamo_planner_num_prefill_replicas",
-                    "dynamo_planner_observed_requests_per_second",
-                )
-            }
-        finally:
-            processes.stop("planner")
-            prom.stop()
-        assert processes.running["planner"].returncode == 0, processes.logs()
-
-        decisions = [
-            line for line in read_record(record) if line["event"] == "decision"
-        ]
-        summary = "\n".join(json.dumps(d) for d in decisions) + "\n" + processes.logs()
-        ids = [d["decision_id"] for d in decisions]
-        assert len(ids) >= 4, summary
-        assert ids == list(range(len(ids))), summary
-
-        before = [total(d) for d in decisions if d["sim_s"] < HIGH_START_S]
+        scenario = THROUGHPUT
+        run = await run_loop(
+            scenario=scenario,
+            namespace="throughput",
+            planner_extra=(),
+            etcd=etcd_server,
+            start_prometheus=start_prometheus,
+            processes=processes,
+            tmp_path=tmp_path,
+        )
+        check_handshake(run)
+        check_planner_metrics(run)
+        # decisions lag their interval's traffic by up to one interval (10 s)
+        before = [total(d) for d in run.phase(0, scenario.high_start_s)]
         during = [
-            total(d) for d in decisions if HIGH_START_S <= d["sim_s"] < HIGH_END_S + 10
+            total(d) for d in run.phase(scenario.high_start_s, scenario.high_end_s + 10)
         ]
-        after = [total(d) for d in decisions if d["sim_s"] >= HIGH_END_S + 10]
-        assert before, summary
-        assert during, summary
-        assert after, summary
-        assert max(during) > max(before), summary
-        assert after[-1] < max(during), summary
+        after = [total(d) for d in run.phase(scenario.high_end_s + 10)]
+        assert before, run.summary
+        assert during, run.summary
+        assert after, run.summary
+        assert max(during) > max(before), run.summary
+        assert after[-1] < max(during), run.summary
+        observed = run.planner_metrics["dynamo_planner_observed_requests_per_second"]
+        assert observed[""] > 50, run.summary
 
-        state = await _etcd_state(etcd_server, namespace)
-        assert state["decision_id"] == ids[-1], state
-        assert state["scaled_decision_id"] == ids[-1], state
 
-        assert planner_metrics["dynamo_planner_decisions_total"][""] >= len(ids) - 1
-        assert planner_metrics["dynamo_planner_num_prefill_replicas"][""] >= 2
-        assert planner_metrics["dynamo_planner_observed_requests_per_second"][""] > 50
-        errors = planner_metrics["dynamo_planner_errors_total"]
-        assert errors["source"] == 0, (errors, summary)
-        assert errors["connector"] == 0, (errors, summary)
+@pytest.mark.slow
+class TestLoadBasedLoop:
+    """`dynamo-planner run --enable-loadbased-scaling` scales from per-worker load."""
+
+    async def test_replicas_react_to_worker_load(
+        self,
+        etcd_server: EtcdServer,
+        start_prometheus: Callable[[Sequence[str]], PrometheusServer],
+        processes: Processes,
+        tmp_path: Path,
+    ) -> None:
+        """Prefill workers are added one at a time under load and removed after it."""
+        scenario = LOAD_BASED
+        run = await run_loop(
+            scenario=scenario,
+            namespace="loadbased",
+            planner_extra=(
+                "--enable-loadbased-scaling",
+                "--disable-throughput-scaling",
+                "--loadbased-router-metrics-url",
+                "{sim_metrics}",
+                "--loadbased-adjustment-interval",
+                "2",
+                "--loadbased-metric-samples",
+                "4",
+            ),
+            etcd=etcd_server,
+            start_prometheus=start_prometheus,
+            processes=processes,
+            tmp_path=tmp_path,
+        )
+        check_handshake(run)
+        check_planner_metrics(run)
+        prefill = [d["prefill"] for d in run.decisions if d["prefill"] is not None]
+        before = [scenario.initial[0]] + [
+            d["prefill"]
+            for d in run.phase(0, scenario.high_start_s)
+            if d["prefill"] is not None
+        ]
+        during = [
+            d["prefill"]
+            for d in run.phase(scenario.high_start_s, scenario.high_end_s + 5)
+            if d["prefill"] is not None
+        ]
+        assert during, run.summary
+        assert max(during) >= max(before) + 2, run.summary
+        assert prefill[-1] < max(during), run.summary
+        steps = [b - a for a, b in itertools.pairwise(prefill)]
+        assert all(abs(step) <= 1 for step in steps), run.summary  # one per tick
+        gaps = [b["sim_s"] - a["sim_s"] for a, b in itertools.pairwise(run.decisions)]
+        assert min(gaps) < 10, run.summary  # faster than any throughput interval
 
 
 async def _etcd_state(etcd: EtcdServer, namespace: str) -> dict[str, int]:
