@@ -29,11 +29,17 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from dynamo_planner.config import PlannerConfig
-    from dynamo_planner.traces import RequestTrace
+import attrs
 
-__all__ = ["add_parser", "run"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from dynamo_planner.config import PlannerConfig
+    from dynamo_planner.sim.replay import ReplayOptions
+    from dynamo_planner.traces import RequestTrace
+    from dynamo_planner.values import PerfProfile
+
+__all__ = ["ReplayInputs", "add_parser", "parse", "prepare", "run"]
 
 _CONFIG_FIELDS = (
     "mode",
@@ -368,14 +374,46 @@ def _baselines(text: str) -> tuple[str, ...]:
     return names
 
 
-def run(args: argparse.Namespace) -> int:
-    """Replay, print the summary, write the plot and the CSV; returns the exit status."""
+@attrs.frozen(kw_only=True)
+class ReplayInputs:
+    """What a ``dynamo-planner replay`` command line replays (see :func:`prepare`).
+
+    Attributes:
+        trace: The requests, after the workload transforms.
+        profile: The performance profile.
+        config: The planner configuration.
+        options: The simulated deployment and how runs are judged.
+    """
+
+    trace: RequestTrace
+    profile: PerfProfile
+    config: PlannerConfig
+    options: ReplayOptions
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse the arguments of ``dynamo-planner replay`` (without the subcommand)."""
+    parser = argparse.ArgumentParser(prog="dynamo-planner")
+    add_parser(parser.add_subparsers())
+    return parser.parse_args(["replay", *argv])
+
+
+def prepare(args: argparse.Namespace) -> ReplayInputs:
+    """Read the trace and the profile and build the configuration and options.
+
+    :func:`run` replays exactly these; ``benchmarks/loadbased_table.py`` uses it (with
+    :func:`parse`) so that each of its rows is the replay of a printed command line.
+
+    Raises:
+        ConfigError: A setting is invalid (e.g. prefill workers with ``--mode agg``).
+        TraceError: The trace cannot be read or leaves no request.
+        ProfileError: The profile cannot be read.
+    """
     from dynamo_planner.config import PlannerConfig
     from dynamo_planner.profiles import load_profile
     from dynamo_planner.sim.engine import SimConfig
-    from dynamo_planner.sim.replay import ReplayOptions, replay
+    from dynamo_planner.sim.replay import ReplayOptions
 
-    progress = _Progress(sys.stderr, enabled=not args.quiet)
     config = PlannerConfig.resolve(args, toml_path=args.config)
     agg = config.mode == "agg"
     if agg and args.start_num_p:
@@ -403,16 +441,32 @@ def run(args: argparse.Namespace) -> int:
         baselines=_baselines(args.baselines),
         prefill_beyond=args.prefill_beyond_profile,
     )
-    progress.note("dynamo-planner replay: reading the trace and the profile")
     trace = _load_trace(args)
     profile = load_profile(_profile_dir(args, config), select=config.select)
-    from dynamo_planner.sim.replay import scaling_modes
+    return ReplayInputs(trace=trace, profile=profile, config=config, options=options)
 
+
+def run(args: argparse.Namespace) -> int:
+    """Replay, print the summary, write the plot and the CSV; returns the exit status."""
+    from dynamo_planner.sim.replay import replay, scaling_modes
+
+    progress = _Progress(sys.stderr, enabled=not args.quiet)
+    progress.note("dynamo-planner replay: reading the trace and the profile")
+    inputs = prepare(args)
+    config = inputs.config
     planner = scaling_modes(config)
     if config.enable_throughput_scaling:
         planner += f" + {config.load_predictor} predictor"
-    progress.note(f"dynamo-planner replay: {len(trace):,} requests, planner {planner}")
-    report = replay(trace, profile, config, options=options, progress=progress)
+    progress.note(
+        f"dynamo-planner replay: {len(inputs.trace):,} requests, planner {planner}"
+    )
+    report = replay(
+        inputs.trace,
+        inputs.profile,
+        config,
+        options=inputs.options,
+        progress=progress,
+    )
     progress.close()
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
