@@ -49,6 +49,7 @@ import numpy.typing as npt
 from dynamo_planner.exceptions import InfeasibleSLAError
 
 __all__ = [
+    "CAP_WAIT_SHARE",
     "MGcQueue",
     "PrefillMix",
     "PrefillQueueEstimate",
@@ -57,12 +58,17 @@ __all__ = [
     "estimate_prefill",
     "exponential_mix",
     "servers_for_attainment",
+    "servers_for_target",
+    "servers_for_wait_probability",
 ]
 
 FloatArray = npt.NDArray[np.float64]
 
 MAX_SERVERS = 100_000
 """Largest replica count :func:`servers_for_attainment` will consider."""
+CAP_WAIT_SHARE = 0.1
+""":func:`servers_for_target` caps where at most ``1 - target`` of requests wait longer
+than this share of the TTFT target."""
 
 
 def _float_array(values: npt.ArrayLike) -> FloatArray:
@@ -491,6 +497,123 @@ def _refine(
         best = estimate
         servers -= 1
     return best
+
+
+def servers_for_wait_probability(
+    mix: PrefillMix,
+    *,
+    arrival_rate_per_s: float,
+    wait_probability: float,
+    ttft_s: float,
+    wait_s: float = 0.0,
+    arrival_cv2: float = 1.0,
+    min_servers: int = 1,
+) -> PrefillQueueEstimate:
+    """The fewest replicas at which at most ``wait_probability`` wait longer than ``wait_s``.
+
+    With that few requests waiting longer, nearly every request takes about its prefill
+    time alone: more replicas can only shorten waits that are already rare or short.
+
+    Args:
+        mix: The requests' prefill work and the batching limits.
+        arrival_rate_per_s: Requests per second.
+        wait_probability: The largest share of requests allowed to wait longer than
+            ``wait_s`` (0 < p < 1).
+        ttft_s: The TTFT target (for the attainment reported).
+        wait_s: The wait that counts (0: any wait).
+        arrival_cv2: ``Ca²`` of inter-arrival times.
+        min_servers: Fewest replicas to consider.
+
+    Returns:
+        The estimate at the chosen replica count.
+    """
+    rate = max(0.0, float(arrival_rate_per_s))
+    servers = max(1, int(min_servers))
+    while servers <= MAX_SERVERS:
+        estimate = estimate_prefill(
+            mix,
+            servers=servers,
+            arrival_rate_per_s=rate,
+            ttft_s=ttft_s,
+            quantile=None,
+            arrival_cv2=arrival_cv2,
+        )
+        if estimate.stable:
+            longer = estimate.wait_probability * (
+                math.exp(-wait_s / estimate.conditional_mean_wait_s)
+                if estimate.conditional_mean_wait_s > 0
+                else 0.0
+            )
+            if longer <= wait_probability:
+                return estimate
+        servers += 1 if servers < 256 else 16
+    raise InfeasibleSLAError(
+        f"no prefill replica count up to {MAX_SERVERS} keeps the share of waiting "
+        f"requests within {wait_probability:.1%} at {rate:g} requests/s"
+    )
+
+
+def servers_for_target(
+    mix: PrefillMix,
+    *,
+    arrival_rate_per_s: float,
+    ttft_s: float,
+    attainment: float,
+    arrival_cv2: float = 1.0,
+    min_servers: int = 1,
+) -> tuple[PrefillQueueEstimate, bool]:
+    """Replicas for the attainment target, capped where at most ``1 - target`` wait.
+
+    The target share is over *all* requests of the mix. It is capped at the replicas
+    where at most ``1 - attainment`` of requests wait longer than a tenth of ``ttft_s``
+    (:data:`CAP_WAIT_SHARE`; beyond that, more replicas only shorten waits that are
+    already rare or short). When too much of the mix
+    exceeds ``ttft_s`` even alone for the target to be reachable, that cap is the answer.
+    Both parts grow with the load, the target share and a tighter ``ttft_s``, so the
+    result never falls when any of them rises.
+
+    Returns:
+        The estimate at the chosen count (its ``ttft_quantile_s`` at the ``attainment``
+        level), and whether the target share is reachable.
+    """
+    cap = servers_for_wait_probability(
+        mix,
+        arrival_rate_per_s=arrival_rate_per_s,
+        wait_probability=1.0 - attainment,
+        ttft_s=ttft_s,
+        wait_s=CAP_WAIT_SHARE * ttft_s,
+        arrival_cv2=arrival_cv2,
+        min_servers=min_servers,
+    )
+    reachable = mix.feasible_share(ttft_s) >= attainment
+    servers = cap.servers
+    if reachable:
+        rate = max(0.0, float(arrival_rate_per_s))
+        full_batch = float(np.mean(mix.work_s)) + mix.overhead_s / mix.max_batch
+        low = max(
+            1, int(min_servers), math.floor(rate * full_batch) + 1 if rate > 0 else 1
+        )
+        for candidate in range(min(low, servers), servers):
+            estimate = estimate_prefill(
+                mix,
+                servers=candidate,
+                arrival_rate_per_s=rate,
+                ttft_s=ttft_s,
+                quantile=None,
+                arrival_cv2=arrival_cv2,
+            )
+            if estimate.stable and estimate.attainment >= attainment:
+                servers = candidate
+                break
+    final = estimate_prefill(
+        mix,
+        servers=servers,
+        arrival_rate_per_s=arrival_rate_per_s,
+        ttft_s=ttft_s,
+        quantile=attainment,
+        arrival_cv2=arrival_cv2,
+    )
+    return final, reachable
 
 
 def exponential_mix(mean: float, points: int = 64) -> FloatArray:

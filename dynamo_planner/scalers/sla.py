@@ -18,9 +18,12 @@ trend); with no samples, an exponential mix around those means stands in.
 
 **Prefill.** An M/G/c queue with batching (:mod:`dynamo_planner.scalers.queueing`) over the
 mix's prefill times: the fewest replicas whose predicted share of requests with TTFT
-(waiting included) within the target reaches ``sla_attainment``. Requests whose prefill
-*alone* exceeds the target cannot be helped by replicas; they are reported and the target
-applies to the others. If the mean request alone exceeds the target, the plan says so
+(waiting included) within the target reaches ``sla_attainment``, capped at the replicas
+where at most ``1 - sla_attainment`` of requests wait longer than a tenth of the target
+(beyond that more replicas only shorten waits that are already rare or short). Requests whose prefill *alone* exceeds the target cannot be helped by replicas;
+when they make the target share unreachable, the cap is the answer and the plan says so.
+Both parts grow with the load, the share and a tighter target, so the replicas do too.
+If the mean request alone exceeds the target, the plan says so
 and sizes on a best-effort basis (``strict=True`` refuses with
 :class:`~dynamo_planner.exceptions.InfeasibleSLAError`). A worker whose queued prefill
 work (``WorkerLoad.active_prefill_tokens``) alone outlasts the next interval serves no
@@ -72,11 +75,12 @@ import numpy.typing as npt
 from dynamo_planner.exceptions import ConfigError, InfeasibleSLAError
 from dynamo_planner.protocols import Interpolator, ScalingRequest
 from dynamo_planner.scalers.queueing import (
+    CAP_WAIT_SHARE,
     PrefillMix,
     PrefillQueueEstimate,
     estimate_prefill,
     exponential_mix,
-    servers_for_attainment,
+    servers_for_target,
 )
 from dynamo_planner.values import Demand, Observation, ReplicaPlan, ReplicaState, Status
 
@@ -639,16 +643,10 @@ class SLAScaler:
             reasons.append(f"prefill: {words}; sizing on a best-effort basis")
         pmix = self._prefill_mix(mix, factor)
         feasible = pmix.feasible_share(target_s)
-        target = self.attainment * feasible
-        if feasible < 1.0:
-            reasons.append(
-                f"prefill: {1 - feasible:.1%} of the mix exceeds TTFT {self.ttft_ms:g} ms "
-                "even alone (no replica count helps them); sizing so that "
-                f"{self.attainment:.0%} of the rest meet it"
-            )
+        target = self.attainment
         floor = max(1, self.min_endpoint) if rate > 0 else self.min_endpoint
         if rate > 0:
-            chosen = servers_for_attainment(
+            chosen, reachable = servers_for_target(
                 pmix,
                 arrival_rate_per_s=rate,
                 ttft_s=target_s,
@@ -657,6 +655,14 @@ class SLAScaler:
                 min_servers=floor,
             )
             need = chosen.servers
+            if not reachable:
+                reasons.append(
+                    f"prefill: the target share {target:.0%} is out of reach: "
+                    f"{1 - feasible:.1%} of the mix exceeds TTFT {self.ttft_ms:g} ms even "
+                    f"alone; sized so that at most {1 - target:.0%} of requests wait "
+                    f"longer than {CAP_WAIT_SHARE * self.ttft_ms:g} ms (more replicas "
+                    "would only shorten waits that are already rare or short)"
+                )
         else:
             chosen = None
             need = floor
@@ -736,6 +742,9 @@ class SLAScaler:
                 "prefill_utilisation": estimate.utilisation,
                 "prefill_batch_size": estimate.batch_size,
                 "prefill_wait_probability": estimate.wait_probability,
+                "prefill_long_wait_share": _long_wait_share(
+                    estimate, CAP_WAIT_SHARE * self.ttft_ms / 1000.0
+                ),
             }
         )
         return (
@@ -978,6 +987,16 @@ class SLAScaler:
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
+
+
+def _long_wait_share(estimate: PrefillQueueEstimate, wait_s: float) -> float:
+    """Share of requests waiting longer than ``wait_s`` (Erlang C, exponential tail)."""
+    mean = estimate.conditional_mean_wait_s
+    if not math.isfinite(mean):
+        return 1.0
+    if mean <= 0:
+        return 0.0
+    return estimate.wait_probability * math.exp(-wait_s / mean)
 
 
 def _decode_rate(rate: float, observation: Observation | None) -> tuple[float, str]:

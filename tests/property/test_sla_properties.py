@@ -161,11 +161,16 @@ class TestWithinTarget:
     def test_predicted_ttft_and_itl_within_target(
         self, num_req: float, isl: float, osl: float, ttft: float, itl: float
     ) -> None:
-        """Predicted TTFT and ITL at the attainment quantile meet the targets."""
+        """Predicted TTFT and ITL at the attainment quantile meet the targets.
+
+        When too much of the mix misses TTFT even alone, the target share is out of
+        reach, and then at most 1% of requests wait longer than a tenth of the target.
+        """
         chosen = plan(num_req, isl, osl, ttft_ms=ttft, itl_ms=itl)
         details = chosen.details
-        share = details["prefill_feasible_share"]
-        assert details["predicted_prefill_attainment"] >= 0.99 * share - 1e-9
-        if share == 1.0:
+        if details["prefill_feasible_share"] >= 0.99:
+            assert details["predicted_prefill_attainment"] >= 0.99
             assert details["predicted_ttft_ms"] <= ttft
+        else:  # out of reach: at most 1% of requests wait over a tenth of the target
+            assert details["prefill_long_wait_share"] <= 0.01
         assert details["predicted_itl_ms"] <= itl

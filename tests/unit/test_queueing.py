@@ -19,6 +19,7 @@ from dynamo_planner.scalers.queueing import (
     estimate_prefill,
     exponential_mix,
     servers_for_attainment,
+    servers_for_target,
 )
 
 
@@ -237,3 +238,59 @@ class TestReplicaSearch:
         values = exponential_mix(1200.0)
         assert values.mean() == pytest.approx(1200.0)
         assert values.var() / values.mean() ** 2 == pytest.approx(1.0, abs=0.15)
+
+
+class TestTarget:
+    """The attainment target capped where almost nobody waits long: monotone."""
+
+    def mix(self, prefill: PrefillFit, mean_isl: float) -> PrefillMix:
+        isl = exponential_mix(mean_isl)
+        return PrefillMix(
+            work_s=prefill.work_ms_array(isl) / 1000.0,
+            overhead_s=prefill.overhead_ms / 1000.0,
+            isl_tokens=isl,
+            max_num_batched_tokens=8192,
+        )
+
+    def test_reachable_matches_attainment_search(self, prefill: PrefillFit) -> None:
+        """Below the cap the answer is the fewest replicas reaching the target."""
+        mix = self.mix(prefill, 1155.0)
+        plain = servers_for_attainment(
+            mix, arrival_rate_per_s=60.0, ttft_s=0.5, attainment=0.99
+        )
+        chosen, reachable = servers_for_target(
+            mix, arrival_rate_per_s=60.0, ttft_s=0.5, attainment=0.99
+        )
+        assert reachable
+        assert chosen.servers == plain.servers
+
+    def test_unreachable_gives_the_cap(self, prefill: PrefillFit) -> None:
+        """When too many requests miss TTFT alone, few requests wait long."""
+        mix = self.mix(prefill, 8000.0)
+        chosen, reachable = servers_for_target(
+            mix, arrival_rate_per_s=30.0, ttft_s=0.5, attainment=0.99
+        )
+        assert not reachable
+        longer = chosen.wait_probability * math.exp(
+            -0.05 / chosen.conditional_mean_wait_s
+        )
+        assert longer <= 0.01
+        fewer = estimate_prefill(
+            mix, servers=chosen.servers - 1, arrival_rate_per_s=30.0, ttft_s=0.5
+        )
+        assert (
+            not fewer.stable
+            or fewer.wait_probability * math.exp(-0.05 / fewer.conditional_mean_wait_s)
+            > 0.01
+        )
+
+    def test_tighter_target_never_fewer(self, prefill: PrefillFit) -> None:
+        """A tighter TTFT that makes more requests infeasible still never lowers it."""
+        mix = self.mix(prefill, 5913.0)
+        loose, _ = servers_for_target(
+            mix, arrival_rate_per_s=10071 / 60, ttft_s=0.561, attainment=0.99
+        )
+        tight, _ = servers_for_target(
+            mix, arrival_rate_per_s=10071 / 60, ttft_s=0.526, attainment=0.99
+        )
+        assert tight.servers >= loose.servers
