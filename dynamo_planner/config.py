@@ -569,13 +569,15 @@ class PlannerConfig:
 
     # ---- load predictor ----------------------------------------------------------------
     load_predictor: str = _field(
-        "arima",
+        "auto",
         section=_PREDICTOR,
         kind="str",
         flag="--load-predictor",
         validators=(_plugin_name_validator,),
         help="Predictor plugin for request count, ISL and OSL (group "
-        "dynamo_planner.predictors): constant, arima, kalman, prophet, ...",
+        "dynamo_planner.predictors): auto, constant, arima, kalman, prophet, ... "
+        "The default 'auto' weighs the others by their recent out-of-sample error "
+        "(the reference's default is 'arima').",
     )
     load_predictor_log1p: bool = _field(
         False,
@@ -600,7 +602,8 @@ class PlannerConfig:
         optional=True,
         path=True,
         flag="--load-predictor-warmup-trace",
-        help="Mooncake-style JSONL trace fed to the predictors before live traffic.",
+        help="Trace fed to the predictors before live traffic: mooncake JSONL (plain "
+        "or .gz), the Azure LLM inference CSV, or a ServeGen per-client folder.",
     )
     kalman_q_level: float = _field(
         1.0,
