@@ -49,11 +49,14 @@ _GAUGES = {
     "unknown_intervals": "Consecutive intervals with unknown traffic",
 }
 _COUNTERS = {
-    "errors": ("Source and connector failures by kind", ("kind",)),
+    "errors": (
+        "Source and connector failures, and deferred decisions, by kind",
+        ("kind",),
+    ),
     "decisions": ("Plans applied through the connector", ()),
 }
 
-ERROR_KINDS = ("source", "connector")
+ERROR_KINDS = ("source", "connector", "deferred")
 """The error kinds the planner counts (:attr:`~dynamo_planner.planner.Planner.errors`)."""
 
 METRIC_NAMES = tuple(
