@@ -1,329 +1,364 @@
-"""Throughput-only, load-only and both scaling modes replayed on real traces.
+"""Throughput, load-based, both modes and agg, replayed with ``dynamo-planner replay``.
 
-Run: ``python benchmarks/loadbased_table.py`` (about two minutes on two cores). For each
-workload and cold start (0, 60, 180 s) it replays the trace on the simulator with:
+Run: ``python benchmarks/loadbased_table.py`` (about two minutes with the default two
+processes). Every row is the replay of one ``dynamo-planner replay`` command line, which
+the script prints: it parses that command line with the replay command's own parser and
+replays what the command would (``dynamo_planner.cli._replay.prepare``), and at the end it
+runs one of the commands through the command line itself and checks that it prints the
+same figures.
 
-* **throughput**: the throughput planner alone (``PlannerConfig`` defaults: reference
-  scaler and interpolator, 180 s interval; the predictor is ``--predictor``);
+For each workload it first finds the best static deployments (disaggregated, and
+aggregated for agg) with the command's ``--baselines best_static,capacity_floor``, then
+replays, at cold starts of 0, 60 and 180 s, starting from the best static deployment (as
+if the planner took over a right-sized deployment):
+
+* **throughput**: the throughput planner alone (defaults: reference scaler and
+  interpolator, ARIMA predictor, 180 s interval), with its perfect-forecast baseline;
 * **load**: load-based scaling alone (defaults: 5 s interval, window 50, 5 observations,
-  sensitivity 80);
+  sensitivity 80, 10 router scrapes per interval);
 * **both**: the two together (the throughput plan is a floor the load path enforces);
+* **agg**: load-based scaling of aggregated workers (``--mode agg``), on the simulator's
+  aggregated engine derived from the prefill and decode profiles.
 
-and beside them the simulator's baselines on the same trace: the throughput planner with a
-perfect forecast, the best static deployment (the cheapest meeting 99 % attainment, or the
-best reachable) and the capacity floor (GPU-hours of a fluid lower bound). Every run starts
-from the best static deployment (as if the planner took over a right-sized deployment:
-starting from one worker each under full load leaves a backlog that dominates every
-dynamic policy's result), on the bundled H200 / Llama-3.1-8B profile, with no GPU budget.
-
-It prints one markdown table per workload (attainment: share of requests meeting both the
-TTFT and the ITL target; GPU-hours; scaling actions: changes of the requested replicas),
-and writes one figure per workload with the workers held over time
-(``--out``, default ``docs/_static``): rows are cold starts, columns prefill and decode.
+All on the bundled H200 / Llama-3.1-8B profile with no GPU budget. It prints one markdown
+table per workload (attainment: share of requests meeting both the TTFT and the ITL
+target; GPU-hours; scaling actions: changes of the requested replicas) with its command
+lines, and writes one figure per workload with the workers held over time (``--out``,
+default ``docs/_static``): rows are cold starts; columns prefill, decode and agg workers.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
+import io
+import json
 import logging
 import math
+import os
+import shlex
+import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 
-from dynamo_planner.config import PlannerConfig
-from dynamo_planner.data import AZURE_CONV_TRACE, H200_PROFILE_DIR
-from dynamo_planner.load_planner import planner_from_config
-from dynamo_planner.profiles import load_profile
-from dynamo_planner.sim.engine import SimConfig
-from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.cli._replay import parse, prepare
+from dynamo_planner.sim.engine import WorkerSpan
 from dynamo_planner.sim.metrics import RunSummary, workers_over_time
-from dynamo_planner.sim.replay import PlannerRun, ReplayOptions, arun_planner, replay
-from dynamo_planner.sim.workload import load_scale
-from dynamo_planner.traces import RequestTrace, load_requests
+from dynamo_planner.sim.replay import ReplayOptions, replay
 
 REPO = Path(__file__).resolve().parent.parent
-MOONCAKE_CONV = REPO / "data" / "traces" / "mooncake" / "conversation_trace.jsonl"
 COLD_STARTS_S = (0.0, 60.0, 180.0)
-POLICIES = ("throughput", "load", "both")
+COMMON = ("--max-gpu-budget", "-1")
+POLICIES: dict[str, tuple[str, ...]] = {
+    "throughput": (),
+    "load": ("--enable-loadbased-scaling", "--disable-throughput-scaling"),
+    "both": ("--enable-loadbased-scaling",),
+    "agg": (
+        "--mode",
+        "agg",
+        "--enable-loadbased-scaling",
+        "--disable-throughput-scaling",
+    ),
+}
 
 
 @attrs.frozen
 class Workload:
-    """A trace and the targets it is judged by."""
+    """A trace (as ``dynamo-planner replay`` flags) and what it shows."""
 
     name: str
-    path: Path
-    copies: int
-    ttft_ms: float
-    itl_ms: float
+    flags: tuple[str, ...]
     why: str
 
 
 WORKLOADS = (
     Workload(
         "azure-conv",
-        AZURE_CONV_TRACE,
-        1,
-        500.0,
-        50.0,
-        "Azure LLM inference 2023, conversation, as recorded",
+        (),
+        "the bundled Azure LLM inference 2023 conversation trace, as recorded; "
+        "TTFT 500 ms, ITL 50 ms",
     ),
     Workload(
         "azure-conv-x16",
-        AZURE_CONV_TRACE,
-        16,
-        500.0,
-        50.0,
+        ("--load-scale", "16"),
         "the same, 16 time-shifted copies superposed (bursts kept), so that scaling "
-        "matters",
+        "matters; TTFT 500 ms, ITL 50 ms",
     ),
     Workload(
         "mooncake-conv",
-        MOONCAKE_CONV,
-        1,
-        3500.0,
-        50.0,
+        ("--trace", "data/traces/mooncake/conversation_trace.jsonl", "--ttft", "3500"),
         "Mooncake conversation, as recorded; TTFT 3.5 s because the longest prompt "
-        "(126k tokens) alone takes 3.1 s to prefill on this profile",
+        "(126k tokens) alone takes 3.1 s to prefill on this profile, ITL 50 ms",
     ),
 )
 
 
 @attrs.frozen
-class Row:
-    """One run's figures."""
+class Figures:
+    """One run's figures (a summary row) and, for plots, its workers' lives."""
 
-    workload: str
-    cold_start_s: float
-    policy: str
-    summary: RunSummary | None
+    name: str
+    attainment: float
+    attainment_ttft: float
+    attainment_itl: float
     gpu_hours: float
+    scaling_actions: int
+    requests: int
+    workers: tuple[WorkerSpan, ...] = ()
+    end_s: float = math.nan
+
+    @classmethod
+    def of(
+        cls,
+        summary: RunSummary,
+        workers: tuple[WorkerSpan, ...] = (),
+        end_s: float = math.nan,
+    ) -> Figures:
+        return cls(
+            name=summary.label,
+            attainment=summary.attainment,
+            attainment_ttft=summary.attainment_ttft,
+            attainment_itl=summary.attainment_itl,
+            gpu_hours=summary.gpu_hours,
+            scaling_actions=summary.scaling_actions,
+            requests=summary.requests,
+            workers=workers,
+            end_s=end_s,
+        )
+
+
+@attrs.frozen
+class Outcome:
+    """What one command replayed."""
+
+    argv: tuple[str, ...]
+    planner: Figures | None
+    perfect: Figures | None
+    static: Figures | None
+    static_counts: tuple[int, int] | None
+    floor_gpu_hours: float | None
     wall_s: float
 
 
-def _config(workload: Workload, policy: str, predictor: str) -> PlannerConfig:
-    load = policy in ("load", "both")
-    return PlannerConfig(
-        ttft_ms=workload.ttft_ms,
-        itl_ms=workload.itl_ms,
-        load_predictor=predictor,
-        max_gpu_budget=-1,
-        enable_throughput_scaling=policy in ("throughput", "both"),
-        enable_loadbased_scaling=load,
-        environment="virtual",
-        loadbased_router_metrics_url="http://router.invalid/metrics" if load else None,
-    )
+def replay_command(argv: Sequence[str], *, with_planner: bool = True) -> Outcome:
+    """Replay what ``dynamo-planner replay ARGV`` replays (without its planner run).
 
-
-async def _run(
-    trace: RequestTrace,
-    model: EngineModel,
-    config: PlannerConfig,
-    profile: Any,
-    sim: SimConfig,
-    name: str,
-) -> PlannerRun:
-    planner = planner_from_config(config, profile=profile)
-    return await arun_planner(
-        trace,
-        model,
-        planner,  # type: ignore[arg-type]  # LoadPlanner/CombinedPlanner: same surface
-        sim_config=sim,
-        ttft_ms=config.ttft_ms,
-        itl_ms=config.itl_ms,
-        name=name,
-    )
-
-
-def run_workload(
-    workload: Workload, profile: Any, model: EngineModel, predictor: str
-) -> tuple[list[Row], dict[float, dict[str, Any]]]:
-    """Every policy and baseline at every cold start; rows and the runs to plot."""
-    trace = load_requests(workload.path)
-    trace = load_scale(trace, workload.copies)
-    # The static baselines do not depend on the cold start: compute them once.
-    t0 = time.perf_counter()
-    statics = replay(
-        trace,
-        profile,
-        None,
-        options=ReplayOptions(
-            interval_s=180.0,
-            ttft_ms=workload.ttft_ms,
-            itl_ms=workload.itl_ms,
-            baselines=("best_static", "capacity_floor"),
-        ),
-    )
-    best, floor = statics.best_static, statics.capacity_floor
-    assert best is not None
-    assert floor is not None
-    print(
-        f"  {workload.name}: best static {best.prefill}P+{best.decode}D "
-        f"({time.perf_counter() - t0:.1f} s)"
-    )
-    rows: list[Row] = []
-    runs: dict[float, dict[str, Any]] = {}
-    for cold in COLD_STARTS_S:
-        sim = SimConfig(
-            cold_start_s=cold,
-            initial_prefill=best.prefill,
-            initial_decode=best.decode,
+    ``with_planner=False`` computes the command's baselines only (the best static
+    deployment and the capacity floor do not depend on the planner).
+    """
+    logging.getLogger("dynamo_planner.config").setLevel(logging.ERROR)
+    started = time.perf_counter()
+    inputs = prepare(parse(argv))
+    config = inputs.config
+    if with_planner:
+        report = replay(inputs.trace, inputs.profile, config, options=inputs.options)
+    else:
+        interval = (
+            config.loadbased_adjustment_interval_s
+            if config.enable_loadbased_scaling
+            else config.adjustment_interval_s
         )
-        t0 = time.perf_counter()
-        report = replay(
-            trace,
-            profile,
-            _config(workload, "throughput", predictor),
-            options=ReplayOptions(sim=sim, baselines=("perfect_forecast",)),
+        options: ReplayOptions = attrs.evolve(
+            inputs.options,
+            interval_s=interval,
+            ttft_ms=config.ttft_ms,
+            itl_ms=config.itl_ms,
         )
-        assert report.planner is not None
-        plotted: dict[str, Any] = {
-            "throughput": report.planner,
-            "best static": (best.prefill, best.decode),
-        }
-        rows.append(
-            Row(
-                workload.name,
-                cold,
-                "throughput",
-                report.planner.summary,
-                report.planner.summary.gpu_hours,
-                report.planner_wall_s,
-            )
+        report = replay(inputs.trace, inputs.profile, None, options=options)
+    run, perfect, static = report.planner, report.perfect_forecast, report.best_static
+    return Outcome(
+        argv=tuple(argv),
+        planner=Figures.of(run.summary, run.result.workers, run.result.end_s)
+        if run
+        else None,
+        perfect=Figures.of(
+            perfect.summary, perfect.result.workers, perfect.result.end_s
         )
-        for policy in ("load", "both"):
-            t1 = time.perf_counter()
-            run = asyncio.run(
-                _run(
-                    trace,
-                    model,
-                    _config(workload, policy, predictor),
-                    profile,
-                    sim,
-                    policy,
-                )
-            )
-            plotted[policy] = run
-            rows.append(
-                Row(
-                    workload.name,
-                    cold,
-                    policy,
-                    run.summary,
-                    run.summary.gpu_hours,
-                    time.perf_counter() - t1,
-                )
-            )
-        if report.perfect_forecast is not None:
-            plotted["perfect forecast"] = report.perfect_forecast
-            rows.append(
-                Row(
-                    workload.name,
-                    cold,
-                    "perfect forecast",
-                    report.perfect_forecast.summary,
-                    report.perfect_forecast.summary.gpu_hours,
-                    math.nan,
-                )
-            )
-        runs[cold] = plotted
-        print(
-            f"  {workload.name} cold start {cold:g} s: {time.perf_counter() - t0:.1f} s"
-        )
-    rows.append(
-        Row(
-            workload.name,
-            math.nan,
-            f"best static ({best.prefill}P+{best.decode}D)",
-            best.summary,
-            best.summary.gpu_hours,
-            math.nan,
-        )
+        if perfect
+        else None,
+        static=Figures.of(static.summary) if static else None,
+        static_counts=(static.prefill, static.decode) if static else None,
+        floor_gpu_hours=report.capacity_floor.gpu_hours
+        if report.capacity_floor
+        else None,
+        wall_s=time.perf_counter() - started,
     )
-    rows.append(
-        Row(workload.name, math.nan, "capacity floor", None, floor.gpu_hours, math.nan)
-    )
-    return rows, runs
 
 
-def _fmt_table(workload: Workload, trace_requests: int, rows: Sequence[Row]) -> str:
-    title = (
-        f"**{workload.name}** ({trace_requests:,} requests; {workload.why}; "
-        f"TTFT {workload.ttft_ms:g} ms, ITL {workload.itl_ms:g} ms)"
+def _statics(argv: Sequence[str]) -> Outcome:
+    return replay_command(argv, with_planner=False)
+
+
+def static_argv(workload: Workload, policy: str) -> list[str]:
+    """The command whose baselines give the best static deployment of ``policy``."""
+    baselines = "best_static" if policy == "agg" else "best_static,capacity_floor"
+    return [
+        *workload.flags,
+        *COMMON,
+        *POLICIES[policy],
+        "--baselines",
+        baselines,
+    ]
+
+
+def run_argv(
+    workload: Workload, policy: str, cold_start_s: float, start: tuple[int, int]
+) -> list[str]:
+    """The command of one row: a policy at a cold start, from the best static."""
+    prefill, decode = start
+    begin = (
+        ["--start-num-d", str(decode)]
+        if policy == "agg"
+        else ["--start-num-p", str(prefill), "--start-num-d", str(decode)]
     )
+    return [
+        *workload.flags,
+        *COMMON,
+        *POLICIES[policy],
+        "--cold-start-s",
+        f"{cold_start_s:g}",
+        *begin,
+        "--baselines",
+        "perfect_forecast" if policy == "throughput" else "none",
+    ]
+
+
+def command(argv: Sequence[str]) -> str:
+    """The shell command line of ``argv``."""
+    return shlex.join(["dynamo-planner", "replay", *argv])
+
+
+# ------------------------------------------------------------------------ output
+
+
+def _pct(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1%}"
+
+
+def format_table(
+    workload: Workload,
+    statics: dict[str, Outcome],
+    runs: dict[tuple[float, str], Outcome],
+) -> str:
+    """The markdown table of one workload, with its command lines."""
+    disagg = statics["disagg"]
+    agg = statics["agg"]
+    assert disagg.static is not None
+    assert agg.static is not None
     lines = [
-        title,
+        f"**{workload.name}** ({disagg.static.requests:,} requests; {workload.why})",
         "",
-        "| cold start | policy | attainment | TTFT ok | ITL ok | GPU-h | scaling actions |",
+        (
+            "| cold start | policy | attainment | TTFT ok | ITL ok | GPU-h "
+            "| scaling actions |"
+        ),
         "|---:|---|---:|---:|---:|---:|---:|",
     ]
-    for row in rows:
-        s = row.summary
-        if s is None:
-            cells = ["", "", ""]
-            actions = ""
-        else:
-            cells = [
-                f"{s.attainment:.1%}",
-                f"{s.attainment_ttft:.1%}",
-                f"{s.attainment_itl:.1%}",
-            ]
-            actions = str(s.scaling_actions) if row.policy in POLICIES else ""
-        cold = "any" if math.isnan(row.cold_start_s) else f"{row.cold_start_s:g} s"
+
+    def row(cold: str, name: str, f: Figures | None, actions: str) -> None:
+        if f is None:
+            return
         lines.append(
-            f"| {cold} | {row.policy} | {' | '.join(cells)} | "
-            f"{row.gpu_hours:.2f} | {actions} |"
+            f"| {cold} | {name} | {_pct(f.attainment)} | {_pct(f.attainment_ttft)} | "
+            f"{_pct(f.attainment_itl)} | {f.gpu_hours:.2f} | {actions} |"
         )
+
+    for cold in COLD_STARTS_S:
+        for policy in POLICIES:
+            outcome = runs[(cold, policy)]
+            planner = outcome.planner
+            assert planner is not None
+            row(f"{cold:g} s", policy, planner, str(planner.scaling_actions))
+        row(f"{cold:g} s", "perfect forecast", runs[(cold, "throughput")].perfect, "")
+    row("any", disagg.static.name, disagg.static, "")
+    row("any", agg.static.name, agg.static, "")
+    lines.append(
+        f"| any | capacity floor | | | | {disagg.floor_gpu_hours or math.nan:.2f} | |"
+    )
+    lines += [
+        "",
+        (
+            "Commands (run from the repository's root; a row's figures are in the "
+            "output's `planner` line, the baselines' in theirs; other cold starts: change "
+            "`--cold-start-s`):"
+        ),
+        "",
+        "```text",
+        f"# best static and capacity floor\n{command(disagg.argv)}",
+        f"# best static (agg)\n{command(agg.argv)}",
+    ]
+    for policy in POLICIES:
+        lines.append(f"# {policy}, cold start 60 s")
+        lines.append(command(runs[(60.0, policy)].argv))
+    lines.append("```")
     return "\n".join(lines)
 
 
 _STYLES: dict[str, dict[str, Any]] = {
     "perfect forecast": {"color": "grey", "linewidth": 3.0, "alpha": 0.4},
     "throughput": {"color": "tab:orange", "linewidth": 1.2},
-    "load": {"color": "tab:blue", "linewidth": 1.8},
+    "load": {"color": "tab:blue", "linewidth": 1.6},
     "both": {"color": "tab:green", "linewidth": 1.0, "linestyle": "--"},
+    "agg": {"color": "tab:purple", "linewidth": 1.4},
 }
 
 
 def plot_workload(
-    workload: Workload, runs: dict[float, dict[str, Any]], out: Path
+    workload: Workload,
+    statics: dict[str, Outcome],
+    runs: dict[tuple[float, str], Outcome],
+    out: Path,
 ) -> Path:
-    """Workers held over time, one row per cold start, prefill and decode columns."""
+    """Workers held over time: rows are cold starts; prefill, decode, agg columns."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 2.6 * len(runs)), dpi=100)
+    fig = Figure(figsize=(13, 2.6 * len(COLD_STARTS_S)), dpi=100)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(runs), 2, sharex=True, squeeze=False)
-    for row, (cold, plotted) in enumerate(sorted(runs.items())):
-        end = max(run.result.end_s for k, run in plotted.items() if k in _STYLES)
+    axes = fig.subplots(len(COLD_STARTS_S), 3, sharex=True, squeeze=False)
+    disagg_start = statics["disagg"].static_counts or (0, 0)
+    agg_start = statics["agg"].static_counts or (0, 0)
+    for r, cold in enumerate(COLD_STARTS_S):
+        plotted: dict[str, Figures] = {}
+        for policy in POLICIES:
+            figures = runs[(cold, policy)].planner
+            if figures is not None:
+                plotted[policy] = figures
+        perfect = runs[(cold, "throughput")].perfect
+        if perfect is not None:
+            plotted["perfect forecast"] = perfect
+        end = max(f.end_s for f in plotted.values())
         t = np.linspace(0.0, end, 800)
-        for col, component in enumerate(("prefill", "decode")):
-            ax = axes[row][col]
+        columns = (
+            ("prefill", "prefill workers", disagg_start[0]),
+            ("decode", "decode workers", disagg_start[1]),
+            ("agg", "agg workers", agg_start[1]),
+        )
+        for c, (column, label, static) in enumerate(columns):
+            ax = axes[r][c]
             for name, style in _STYLES.items():
-                run = plotted.get(name)
-                if run is None:
+                figures = plotted.get(name)
+                if figures is None or (name == "agg") != (column == "agg"):
                     continue
-                _, held = workers_over_time(run.result.workers, t, component)
+                component = "decode" if column == "agg" else column
+                _, held = workers_over_time(figures.workers, t, component)
                 ax.step(t / 60.0, held, where="post", label=name, **style)
-            static = plotted.get("best static")
-            if static is not None:
-                ax.axhline(
-                    static[col],
-                    color="black",
-                    linestyle="--",
-                    linewidth=0.8,
-                    label="best static",
-                )
-            ax.set_ylabel(f"{component} workers")
+            ax.axhline(
+                static,
+                color="black",
+                linestyle="--",
+                linewidth=0.8,
+                label="best static",
+            )
+            ax.set_ylabel(label)
             ax.set_title(f"{workload.name}, cold start {cold:g} s", fontsize=9)
-            if row == 0 and col == 0:
+            if r == 0 and c in (0, 2):
                 ax.legend(loc="upper right", fontsize=7)
     for ax in axes[-1]:
         ax.set_xlabel("time (min)")
@@ -333,15 +368,58 @@ def plot_workload(
     return path
 
 
+def check_command(outcome: Outcome) -> str:
+    """Run one row's command through the command line; its figures must match."""
+    from dynamo_planner.cli import main
+
+    with tempfile.TemporaryDirectory() as folder:
+        stdout = io.StringIO()
+        argv = [
+            "replay",
+            *outcome.argv,
+            "--format",
+            "json",
+            "--no-plot",
+            "-q",
+            "--output-dir",
+            folder,
+        ]
+        with (
+            contextlib.redirect_stdout(stdout),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            status = main(argv)
+    if status != 0:
+        msg = f"{command(outcome.argv)} exited with {status}"
+        raise RuntimeError(msg)
+    printed = json.loads(stdout.getvalue())
+    run = printed["runs"][0]
+    assert outcome.planner is not None
+    mine = (
+        outcome.planner.attainment,
+        outcome.planner.gpu_hours,
+        outcome.planner.scaling_actions,
+    )
+    theirs = (run["attainment"], run["gpu_hours"], run["scaling_actions"])
+    if mine != theirs:
+        msg = f"{command(outcome.argv)} printed {theirs}, the table has {mine}"
+        raise RuntimeError(msg)
+    return (
+        f"checked: `{command(outcome.argv)}` prints attainment "
+        f"{theirs[0]:.1%}, {theirs[1]:.2f} GPU-h, {theirs[2]} scaling actions"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--out", type=Path, default=REPO / "docs" / "_static", help="figure folder"
+        "--out",
+        type=lambda text: Path(text).resolve(),
+        default=REPO / "docs" / "_static",
+        help="figure folder",
     )
     parser.add_argument(
-        "--predictor",
-        default="constant",
-        help="throughput predictor (default constant)",
+        "--jobs", type=int, default=2, help="processes replaying at once (default 2)"
     )
     parser.add_argument(
         "--workload",
@@ -350,25 +428,61 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="run only these workloads (repeatable)",
     )
     args = parser.parse_args(argv)
-    logging.getLogger("dynamo_planner.config").setLevel(logging.ERROR)
-    profile = load_profile(H200_PROFILE_DIR)
-    model = EngineModel.from_profile(profile)
+    os.chdir(REPO)  # the commands' relative paths are from the repository's root
+    workloads = [w for w in WORKLOADS if not args.workload or w.name in args.workload]
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        # 1. best static deployments (disagg and agg) and the capacity floor
+        futures = {
+            (w.name, kind): pool.submit(
+                _statics, static_argv(w, "agg" if kind == "agg" else "throughput")
+            )
+            for w in workloads
+            for kind in ("disagg", "agg")
+        }
+        statics = {key: future.result() for key, future in futures.items()}
+        for (name, kind), outcome in statics.items():
+            print(
+                f"  {name}: best static {kind} {outcome.static_counts} "
+                f"({outcome.wall_s:.0f} s)"
+            )
+        # 2. every policy at every cold start, from the best static
+        run_futures = {}
+        for w in workloads:
+            for cold in COLD_STARTS_S:
+                for policy in POLICIES:
+                    kind = "agg" if policy == "agg" else "disagg"
+                    start = statics[(w.name, kind)].static_counts
+                    assert start is not None
+                    run_futures[(w.name, cold, policy)] = pool.submit(
+                        replay_command, run_argv(w, policy, cold, start)
+                    )
+        runs = {key: future.result() for key, future in run_futures.items()}
+    print(f"  replays done ({time.perf_counter() - started:.0f} s)")
     tables = []
-    for workload in WORKLOADS:
-        if args.workload and workload.name not in args.workload:
-            continue
-        rows, runs = run_workload(workload, profile, model, args.predictor)
-        requests = rows[0].summary.requests if rows[0].summary else 0
-        tables.append(_fmt_table(workload, requests, rows))
-        path = plot_workload(workload, runs, args.out)
+    for w in workloads:
+        mine = {kind: statics[(w.name, kind)] for kind in ("disagg", "agg")}
+        rows = {
+            (cold, policy): runs[(w.name, cold, policy)]
+            for cold in COLD_STARTS_S
+            for policy in POLICIES
+        }
+        tables.append(format_table(w, mine, rows))
+        path = plot_workload(w, mine, rows, args.out)
         print(
             f"  wrote {path.relative_to(REPO) if path.is_relative_to(REPO) else path}"
         )
+    # 3. one row again, through the command line itself
+    probe = next(
+        (k for k in runs if k[0] == "mooncake-conv" and k[1:] == (60.0, "load")),
+        next(iter(runs)),
+    )
+    check = check_command(runs[probe])
     print()
     print("\n\n".join(tables))
     print()
+    print(check)
     print(f"total wall time {time.perf_counter() - started:.0f} s")
     return 0
 
