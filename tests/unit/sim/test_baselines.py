@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -91,7 +93,11 @@ class TestBestStatic:
     def test_minimal_and_feasible(self, model: EngineModel) -> None:
         """The result meets the target and one worker fewer of either kind does not."""
         trace = poisson(40, 120, isl=3000, osl=150, seed=1)
-        kwargs = {"ttft_ms": 300.0, "itl_ms": 12.0, "attainment_target": 0.95}
+        kwargs: dict[str, Any] = {
+            "ttft_ms": 300.0,
+            "itl_ms": 12.0,
+            "attainment_target": 0.95,
+        }
         search = best_static(trace, model, SimConfig(), **kwargs)
         assert search.feasible
         p, d = search.prefill, search.decode
