@@ -1094,7 +1094,7 @@ class Simulation:
         delivered in it; mean ITL, mean OSL, OSL samples and mean duration over requests
         completed in it (the frontend learns a request's output length when it ends). A
         window with no arrival reports a request count of zero and everything else
-        unknown. ``workers`` is the per-worker load now.
+        unknown. ``workers`` is :meth:`worker_loads` (as of the metric delay).
         """
         end = self._now - self.config.metric_delay_s
         return self.window(end - interval_s, end, interval_s=interval_s)
