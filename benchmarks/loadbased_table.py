@@ -13,7 +13,9 @@ replays, at cold starts of 0, 60 and 180 s, starting from the best static deploy
 if the planner took over a right-sized deployment):
 
 * **throughput**: the throughput planner alone (defaults: reference scaler and
-  interpolator, ARIMA predictor, 180 s interval), with its perfect-forecast baseline;
+  interpolator, 180 s interval; the ARIMA predictor, the reference's default, named on
+  the command line so that the figures do not move with this library's default), with
+  its perfect-forecast baseline;
 * **load**: load-based scaling alone (defaults: 5 s interval, window 50, 5 observations,
   sensitivity 80, 10 router scrapes per interval);
 * **both**: the two together (the throughput plan is a floor the load path enforces);
@@ -54,7 +56,7 @@ from dynamo_planner.sim.replay import ReplayOptions, replay
 
 REPO = Path(__file__).resolve().parent.parent
 COLD_STARTS_S = (0.0, 60.0, 180.0)
-COMMON = ("--max-gpu-budget", "-1")
+COMMON = ("--max-gpu-budget", "-1", "--load-predictor", "arima")
 POLICIES: dict[str, tuple[str, ...]] = {
     "throughput": (),
     "load": ("--enable-loadbased-scaling", "--disable-throughput-scaling"),
