@@ -24,44 +24,14 @@ from typing import Any, Literal
 
 import attrs
 
-from dynamo_planner.exceptions import ConfigError
 from dynamo_planner.protocols import Interpolator, ScalingRequest
+from dynamo_planner.scalers import _checks
 from dynamo_planner.values import Corrections, Demand, ReplicaPlan
 
 __all__ = ["ReferenceScaler"]
 
 Mode = Literal["disagg", "prefill", "decode"]
 _MODES = ("disagg", "prefill", "decode")
-
-
-def _positive_finite(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(
-            f"must be a positive number, got {value!r}",
-            field=attribute.name,
-            value=value,
-        )
-
-
-def _at_least(low: int) -> Any:
-    def check(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
-        if value < low:
-            raise ConfigError(
-                f"must be at least {low}, got {value!r}",
-                field=attribute.name,
-                value=value,
-            )
-
-    return check
-
-
-def _mode(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    if value not in _MODES:
-        raise ConfigError(
-            f"the reference scaler plans modes {', '.join(_MODES)}, not {value!r}",
-            field=attribute.name,
-            value=value,
-        )
 
 
 @attrs.frozen(kw_only=True)
@@ -118,12 +88,14 @@ class ReferenceScaler:
     """
 
     interpolator: Interpolator
-    ttft_ms: float = attrs.field(default=500.0, validator=_positive_finite)
-    itl_ms: float = attrs.field(default=50.0, validator=_positive_finite)
-    prefill_gpus_per_engine: int = attrs.field(default=1, validator=_at_least(1))
-    decode_gpus_per_engine: int = attrs.field(default=1, validator=_at_least(1))
-    min_endpoint: int = attrs.field(default=1, validator=_at_least(0))
-    mode: Mode = attrs.field(default="disagg", validator=_mode)
+    ttft_ms: float = attrs.field(default=500.0, validator=_checks.positive)
+    itl_ms: float = attrs.field(default=50.0, validator=_checks.positive)
+    prefill_gpus_per_engine: int = attrs.field(default=1, validator=_checks.at_least(1))
+    decode_gpus_per_engine: int = attrs.field(default=1, validator=_checks.at_least(1))
+    min_endpoint: int = attrs.field(default=1, validator=_checks.at_least(0))
+    mode: Mode = attrs.field(
+        default="disagg", validator=_checks.in_modes("reference", _MODES)
+    )
 
     @classmethod
     def from_config(cls, config: Any, interpolator: Interpolator) -> ReferenceScaler:

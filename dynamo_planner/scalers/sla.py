@@ -72,8 +72,9 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from dynamo_planner.exceptions import ConfigError, InfeasibleSLAError
+from dynamo_planner.exceptions import InfeasibleSLAError
 from dynamo_planner.protocols import Interpolator, ScalingRequest
+from dynamo_planner.scalers import _checks
 from dynamo_planner.scalers.queueing import (
     CAP_WAIT_SHARE,
     PrefillMix,
@@ -104,59 +105,6 @@ MIN_SPREAD_POINTS = 3
 BEST_EFFORT_SLACK = 1.1
 """With ``strict=False``, an ITL target below one request's ITL is replaced by this
 multiple of that ITL (best effort)."""
-
-
-def _check_positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(
-            f"must be a positive number, got {value!r}",
-            field=attribute.name,
-            value=value,
-        )
-
-
-def _check_share(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (0 < value < 1):
-        raise ConfigError(
-            f"must be strictly between 0 and 1, got {value!r}",
-            field=attribute.name,
-            value=value,
-        )
-
-
-def _at_least(low: int) -> Any:
-    def check(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
-        if value < low:
-            raise ConfigError(
-                f"must be at least {low}, got {value!r}",
-                field=attribute.name,
-                value=value,
-            )
-
-    return check
-
-
-def _non_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not (math.isfinite(value) and value >= 0):
-        raise ConfigError(
-            f"must be a finite number >= 0, got {value!r}",
-            field=attribute.name,
-            value=value,
-        )
-
-
-def _mode(_: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    if value not in _MODES:
-        raise ConfigError(
-            f"the sla scaler plans modes {', '.join(_MODES)}, not {value!r}",
-            field=attribute.name,
-            value=value,
-        )
-
-
-# --------------------------------------------------------------------------------------
-# The decode step-time law
-# --------------------------------------------------------------------------------------
 
 
 @attrs.frozen(kw_only=True)
@@ -353,21 +301,25 @@ class SLAScaler:
     """
 
     interpolator: Interpolator
-    ttft_ms: float = attrs.field(default=500.0, validator=_check_positive)
-    itl_ms: float = attrs.field(default=50.0, validator=_check_positive)
-    attainment: float = attrs.field(default=0.99, validator=_check_share)
-    prefill_gpus_per_engine: int = attrs.field(default=1, validator=_at_least(1))
-    decode_gpus_per_engine: int = attrs.field(default=1, validator=_at_least(1))
-    min_endpoint: int = attrs.field(default=1, validator=_at_least(0))
-    mode: Mode = attrs.field(default="disagg", validator=_mode)
-    cold_start_s: float = attrs.field(default=60.0, validator=_non_negative)
-    scale_down_intervals: int = attrs.field(default=2, validator=_at_least(1))
-    max_num_batched_tokens: int = attrs.field(default=8192, validator=_at_least(0))
-    arrival_cv2: float = attrs.field(default=1.0, validator=_non_negative)
+    ttft_ms: float = attrs.field(default=500.0, validator=_checks.positive)
+    itl_ms: float = attrs.field(default=50.0, validator=_checks.positive)
+    attainment: float = attrs.field(default=0.99, validator=_checks.share)
+    prefill_gpus_per_engine: int = attrs.field(default=1, validator=_checks.at_least(1))
+    decode_gpus_per_engine: int = attrs.field(default=1, validator=_checks.at_least(1))
+    min_endpoint: int = attrs.field(default=1, validator=_checks.at_least(0))
+    mode: Mode = attrs.field(
+        default="disagg", validator=_checks.in_modes("sla", _MODES)
+    )
+    cold_start_s: float = attrs.field(default=60.0, validator=_checks.non_negative)
+    scale_down_intervals: int = attrs.field(default=2, validator=_checks.at_least(1))
+    max_num_batched_tokens: int = attrs.field(
+        default=8192, validator=_checks.at_least(0)
+    )
+    arrival_cv2: float = attrs.field(default=1.0, validator=_checks.non_negative)
     calibrate: bool = True
-    calibration_weight: float = attrs.field(default=0.5, validator=_check_positive)
-    trend_intervals: int = attrs.field(default=5, validator=_at_least(2))
-    prior_spread: float = attrs.field(default=0.1, validator=_non_negative)
+    calibration_weight: float = attrs.field(default=0.5, validator=_checks.positive)
+    trend_intervals: int = attrs.field(default=5, validator=_checks.at_least(2))
+    prior_spread: float = attrs.field(default=0.1, validator=_checks.non_negative)
     strict: bool = False
 
     _law: DecodeLaw = attrs.field(init=False)
