@@ -27,7 +27,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from dynamo_planner.exceptions import ScalingDeferredError
+from dynamo_planner._edges import (
+    apply_counted,
+    current_or_last,
+    fetch_or_unknown,
+    sleep_or_stop,
+)
 from dynamo_planner.planner import StepRecord, SystemClock
 from dynamo_planner.protocols import Clock, Connector, MetricSource
 from dynamo_planner.scalers.load import (
@@ -301,25 +306,13 @@ class LoadPlanner:
                 snapshot = LoadSnapshot()
             workers = (*snapshot.prefill.recent, *snapshot.decode.recent)
             return snapshot, Observation(interval_s=self.interval_s, workers=workers)
-        try:
-            observation = await source.fetch(self.interval_s)
-        except Exception:
-            self._errors["source"] += 1
-            logger.warning("metric source failed; no worker loads", exc_info=True)
-            observation = Observation(interval_s=self.interval_s)
+        observation = await fetch_or_unknown(source, self.interval_s, self._errors)
         return LoadSnapshot.of_workers(observation.workers), observation
 
     async def _current(self) -> ReplicaState:
-        if self.connector is None:
-            return self._last_current
-        try:
-            self._last_current = await self.connector.current()
-        except Exception:
-            self._errors["connector"] += 1
-            logger.warning(
-                "connector could not report replicas; using the last known %s",
-                self._last_current,
-                exc_info=True,
+        if self.connector is not None:
+            self._last_current = await current_or_last(
+                self.connector, self._last_current, self._errors
             )
         return self._last_current
 
@@ -366,19 +359,13 @@ class LoadPlanner:
         ):
             logger.debug("targets %s already applied; not applying again", changes)
             return False
-        try:
-            await self.connector.apply(plan, blocking=self.blocking)
-        except ScalingDeferredError as exc:
-            # The orchestrator has not acknowledged the previous decision yet (virtual
-            # connector): not a failure; counted apart and retried next tick.
-            self._errors["deferred"] += 1
-            logger.info("connector deferred %s (%s); will retry", changes, exc)
-            return False
-        except Exception:
-            self._errors["connector"] += 1
-            logger.warning(
-                "connector failed to apply %s; will retry", changes, exc_info=True
-            )
+        if not await apply_counted(
+            self.connector,
+            plan,
+            blocking=self.blocking,
+            errors=self._errors,
+            what=changes,
+        ):
             return False
         now = self.clock.now()
         for component, value in changes.items():
@@ -392,21 +379,10 @@ class LoadPlanner:
         """Plan every ``interval_s`` until ``stop`` is set (first tick after one interval)."""
         stop = stop or asyncio.Event()
         while not stop.is_set():
-            await _sleep_or_stop(self.clock, self.interval_s, stop)
+            await sleep_or_stop(self.clock, self.interval_s, stop)
             if stop.is_set():
                 break
             await self.step()
-
-
-async def _sleep_or_stop(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
-    stopper = asyncio.ensure_future(stop.wait())
-    _, pending = await asyncio.wait(
-        (sleeper, stopper), return_when=asyncio.FIRST_COMPLETED
-    )
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
 
 
 @attrs.define(kw_only=True)
@@ -526,7 +502,7 @@ class CombinedPlanner:
         stop = stop or asyncio.Event()
         self._next_throughput_s = self.clock.now() + self.throughput.interval_s
         while not stop.is_set():
-            await _sleep_or_stop(self.clock, self.load.interval_s, stop)
+            await sleep_or_stop(self.clock, self.load.interval_s, stop)
             if stop.is_set():
                 break
             await self.step()

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dynamo_planner.exceptions import (
-    ConnectorError,
-    MetricSourceError,
-    ScalingDeferredError,
+from dynamo_planner._edges import (
+    apply_counted,
+    current_or_last,
+    fetch_or_unknown,
+    sleep_or_stop,
 )
 from dynamo_planner.protocols import (
     Clock,
@@ -385,16 +386,7 @@ class Planner:
         if self.source is None:
             msg = "Planner.step() needs a metric source"
             raise RuntimeError(msg)
-        try:
-            observation = await self.source.fetch(self.interval_s)
-        except MetricSourceError as exc:
-            self._errors["source"] += 1
-            logger.warning("metric source failed (%s); traffic is unknown", exc)
-            observation = Observation(interval_s=self.interval_s)
-        except Exception:
-            self._errors["source"] += 1
-            logger.warning("metric source failed; traffic is unknown", exc_info=True)
-            observation = Observation(interval_s=self.interval_s)
+        observation = await fetch_or_unknown(self.source, self.interval_s, self._errors)
         current = await self._current()
         plan = self.plan(observation, current)
         applied = await self._apply(plan, current)
@@ -410,23 +402,9 @@ class Planner:
         return plan
 
     async def _current(self) -> ReplicaState:
-        if self.connector is None:
-            return self._last_current
-        try:
-            self._last_current = await self.connector.current()
-        except ConnectorError as exc:
-            self._errors["connector"] += 1
-            logger.warning(
-                "connector could not report replicas (%s); using the last known %s",
-                exc,
-                self._last_current,
-            )
-        except Exception:
-            self._errors["connector"] += 1
-            logger.warning(
-                "connector could not report replicas; using the last known %s",
-                self._last_current,
-                exc_info=True,
+        if self.connector is not None:
+            self._last_current = await current_or_last(
+                self.connector, self._last_current, self._errors
             )
         return self._last_current
 
@@ -437,21 +415,9 @@ class Planner:
         if target == self._last_applied:
             logger.debug("target %s already applied; not applying again", target)
             return False
-        try:
-            await self.connector.apply(plan, blocking=False)
-        except ScalingDeferredError as exc:
-            self._errors["deferred"] += 1
-            logger.info("connector deferred %s (%s); will retry", target, exc)
-            return False
-        except ConnectorError as exc:
-            self._errors["connector"] += 1
-            logger.warning("connector failed to apply %s (%s); will retry", target, exc)
-            return False
-        except Exception:
-            self._errors["connector"] += 1
-            logger.warning(
-                "connector failed to apply %s; will retry", target, exc_info=True
-            )
+        if not await apply_counted(
+            self.connector, plan, blocking=False, errors=self._errors, what=target
+        ):
             return False
         self._last_applied = target
         return True
@@ -463,20 +429,10 @@ class Planner:
         """
         stop = stop or asyncio.Event()
         while not stop.is_set():
-            await self._sleep_or_stop(self.interval_s, stop)
+            await sleep_or_stop(self.clock, self.interval_s, stop)
             if stop.is_set():
                 break
             await self.step()
-
-    async def _sleep_or_stop(self, seconds: float, stop: asyncio.Event) -> None:
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        stopper = asyncio.ensure_future(stop.wait())
-        _, pending = await asyncio.wait(
-            (sleeper, stopper), return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
 
 
 def build_predictors(
