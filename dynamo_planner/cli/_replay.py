@@ -14,7 +14,9 @@ The configuration's scaling modes pick the planner: throughput (the default),
 load-based (--enable-loadbased-scaling --disable-throughput-scaling), both
 (--enable-loadbased-scaling), or aggregated workers (--mode agg
 --enable-loadbased-scaling --disable-throughput-scaling), which replays an aggregated
-engine derived from the prefill and decode profiles.
+engine derived from the prefill and decode profiles. ``--scaler`` picks the throughput
+scaler (``reference`` or ``sla``; ``--sla-attainment``, ``--scale-down-intervals``,
+``--cold-start-s`` and ``--max-num-batched-tokens`` tune the latter).
 
 Planner settings come from ``--config FILE.toml``, then ``PLANNER_*`` environment
 variables, then the flags below (a later source wins).
@@ -51,6 +53,8 @@ _CONFIG_FIELDS = (
     "no_correction",
     "unknown_fallback_intervals",
     "scaler",
+    "sla_attainment",
+    "scale_down_intervals",
     "forecast_quantile",
     "select",
     "ttft_ms",
@@ -185,8 +189,9 @@ def add_parser(subparsers: Any) -> None:
     sim.add_argument(
         "--cold-start-s",
         type=_number(0, strict=False),
-        default=60.0,
-        help="time from requesting a worker to it serving (s; default 60)",
+        help="time from requesting a worker to it serving, in the simulator and in "
+        "the planner's configuration (cold_start_s, which the sla scaler looks ahead "
+        "over; s; default: the configuration's, 60)",
     )
     sim.add_argument(
         "--kv-transfer-ms",
@@ -197,9 +202,10 @@ def add_parser(subparsers: Any) -> None:
     sim.add_argument(
         "--max-num-batched-tokens",
         type=_number(0, strict=True, kind=int),
-        default=8192,
-        help="token budget of a prefill batch; a longer prompt runs alone "
-        "(default 8192; 1 disables batching)",
+        help="token budget of a prefill batch; a longer prompt runs alone; in the "
+        "simulator and in the planner's configuration (max_num_batched_tokens, which "
+        "the sla scaler's queueing model credits) (default: the configuration's, "
+        "8192; 1 disables batching)",
     )
     sim.add_argument(
         "--prefill-beyond-profile",
@@ -404,6 +410,12 @@ def prepare(args: argparse.Namespace) -> ReplayInputs:
     :func:`run` replays exactly these; ``benchmarks/loadbased_table.py`` uses it (with
     :func:`parse`) so that each of its rows is the replay of a printed command line.
 
+    The simulated deployment and the planner share one cold start and one prefill batch
+    budget: the configuration's ``cold_start_s`` and ``max_num_batched_tokens``, which
+    ``--cold-start-s`` and ``--max-num-batched-tokens`` set (over ``--config`` and the
+    environment). A budget of 0 (the configuration's "no batching") runs the simulator
+    with a one-token budget, where every prompt runs alone.
+
     Raises:
         ConfigError: A setting is invalid (e.g. prefill workers with ``--mode agg``).
         TraceError: The trace cannot be read or leaves no request.
@@ -428,9 +440,9 @@ def prepare(args: argparse.Namespace) -> ReplayInputs:
     options = ReplayOptions(
         sim=SimConfig(
             mode="agg" if agg else "disagg",
-            max_num_batched_tokens=args.max_num_batched_tokens,
+            max_num_batched_tokens=max(1, config.max_num_batched_tokens),
             kv_transfer_ms=args.kv_transfer_ms,
-            cold_start_s=args.cold_start_s,
+            cold_start_s=config.cold_start_s,
             initial_prefill=start_p,
             initial_decode=args.start_num_d,
             max_decode_batch=args.max_decode_batch,

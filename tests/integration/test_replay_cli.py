@@ -251,3 +251,87 @@ class TestScalingModes:
         assert done.returncode == 2
         assert "start_num_p" in done.stderr
         assert "no prefill workers" in done.stderr
+
+
+class TestSLAScalerFlags:
+    """--scaler sla and the settings the SLA scaler reads, from the command line."""
+
+    def test_sla_scaler_runs_and_is_named(self, tmp_path: Path) -> None:
+        """--scaler sla replays the SLA scaler; the report's header names it."""
+        done = replay(
+            tmp_path,
+            "--scaler",
+            "sla",
+            "--cold-start-s",
+            "120",
+            "--sla-attainment",
+            "0.95",
+            "--duration-s",
+            "600",
+            "--load-scale",
+            "4",
+            "--load-predictor",
+            "constant",
+            "--adjustment-interval",
+            "60",
+            "--baselines",
+            "none",
+            "--no-plot",
+            "-q",
+        )
+        assert done.returncode == 0, done.stderr
+        assert "planner: throughput (sla scaler, every 60 s)" in done.stdout
+        assert "cold start 120 s" in done.stdout
+
+    def test_flags_reach_the_scaler_and_the_simulator(self) -> None:
+        """Cold start and batch budget go to both; attainment and hysteresis to the scaler."""
+        from dynamo_planner.cli._replay import parse, prepare
+        from dynamo_planner.load_planner import planner_from_config
+        from dynamo_planner.planner import Planner
+        from dynamo_planner.scalers.sla import SLAScaler
+
+        inputs = prepare(
+            parse(
+                [
+                    "--scaler",
+                    "sla",
+                    "--cold-start-s",
+                    "180",
+                    "--max-num-batched-tokens",
+                    "4096",
+                    "--sla-attainment",
+                    "0.95",
+                    "--scale-down-intervals",
+                    "3",
+                    "--duration-s",
+                    "60",
+                ]
+            )
+        )
+        assert inputs.options.sim.cold_start_s == 180
+        assert inputs.options.sim.max_num_batched_tokens == 4096
+        planner = planner_from_config(inputs.config, profile=inputs.profile)
+        assert isinstance(planner, Planner)
+        scaler = planner.scaler
+        assert isinstance(scaler, SLAScaler)
+        assert scaler.cold_start_s == 180
+        assert scaler.max_num_batched_tokens == 4096
+        assert scaler.attainment == 0.95
+        assert scaler.scale_down_intervals == 3
+
+    def test_config_file_sets_both_when_no_flag(self, tmp_path: Path) -> None:
+        """A cold start from --config reaches the simulator too; a flag overrides it."""
+        from dynamo_planner.cli._replay import parse, prepare
+
+        toml = tmp_path / "planner.toml"
+        toml.write_text("cold_start_s = 90\nmax_num_batched_tokens = 0\n")
+        inputs = prepare(parse(["--config", str(toml), "--duration-s", "60"]))
+        assert inputs.config.cold_start_s == 90
+        assert inputs.options.sim.cold_start_s == 90
+        assert inputs.config.max_num_batched_tokens == 0
+        assert inputs.options.sim.max_num_batched_tokens == 1  # every prompt alone
+        flagged = prepare(
+            parse(["--config", str(toml), "--cold-start-s", "30", "--duration-s", "60"])
+        )
+        assert flagged.config.cold_start_s == 30
+        assert flagged.options.sim.cold_start_s == 30
