@@ -43,6 +43,7 @@ def _percentiles_ms(samples_s: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     config = PlannerConfig(
+        scaler="reference",
         profile_results_dir=str(H200_PROFILE_DIR),
         load_predictor="constant",
         max_gpu_budget=16,

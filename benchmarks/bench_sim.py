@@ -67,6 +67,7 @@ def main() -> None:
     model = EngineModel.from_profile(profile)
     azure = load_requests(AZURE_CONV_TRACE)
     config = PlannerConfig(
+        scaler="reference",
         load_predictor="constant",
         adjustment_interval_s=60.0,
         itl_ms=20.0,

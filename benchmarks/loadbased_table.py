@@ -12,10 +12,10 @@ aggregated for agg) with the command's ``--baselines best_static,capacity_floor`
 replays, at cold starts of 0, 60 and 180 s, starting from the best static deployment (as
 if the planner took over a right-sized deployment):
 
-* **throughput**: the throughput planner alone (defaults: reference scaler and
-  interpolator, 180 s interval; the ARIMA predictor, the reference's default, named on
-  the command line so that the figures do not move with this library's default), with
-  its perfect-forecast baseline;
+* **throughput**: the throughput planner alone (reference interpolator and 180 s
+  interval by default; the reference scaler and the ARIMA predictor, the reference's
+  defaults, named on the command line so that the figures do not move with this
+  library's defaults), with its perfect-forecast baseline;
 * **load**: load-based scaling alone (defaults: 5 s interval, window 50, 5 observations,
   sensitivity 80, 10 router scrapes per interval);
 * **both**: the two together (the throughput plan is a floor the load path enforces);
@@ -56,7 +56,14 @@ from dynamo_planner.sim.replay import ReplayOptions, replay
 
 REPO = Path(__file__).resolve().parent.parent
 COLD_STARTS_S = (0.0, 60.0, 180.0)
-COMMON = ("--max-gpu-budget", "-1", "--load-predictor", "arima")
+COMMON = (
+    "--max-gpu-budget",
+    "-1",
+    "--load-predictor",
+    "arima",
+    "--scaler",
+    "reference",
+)
 POLICIES: dict[str, tuple[str, ...]] = {
     "throughput": (),
     "load": ("--enable-loadbased-scaling", "--disable-throughput-scaling"),

@@ -65,6 +65,7 @@ def _config(predictor: str, interval_s: float) -> Any:
     from dynamo_planner.config import PlannerConfig
 
     return PlannerConfig(
+        scaler="reference",
         load_predictor=predictor,
         adjustment_interval_s=interval_s,
         ttft_ms=TTFT_MS,

@@ -468,12 +468,14 @@ class PlannerConfig:
         "back to min_endpoint (before that they are held); 0 or less disables it.",
     )
     scaler: str = _field(
-        "reference",
+        "sla",
         section=_SCALING,
         kind="str",
         flag="--scaler",
         validators=(_plugin_name_validator,),
-        help="Scaler plugin (entry-point group dynamo_planner.scalers).",
+        help="Scaler plugin (entry-point group dynamo_planner.scalers): 'sla' sizes for "
+        "a share of requests meeting both targets (queueing, lookahead, hysteresis); "
+        "'reference' reproduces the reference planner's formulas.",
     )
     forecast_quantile: float = _field(
         0.9,

@@ -40,6 +40,7 @@ def traffic(num_req: float) -> Observation:
 def main() -> list[StepRecord]:
     """Run the scripted scenario and return what each step did."""
     config = PlannerConfig(
+        scaler="reference",
         profile_results_dir=str(H200_PROFILE_DIR),
         load_predictor="constant",
         ttft_ms=200.0,

@@ -9,6 +9,10 @@ planner's (spec §8): ``--max-gpu-budget 8``, ``--ttft 500``, ``--itl 50``,
 
 GPUs per engine default to the profile's parallel config when it names one (a pre-swept
 profile's ``TP4`` row means 4 GPUs per engine), otherwise to 1.
+
+Unlike the library's configuration, whose default scaler is ``sla``, this command's
+default is ``--scaler reference``, so that its numbers are the reference formulas';
+``--scaler sla`` (or any scaler plugin) sizes the same load with that scaler instead.
 """
 
 from __future__ import annotations
@@ -66,7 +70,8 @@ def add_parser(subparsers: Any) -> None:
 
     parser = subparsers.add_parser(
         "plan",
-        help="replica plan for one interval's load (reference scaler + GPU budget)",
+        help="replica plan for one interval's load (reference scaler by default + "
+        "GPU budget)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -97,6 +102,14 @@ def add_parser(subparsers: Any) -> None:
         help="decode correction factor, observed/expected ITL (default: 1)",
     )
     parser.add_argument(
+        "--scaler",
+        default="reference",
+        metavar="NAME",
+        help="scaler plugin (entry-point group dynamo_planner.scalers); this command's "
+        "default is 'reference', the reference formulas (the library's default is "
+        "'sla')",
+    )
+    parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="output format"
     )
     PlannerConfig.add_arguments(parser, fields=_CONFIG_FIELDS)
@@ -123,9 +136,9 @@ def run(args: argparse.Namespace) -> int:
     import attrs
 
     from dynamo_planner.config import PlannerConfig
+    from dynamo_planner.plugins import default_registry
     from dynamo_planner.protocols import ScalingRequest
     from dynamo_planner.scalers.budget import apply_budget
-    from dynamo_planner.scalers.reference import ReferenceScaler
     from dynamo_planner.values import Corrections, Demand, ReplicaState
 
     config = PlannerConfig.from_args(args)
@@ -139,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
     config = attrs.evolve(
         config, prefill_engine_num_gpu=prefill_gpus, decode_engine_num_gpu=decode_gpus
     )
-    scaler = ReferenceScaler.from_config(config, interpolator)
+    scaler_cls = default_registry().load("dynamo_planner.scalers", config.scaler)
+    scaler = scaler_cls.from_config(config, interpolator=interpolator)
     request = ScalingRequest(
         demand=Demand.of(
             num_req=args.num_req,

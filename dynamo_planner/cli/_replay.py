@@ -8,7 +8,8 @@ plot and per-interval results.
 
 With no arguments it replays the bundled Azure 2023 conversation trace on the bundled H200
 Llama-3.1-8B profile with the default planner configuration (the reference planner's
-defaults: TTFT 500 ms, ITL 50 ms, 180 s interval, GPU budget 8).
+defaults: TTFT 500 ms, ITL 50 ms, 180 s interval, GPU budget 8; but the ``sla`` scaler,
+where the reference's is ``--scaler reference``).
 
 The configuration's scaling modes pick the planner: throughput (the default),
 load-based (--enable-loadbased-scaling --disable-throughput-scaling), both

@@ -212,8 +212,7 @@ class TestScalingModes:
             "none",
         )
         assert report["scaling"] == (
-            "load-based (every 10 s) over a throughput floor (reference scaler, "
-            "every 60 s)"
+            "load-based (every 10 s) over a throughput floor (sla scaler, every 60 s)"
         )
         assert report["interval_s"] == 10
 

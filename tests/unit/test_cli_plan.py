@@ -161,6 +161,33 @@ class TestPlanOptions:
         total = result["prefill_replicas"] + result["decode_replicas"]
         assert total <= 8
 
+    def test_reference_scaler_by_default(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """plan keeps the reference scaler although the library's default is sla."""
+        from dynamo_planner.config import PlannerConfig
+
+        assert PlannerConfig().scaler == "sla"
+        argv = ("--num-req", "3000", "--isl", "1150", "--osl", "246", "--itl", "20")
+        reference = plan_json(capsys, *argv)
+        assert reference["reasons"][0].startswith("demand: 3000 requests in 180 s")
+        sla = plan_json(capsys, *argv, "--scaler", "sla")
+        assert any("upper quantile" in r or "prior 10%" in r for r in sla["reasons"])
+        assert not any(
+            "upper quantile" in r or "prior" in r for r in reference["reasons"]
+        )
+
+    def test_unknown_scaler_is_an_error(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--scaler with no such plugin exits 2 and lists the available ones."""
+        status = main(
+            ["plan", "--profile", str(H200_PROFILE_DIR), "--scaler", "nope",
+             "--num-req", "1", "--isl", "1", "--osl", "1"]
+        )  # fmt: skip
+        assert status == 2
+        assert "reference, sla" in capsys.readouterr().err
+
     @pytest.mark.parametrize(
         ("mode", "present", "absent"),
         [("prefill", "prefill_replicas", "decode_replicas"),

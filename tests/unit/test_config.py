@@ -64,7 +64,7 @@ REFERENCE_DEFAULTS: dict[str, Any] = {
 
 # Our additions (DESIGN.md): plugin names, unknown-metric policy, TLS, timeouts.
 LIBRARY_DEFAULTS: dict[str, Any] = {
-    "scaler": "reference",
+    "scaler": "sla",
     "interpolator": "reference",
     "metric_source": None,
     "connector": None,
