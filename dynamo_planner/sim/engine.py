@@ -67,8 +67,8 @@ import heapq
 import math
 from bisect import bisect_left, bisect_right
 from collections import deque
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import attrs
 import numpy as np
@@ -416,6 +416,7 @@ class _AggWorker:
 
 
 _Worker = _PrefillWorker | _DecodeWorker | _AggWorker
+_W = TypeVar("_W", _PrefillWorker, _DecodeWorker, _AggWorker)
 
 
 class Simulation:
@@ -584,72 +585,75 @@ class Simulation:
             self._scale_decode(max(0, int(decode)), t)
 
     def _scale_prefill(self, target: int, t: float) -> None:
-        live = [w for w in self._prefill if w.state in (STARTING, READY)]
-        if target > len(live):
-            for _ in range(target - len(live)):
-                self._start_worker(self._new_prefill(t), t)
-            return
-        surplus = len(live) - target
-        starting = [w for w in live if w.state == STARTING]
-        for w in reversed(starting):
-            if surplus == 0:
-                return
-            self._stop(w, t)
-            surplus -= 1
-        ready = sorted(self._pready, key=lambda w: (w.outstanding, -w.index))
-        for w in ready[:surplus]:
-            self._pready.remove(w)
-            w.state = DRAINING
-            if not w.busy and not w.queue:
-                self._stop(w, t)
+        self._scale_pool(
+            self._prefill,
+            self._pready,
+            target,
+            t,
+            new=self._new_prefill,
+            load=lambda w: w.outstanding,
+            idle=lambda w: not w.busy and not w.queue,
+        )
 
     def _scale_decode(self, target: int, t: float) -> None:
         if self._agg:
-            self._scale_agg(target, t)
+            self._scale_pool(
+                self._aggs,
+                self._aready,
+                target,
+                t,
+                new=self._new_agg,
+                load=lambda w: w.load,
+                idle=lambda w: w.empty,
+            )
             return
-        live = [w for w in self._decode if w.state in (STARTING, READY)]
+        self._scale_pool(
+            self._decode,
+            self._dready,
+            target,
+            t,
+            new=self._new_decode,
+            load=lambda w: w.reserved,
+            idle=lambda w: w.n == 0,
+        )
+
+    def _scale_pool(
+        self,
+        pool: list[_W],
+        ready: list[_W],
+        target: int,
+        t: float,
+        *,
+        new: Callable[[float], _W],
+        load: Callable[[_W], float],
+        idle: Callable[[_W], bool],
+    ) -> None:
+        """Start workers up to ``target``, or retire the surplus.
+
+        Surplus workers still starting are stopped first (newest first); then the least
+        loaded ready workers stop taking work and drain, and those already idle stop now.
+        """
+        live = [w for w in pool if w.state in (STARTING, READY)]
         if target > len(live):
             for _ in range(target - len(live)):
-                self._start_worker(self._new_decode(t), t)
+                self._start_worker(new(t), t)
             return
         surplus = len(live) - target
-        starting = [w for w in live if w.state == STARTING]
-        for w in reversed(starting):
+        for w in reversed([w for w in live if w.state == STARTING]):
             if surplus == 0:
                 return
             self._stop(w, t)
             surplus -= 1
-        ready = sorted(self._dready, key=lambda w: (w.reserved, -w.index))
-        for w in ready[:surplus]:
-            self._dready.remove(w)
+        for w in sorted(ready, key=lambda w: (load(w), -w.index))[:surplus]:
+            ready.remove(w)
             w.state = DRAINING
-            if w.n == 0:
+            if idle(w):
                 self._stop(w, t)
 
     def _new_prefill(self, t: float) -> _PrefillWorker:
         w = _PrefillWorker(len(self._prefill), t)
         self._prefill.append(w)
         return w
-
-    def _scale_agg(self, target: int, t: float) -> None:
-        live = [w for w in self._aggs if w.state in (STARTING, READY)]
-        if target > len(live):
-            for _ in range(target - len(live)):
-                self._start_worker(self._new_agg(t), t)
-            return
-        surplus = len(live) - target
-        starting = [w for w in live if w.state == STARTING]
-        for w in reversed(starting):
-            if surplus == 0:
-                return
-            self._stop(w, t)
-            surplus -= 1
-        ready = sorted(self._aready, key=lambda w: (w.load, -w.index))
-        for w in ready[:surplus]:
-            self._aready.remove(w)
-            w.state = DRAINING
-            if w.empty:
-                self._stop(w, t)
 
     def _new_decode(self, t: float) -> _DecodeWorker:
         w = _DecodeWorker(len(self._decode), t)
