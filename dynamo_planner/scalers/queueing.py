@@ -436,9 +436,7 @@ def servers_for_attainment(
         )
     rate = max(0.0, float(arrival_rate_per_s))
     servers = max(1, int(min_servers))
-    # no queue can be stable below the load with the largest batches
-    full_batch = float(np.mean(mix.work_s)) + mix.overhead_s / mix.max_batch
-    servers = max(servers, math.floor(rate * full_batch) + 1 if rate > 0 else 1)
+    servers = max(servers, _fewest_stable_servers(mix, rate))
     step = 1
     best: PrefillQueueEstimate | None = None
     while servers <= MAX_SERVERS:
@@ -553,6 +551,17 @@ def servers_for_wait_probability(
     )
 
 
+def _fewest_stable_servers(mix: PrefillMix, rate_per_s: float) -> int:
+    """The fewest replicas whose queue can be stable at ``rate_per_s``.
+
+    Below that count even the largest batches cannot keep up with the arrivals.
+    """
+    if rate_per_s <= 0:
+        return 1
+    full_batch_s = float(np.mean(mix.work_s)) + mix.overhead_s / mix.max_batch
+    return math.floor(rate_per_s * full_batch_s) + 1
+
+
 def servers_for_target(
     mix: PrefillMix,
     *,
@@ -589,10 +598,7 @@ def servers_for_target(
     servers = cap.servers
     if reachable:
         rate = max(0.0, float(arrival_rate_per_s))
-        full_batch = float(np.mean(mix.work_s)) + mix.overhead_s / mix.max_batch
-        low = max(
-            1, int(min_servers), math.floor(rate * full_batch) + 1 if rate > 0 else 1
-        )
+        low = max(1, int(min_servers), _fewest_stable_servers(mix, rate))
         for candidate in range(min(low, servers), servers):
             estimate = estimate_prefill(
                 mix,
