@@ -256,7 +256,9 @@ def add_parser(subparsers: Any) -> None:
         "--baselines",
         default="best_static,perfect_forecast,capacity_floor",
         help="comma-separated baselines to compute, or 'none' "
-        "(default: best_static,perfect_forecast,capacity_floor)",
+        "(default: best_static,perfect_forecast,capacity_floor; interval_oracle, the "
+        "hindsight per-interval deployments, simulates a grid around the best static "
+        "one and is slower)",
     )
     out = parser.add_argument_group("Output")
     out.add_argument(

@@ -33,6 +33,8 @@ work(ISL)``. One that waits is done after the wait plus its batch: ``overhead + 
 A request whose prefill alone exceeds ``T`` never meets it, whatever the replicas; if more
 than ``1 - target`` of the mix is like that, no replica count reaches the target and
 :func:`servers_for_attainment` raises :class:`~dynamo_planner.exceptions.InfeasibleSLAError`.
+:func:`servers_for_target`, which the SLA scaler uses, sizes for the target share of the
+requests that *can* meet ``T`` instead.
 
 .. versionadded:: 0.1.0
 """
@@ -571,19 +573,24 @@ def servers_for_target(
     arrival_cv2: float = 1.0,
     min_servers: int = 1,
 ) -> tuple[PrefillQueueEstimate, bool]:
-    """Replicas for the attainment target, capped where at most ``1 - target`` wait.
+    """Replicas so that ``attainment`` of the requests that *can* meet ``ttft_s`` do.
 
-    The target share is over *all* requests of the mix. It is capped at the replicas
-    where at most ``1 - attainment`` of requests wait longer than a tenth of ``ttft_s``
-    (:data:`CAP_WAIT_SHARE`; beyond that, more replicas only shorten waits that are
-    already rare or short). When too much of the mix
-    exceeds ``ttft_s`` even alone for the target to be reachable, that cap is the answer.
-    Both parts grow with the load, the target share and a tighter ``ttft_s``, so the
-    result never falls when any of them rises.
+    A request whose prefill alone exceeds ``ttft_s`` misses it whatever the replicas, so
+    the goal is ``attainment x feasible share`` of the mix (all of it when every request
+    can meet the target). Writing requests off that way could let a tighter target need
+    fewer replicas (it writes off the requests that were hardest to serve in time); to
+    keep the answer monotone, it is the most any looser target would need: the goal is
+    checked at ``ttft_s`` and at every larger prefill time of the mix (where the
+    feasible share changes; between those points a looser target needs no more). The
+    answer is capped at the replicas where at most ``1 - attainment`` of requests wait
+    longer than a tenth of ``ttft_s`` (:data:`CAP_WAIT_SHARE`; beyond that, more
+    replicas only shorten waits that are already rare or short). Both parts grow with
+    the load, the target share and a tighter ``ttft_s``, so the result never falls when
+    any of them rises.
 
     Returns:
         The estimate at the chosen count (its ``ttft_quantile_s`` at the ``attainment``
-        level), and whether the target share is reachable.
+        level), and whether every request of the mix can meet ``ttft_s`` alone.
     """
     cap = servers_for_wait_probability(
         mix,
@@ -594,23 +601,15 @@ def servers_for_target(
         arrival_cv2=arrival_cv2,
         min_servers=min_servers,
     )
-    reachable = mix.feasible_share(ttft_s) >= attainment
-    servers = cap.servers
-    if reachable:
-        rate = max(0.0, float(arrival_rate_per_s))
-        low = max(1, int(min_servers), _fewest_stable_servers(mix, rate))
-        for candidate in range(min(low, servers), servers):
-            estimate = estimate_prefill(
-                mix,
-                servers=candidate,
-                arrival_rate_per_s=rate,
-                ttft_s=ttft_s,
-                quantile=None,
-                arrival_cv2=arrival_cv2,
-            )
-            if estimate.stable and estimate.attainment >= attainment:
-                servers = candidate
-                break
+    rate = max(0.0, float(arrival_rate_per_s))
+    alone = mix.alone_s
+    targets = np.concatenate(([ttft_s], np.unique(alone[alone > ttft_s])))
+    low = max(1, int(min_servers), _fewest_stable_servers(mix, rate))
+    servers = min(low, cap.servers)
+    while servers < cap.servers and not _meets_goals(
+        mix, servers, rate, targets, attainment, arrival_cv2
+    ):
+        servers += 1
     final = estimate_prefill(
         mix,
         servers=servers,
@@ -619,7 +618,41 @@ def servers_for_target(
         quantile=attainment,
         arrival_cv2=arrival_cv2,
     )
-    return final, reachable
+    return final, mix.feasible_share(ttft_s) >= 1.0
+
+
+def _meets_goals(
+    mix: PrefillMix,
+    servers: int,
+    rate: float,
+    targets_s: FloatArray,
+    attainment: float,
+    arrival_cv2: float,
+) -> bool:
+    """Whether ``servers`` reach ``attainment x feasible share`` at every target."""
+    if mix.work_s.size == 0:
+        return True
+    batch = _batch_size(mix, servers, rate, arrival_cv2)
+    queue = _queue(mix, servers, rate, batch, arrival_cv2)
+    if not queue.stable:
+        return False
+    wait_p = queue.wait_probability
+    wait_mean = queue.conditional_mean_wait_s
+    alone = mix.alone_s
+    batched = alone + (batch - 1.0) * float(np.mean(mix.work_s))
+    target = targets_s[:, None]
+    in_time_alone = alone[None, :] <= target
+    slack = target - batched[None, :]
+    if wait_mean <= 0:
+        in_time_waiting = (slack >= 0).astype(np.float64)
+    else:
+        with np.errstate(over="ignore"):
+            in_time_waiting = np.where(
+                slack < 0, 0.0, 1.0 - np.exp(-np.maximum(slack, 0.0) / wait_mean)
+            )
+    reached = np.mean((1.0 - wait_p) * in_time_alone + wait_p * in_time_waiting, axis=1)
+    goals = attainment * np.mean(in_time_alone, axis=1)
+    return bool(np.all(reached >= goals - 1e-12))
 
 
 def exponential_mix(mean: float, points: int = 64) -> FloatArray:

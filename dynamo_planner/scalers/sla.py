@@ -18,11 +18,14 @@ trend); with no samples, an exponential mix around those means stands in.
 
 **Prefill.** An M/G/c queue with batching (:mod:`dynamo_planner.scalers.queueing`) over the
 mix's prefill times: the fewest replicas whose predicted share of requests with TTFT
-(waiting included) within the target reaches ``sla_attainment``, capped at the replicas
-where at most ``1 - sla_attainment`` of requests wait longer than a tenth of the target
-(beyond that more replicas only shorten waits that are already rare or short). Requests whose prefill *alone* exceeds the target cannot be helped by replicas;
-when they make the target share unreachable, the cap is the answer and the plan says so.
-Both parts grow with the load, the share and a tighter target, so the replicas do too.
+(waiting included) within the target reaches ``sla_attainment`` of the requests that
+*can* meet it (requests whose prefill alone exceeds the target cannot be helped by
+replicas and are written off, and the plan says how many), capped at the replicas where
+at most ``1 - sla_attainment`` of requests wait longer than a tenth of the target (beyond
+that more replicas only shorten waits that are already rare or short). Writing requests
+off could let a tighter target need fewer replicas, so the count is the most any looser
+target would need (:func:`~dynamo_planner.scalers.queueing.servers_for_target`). Both
+parts grow with the load, the share and a tighter target, so the replicas do too.
 If the mean request alone exceeds the target, the plan says so
 and sizes on a best-effort basis (``strict=True`` refuses with
 :class:`~dynamo_planner.exceptions.InfeasibleSLAError`). A worker whose queued prefill
@@ -609,11 +612,11 @@ class SLAScaler:
             need = chosen.servers
             if not reachable:
                 reasons.append(
-                    f"prefill: the target share {target:.0%} is out of reach: "
-                    f"{1 - feasible:.1%} of the mix exceeds TTFT {self.ttft_ms:g} ms even "
-                    f"alone; sized so that at most {1 - target:.0%} of requests wait "
-                    f"longer than {CAP_WAIT_SHARE * self.ttft_ms:g} ms (more replicas "
-                    "would only shorten waits that are already rare or short)"
+                    f"prefill: {1 - feasible:.1%} of the mix exceeds TTFT "
+                    f"{self.ttft_ms:g} ms even alone and cannot meet it; sizing for "
+                    f"{target:.0%} of the rest ({target * feasible:.2%} of all requests), "
+                    f"at most the replicas where {1 - target:.0%} of requests wait "
+                    f"longer than {CAP_WAIT_SHARE * self.ttft_ms:g} ms"
                 )
         else:
             chosen = None
@@ -642,7 +645,7 @@ class SLAScaler:
             "prefill_replicas": replicas,
             "prefill_backlogged_workers": held,
             "prefill_feasible_share": feasible,
-            "prefill_attainment_target": target,
+            "prefill_attainment_target": target * feasible,
             "prefill_hysteresis": list(self._prefill_needs),
         }
         reasons.append(self._prefill_words(replicas, estimate, rate, details))

@@ -26,6 +26,7 @@ from dynamo_planner.sim.edges import (
 )
 from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation
 from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.sim.oracle import IntervalOracle, interval_oracle
 from dynamo_planner.sim.replay import (
     ReplayOptions,
     ReplayReport,
@@ -43,6 +44,7 @@ from dynamo_planner.sim.workload import (
 
 __all__ = [
     "EngineModel",
+    "IntervalOracle",
     "OraclePredictor",
     "ReplayOptions",
     "ReplayReport",
@@ -55,6 +57,7 @@ __all__ = [
     "areplay",
     "best_static",
     "capacity_floor",
+    "interval_oracle",
     "load_scale",
     "rate_scale",
     "replay",

@@ -33,6 +33,15 @@ per-GPU capacity at the SLA, i.e. the sum over (counted) requests of
   the model extrapolates). ``Cd`` is evaluated on a 200-point logarithmic grid of contexts
   and interpolated.
 
+**Whole-worker floor** (``CapacityFloor.whole_worker_gpu_hours``, when ``interval_s`` is
+given). Workers come whole and a planner changes them once an interval, so each interval
+needs at least ``ceil(work / interval)`` prefill workers and as many decode workers, where
+``work`` is the worker-seconds above of the requests arriving in it (intervals counted from
+``warmup_s``; a request lasts seconds, so work spilling into the next interval is
+negligible). The sum over intervals bounds any planner with that interval from below; on a
+small deployment it can be far above the fluid floor, and above a fraction of the best
+static deployment, which is what a GPU-hour target must be checked against.
+
 No deployment in the simulator can use fewer GPU-hours while meeting the targets for every
 request; where even one request alone misses a target, the floor is computed at the
 single-request operating point and flagged infeasible. For agg workers, give the decode
@@ -80,6 +89,9 @@ class CapacityFloor:
         decode_gpu_hours: Decode GPU-hours.
         prefill_tokens_per_s_per_gpu: ``Cp``.
         feasible: False when some request misses a target even alone.
+        interval_s: The interval of the whole-worker floor (``None``: not computed).
+        whole_worker_gpu_hours: GPU-hours with whole workers changed once an interval
+            (NaN when ``interval_s`` is ``None``).
     """
 
     gpu_hours: float
@@ -87,6 +99,8 @@ class CapacityFloor:
     decode_gpu_hours: float
     prefill_tokens_per_s_per_gpu: float
     feasible: bool
+    interval_s: float | None = None
+    whole_worker_gpu_hours: float = math.nan
 
 
 def capacity_floor(
@@ -99,8 +113,26 @@ def capacity_floor(
     decode_gpus_per_engine: int = 1,
     max_decode_batch: int | None = None,
     warmup_s: float = 0.0,
+    interval_s: float | None = None,
 ) -> CapacityFloor:
-    """GPU-hours no deployment can beat while meeting the targets (module docstring)."""
+    """GPU-hours no deployment can beat while meeting the targets (module docstring).
+
+    Args:
+        trace: The requests.
+        model: The simulated engine.
+        ttft_ms: TTFT target.
+        itl_ms: ITL target.
+        prefill_gpus_per_engine: GPUs of one prefill worker.
+        decode_gpus_per_engine: GPUs of one decode worker.
+        max_decode_batch: Cap on one decode worker's concurrency.
+        warmup_s: Requests arriving before this are not counted.
+        interval_s: Also compute the whole-worker floor for this planner interval.
+
+    Raises:
+        ValueError: ``interval_s`` is not a positive number.
+    """
+    if interval_s is not None and not (math.isfinite(interval_s) and interval_s > 0):
+        raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
     counted = trace.arrival_s >= warmup_s
     isl = np.asarray(trace.isl_tokens)[counted]
     osl = np.maximum(np.asarray(trace.osl_tokens)[counted], 1.0)
@@ -124,9 +156,10 @@ def capacity_floor(
     if isl.size and float(model.prefill_ms(float(isl.max()))) > ttft_ms:
         feasible = False
     cp = float(np.max(x[ok] / time_ms[ok])) * 1000.0 / prefill_gpus_per_engine
-    prefill_s = float(isl.sum()) / cp
+    prefill_each_s = isl / cp
+    prefill_s = float(prefill_each_s.sum())
     # decode
-    decode_s = 0.0
+    decode_each_s = np.zeros_like(osl)
     gaps = osl - 1.0
     if np.any(gaps > 0):
         ctx = np.maximum(isl + osl / 2.0, 1.0)
@@ -149,14 +182,47 @@ def capacity_floor(
                 good = n == 1
             capacity[k] = float(np.max(n[good] / step[good])) * 1000.0
         cd = np.interp(ctx, grid, capacity) / decode_gpus_per_engine
-        decode_s = float(np.sum(gaps / cd))
+        decode_each_s = gaps / cd
+    decode_s = float(decode_each_s.sum())
+    whole = math.nan
+    if interval_s is not None:
+        arrival_s = np.asarray(trace.arrival_s)[counted]
+        whole = _whole_worker_gpu_s(
+            arrival_s, prefill_each_s, prefill_gpus_per_engine, interval_s, warmup_s
+        ) + _whole_worker_gpu_s(
+            arrival_s, decode_each_s, decode_gpus_per_engine, interval_s, warmup_s
+        )
+        whole /= 3600.0
     return CapacityFloor(
         gpu_hours=(prefill_s + decode_s) / 3600.0,
         prefill_gpu_hours=prefill_s / 3600.0,
         decode_gpu_hours=decode_s / 3600.0,
         prefill_tokens_per_s_per_gpu=cp,
         feasible=feasible,
+        interval_s=interval_s,
+        whole_worker_gpu_hours=whole,
     )
+
+
+def _whole_worker_gpu_s(
+    arrival_s: np.ndarray,
+    gpu_s: np.ndarray,
+    gpus_per_engine: int,
+    interval_s: float,
+    start_s: float,
+) -> float:
+    """GPU-seconds of whole workers, ``ceil(work / interval)`` per interval of arrivals."""
+    if arrival_s.size == 0:
+        return 0.0
+    index = np.floor((arrival_s - start_s) / interval_s).astype(np.int64)
+    work_s = np.bincount(index, weights=gpu_s / gpus_per_engine)
+    # the last interval lasts until the last arrival, not a whole interval
+    lengths_s = np.full(work_s.shape, interval_s)
+    lengths_s[-1] = max(
+        float(arrival_s.max()) - (start_s + interval_s * (work_s.size - 1)), 1e-9
+    )
+    workers = np.ceil(work_s / lengths_s - 1e-9)
+    return float(np.sum(workers * lengths_s)) * gpus_per_engine
 
 
 # ------------------------------------------------------------------------ static

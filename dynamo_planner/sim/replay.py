@@ -72,6 +72,7 @@ from dynamo_planner.sim.metrics import (
     interval_table,
     summarize,
 )
+from dynamo_planner.sim.oracle import IntervalOracle, interval_oracle, oracle_options
 from dynamo_planner.traces import RequestTrace
 from dynamo_planner.values import PerfProfile, ReplicaPlan, ReplicaState
 
@@ -95,8 +96,9 @@ __all__ = [
     "scaling_modes",
 ]
 
-BASELINES = ("best_static", "perfect_forecast", "capacity_floor")
-"""Names of the baselines :func:`replay` can compute."""
+BASELINES = ("best_static", "perfect_forecast", "capacity_floor", "interval_oracle")
+"""Names of the baselines :func:`replay` can compute (``interval_oracle`` needs
+``best_static``: it searches around that deployment)."""
 
 Progress = Callable[[str, float], None]
 """Progress callback: ``(phase, fraction done)``."""
@@ -189,6 +191,7 @@ class ReplayReport:
         perfect_forecast: The perfect-forecast run, if computed.
         best_static: The best static deployment, if computed.
         capacity_floor: The capacity floor, if computed.
+        interval_oracle: The hindsight per-interval oracle, if computed.
         wall_s: Wall-clock seconds the replay took.
         planner_wall_s: Wall-clock seconds of the planner run alone.
         scaling: The planner's scaling modes (see :func:`scaling_modes`), ``""`` for a
@@ -209,6 +212,7 @@ class ReplayReport:
     best_static: StaticSearch | None
     capacity_floor: CapacityFloor | None
     wall_s: float
+    interval_oracle: IntervalOracle | None = None
     planner_wall_s: float = math.nan
     scaling: str = ""
     notes: tuple[str, ...] = ()
@@ -260,7 +264,16 @@ class ReplayReport:
                 "gpu_hours": f.gpu_hours,
                 "prefill_gpu_hours": f.prefill_gpu_hours,
                 "decode_gpu_hours": f.decode_gpu_hours,
+                "whole_worker_gpu_hours": _finite_or_none(f.whole_worker_gpu_hours),
                 "feasible": f.feasible,
+            }
+        if self.interval_oracle:
+            o = self.interval_oracle
+            baselines["interval_oracle"] = {
+                "attainment": o.attainment,
+                "gpu_hours": o.gpu_hours,
+                "feasible": o.feasible,
+                "candidates": [list(c) for c in o.candidates],
             }
         out: dict[str, Any] = _clean(
             {
@@ -320,6 +333,17 @@ class ReplayReport:
             lines.append(
                 f"{'capacity floor' + note:<28} {'':>9} {'':>22} {'':>20} {'':>8} "
                 f"{'':>7} {'':>7} {f.gpu_hours:>7.2f}"
+            )
+            if math.isfinite(f.whole_worker_gpu_hours):
+                lines.append(
+                    f"{'whole-worker floor':<28} {'':>9} {'':>22} {'':>20} {'':>8} "
+                    f"{'':>7} {'':>7} {f.whole_worker_gpu_hours:>7.2f}"
+                )
+        if self.interval_oracle:
+            o = self.interval_oracle
+            lines.append(
+                f"{'interval oracle (hindsight)':<28} {'':>9} {'':>22} {'':>20} "
+                f"{'':>8} {'':>7} {_pct(o.attainment):>7} {o.gpu_hours:>7.2f}"
             )
         lines.extend(f"note: {note}" for note in self.notes)
         if self.best_static and not self.best_static.feasible:
@@ -806,6 +830,37 @@ async def areplay(
                 else None
             ),
         )
+    hindsight = None
+    if "interval_oracle" in options.baselines:
+        if static is None or agg:
+            notes.append(
+                "the interval oracle needs the best static deployment of a "
+                "disaggregated run (add best_static to the baselines)"
+                if not agg
+                else "the interval oracle covers disaggregated deployments only"
+            )
+        else:
+            hindsight = interval_oracle(
+                trace,
+                model,
+                resolved.sim,
+                ttft_ms=resolved.ttft_ms,
+                itl_ms=resolved.itl_ms,
+                interval_s=resolved.interval_s,
+                prefill_options=oracle_options(static.prefill),
+                decode_options=oracle_options(static.decode),
+                attainment_target=static.target,
+                warmup_s=options.warmup_s,
+                progress=(
+                    (
+                        lambda p, d: progress(
+                            f"interval oracle: simulating {p}P+{d}D", math.nan
+                        )
+                    )
+                    if progress is not None
+                    else None
+                ),
+            )
     floor = None
     if "capacity_floor" in options.baselines:
         # agg engines do both kinds of work on the decode engine's GPUs
@@ -822,6 +877,7 @@ async def areplay(
             decode_gpus_per_engine=resolved.sim.decode_gpus_per_engine,
             max_decode_batch=resolved.sim.max_decode_batch,
             warmup_s=options.warmup_s,
+            interval_s=resolved.interval_s,
         )
     return ReplayReport(
         trace=trace.source or "trace",
@@ -836,6 +892,7 @@ async def areplay(
         perfect_forecast=perfect,
         best_static=static,
         capacity_floor=floor,
+        interval_oracle=hindsight,
         wall_s=time.perf_counter() - started,
         planner_wall_s=planner_wall,
         scaling=scaling_modes(planner) if isinstance(planner, PlannerConfig) else "",

@@ -163,14 +163,15 @@ class TestWithinTarget:
     ) -> None:
         """Predicted TTFT and ITL at the attainment quantile meet the targets.
 
-        When too much of the mix misses TTFT even alone, the target share is out of
-        reach, and then at most 1% of requests wait longer than a tenth of the target.
+        Prefill: 99% of the requests that can meet TTFT alone are predicted to meet it
+        (when all can, the predicted p99 TTFT is within the target), or the count is
+        the cap, where at most 1% of requests wait longer than a tenth of the target.
         """
         chosen = plan(num_req, isl, osl, ttft_ms=ttft, itl_ms=itl)
         details = chosen.details
-        if details["prefill_feasible_share"] >= 0.99:
-            assert details["predicted_prefill_attainment"] >= 0.99
+        feasible = details["prefill_feasible_share"]
+        met = details["predicted_prefill_attainment"] >= 0.99 * feasible - 1e-9
+        assert met or details["prefill_long_wait_share"] <= 0.01
+        if met and feasible >= 1.0:
             assert details["predicted_ttft_ms"] <= ttft
-        else:  # out of reach: at most 1% of requests wait over a tenth of the target
-            assert details["prefill_long_wait_share"] <= 0.01
         assert details["predicted_itl_ms"] <= itl

@@ -8,6 +8,8 @@ from collections import deque
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dynamo_planner.exceptions import InfeasibleSLAError
 from dynamo_planner.interpolators.fitted import FittedInterpolator, PrefillFit
@@ -20,6 +22,7 @@ from dynamo_planner.scalers.queueing import (
     exponential_mix,
     servers_for_attainment,
     servers_for_target,
+    servers_for_wait_probability,
 )
 
 
@@ -264,25 +267,57 @@ class TestTarget:
         assert reachable
         assert chosen.servers == plain.servers
 
-    def test_unreachable_gives_the_cap(self, prefill: PrefillFit) -> None:
-        """When too many requests miss TTFT alone, few requests wait long."""
+    def test_unreachable_sizes_for_the_feasible_share(
+        self, prefill: PrefillFit
+    ) -> None:
+        """When requests miss TTFT alone, 99% of the others are served in time, by the
+        fewest replicas that do so, and never more than the cap."""
         mix = self.mix(prefill, 8000.0)
-        chosen, reachable = servers_for_target(
+        feasible = mix.feasible_share(0.5)
+        assert feasible < 0.99
+        chosen, all_feasible = servers_for_target(
             mix, arrival_rate_per_s=30.0, ttft_s=0.5, attainment=0.99
         )
-        assert not reachable
-        longer = chosen.wait_probability * math.exp(
-            -0.05 / chosen.conditional_mean_wait_s
+        assert not all_feasible
+        cap = servers_for_wait_probability(
+            mix,
+            arrival_rate_per_s=30.0,
+            wait_probability=0.01,
+            ttft_s=0.5,
+            wait_s=0.05,
         )
-        assert longer <= 0.01
+        assert chosen.servers <= cap.servers
+        if chosen.servers < cap.servers:
+            assert chosen.attainment >= 0.99 * feasible
         fewer = estimate_prefill(
             mix, servers=chosen.servers - 1, arrival_rate_per_s=30.0, ttft_s=0.5
         )
-        assert (
-            not fewer.stable
-            or fewer.wait_probability * math.exp(-0.05 / fewer.conditional_mean_wait_s)
-            > 0.01
+        assert not fewer.stable or fewer.attainment < 0.99 * feasible
+
+    @settings(max_examples=80, deadline=None)
+    @given(
+        mean_isl=st.floats(1000.0, 9000.0),
+        rate=st.floats(1.0, 400.0),
+        ttft_s=st.floats(0.15, 0.8),
+        tighter=st.floats(0.5, 1.0),
+    )
+    def test_tighter_target_never_fewer_when_requests_are_written_off(
+        self,
+        prefill: PrefillFit,
+        mean_isl: float,
+        rate: float,
+        ttft_s: float,
+        tighter: float,
+    ) -> None:
+        """Writing off more requests under a tighter target never lowers the count."""
+        mix = self.mix(prefill, mean_isl)
+        loose, _ = servers_for_target(
+            mix, arrival_rate_per_s=rate, ttft_s=ttft_s, attainment=0.99
         )
+        tight, _ = servers_for_target(
+            mix, arrival_rate_per_s=rate, ttft_s=ttft_s * tighter, attainment=0.99
+        )
+        assert tight.servers >= loose.servers
 
     def test_tighter_target_never_fewer(self, prefill: PrefillFit) -> None:
         """A tighter TTFT that makes more requests infeasible still never lowers it."""

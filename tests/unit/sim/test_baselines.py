@@ -87,6 +87,53 @@ class TestCapacityFloor:
         assert not capacity_floor(trace, model, ttft_ms=5, itl_ms=50).feasible
 
 
+class TestWholeWorkerFloor:
+    """The whole-worker floor: ceil(work / interval) workers per interval."""
+
+    def test_by_hand(self, model: EngineModel) -> None:
+        """Each interval's work rounds up to whole workers; the sum is the floor."""
+        trace = poisson(2, 600, isl=1000, osl=101)
+        floor = capacity_floor(trace, model, ttft_ms=500, itl_ms=20, interval_s=60.0)
+        per_request_s = (
+            floor.prefill_gpu_hours * 3600 / len(trace),
+            floor.decode_gpu_hours * 3600 / len(trace),
+        )
+        arrival = np.asarray(trace.arrival_s)
+        index = np.floor(arrival / 60.0).astype(int)
+        counts = np.bincount(index)
+        lengths = np.full(counts.size, 60.0)
+        lengths[-1] = arrival.max() - 60.0 * (counts.size - 1)
+        expected = sum(
+            float(np.sum(np.ceil(counts * each / lengths) * lengths))
+            for each in per_request_s
+        )
+        assert floor.whole_worker_gpu_hours == pytest.approx(expected / 3600)
+        assert floor.interval_s == 60.0
+
+    def test_at_least_the_fluid_floor(self, model: EngineModel) -> None:
+        """Whole workers never cost less than fractional ones; shorter intervals, less."""
+        trace = poisson(5, 900, isl=3000, osl=200, seed=3)
+        floors = [
+            capacity_floor(trace, model, ttft_ms=500, itl_ms=20, interval_s=w)
+            for w in (30.0, 900.0)
+        ]
+        for floor in floors:
+            assert floor.whole_worker_gpu_hours >= floor.gpu_hours
+        # a light load needs one worker of each kind per interval: about 2 x the span
+        assert floors[0].whole_worker_gpu_hours == pytest.approx(
+            2 * trace.duration_s / 3600, rel=0.05
+        )
+
+    def test_not_computed_without_an_interval(self, model: EngineModel) -> None:
+        """No interval, no whole-worker floor; a bad interval is refused."""
+        trace = poisson(1, 100, isl=1000, osl=100)
+        assert np.isnan(
+            capacity_floor(trace, model, ttft_ms=500, itl_ms=30).whole_worker_gpu_hours
+        )
+        with pytest.raises(ValueError, match="interval_s"):
+            capacity_floor(trace, model, ttft_ms=500, itl_ms=30, interval_s=0.0)
+
+
 class TestBestStatic:
     """The best static deployment search."""
 

@@ -1,0 +1,268 @@
+"""The hindsight oracle: the cheapest per-interval deployments, chosen knowing the trace.
+
+A planner that knew every request in advance and could change workers instantly at the
+start of each interval would pick, interval by interval, the deployment that buys the
+needed attainment most cheaply. It need not meet the target in *every* interval: the
+target is a share of all counted requests, so it can serve a peak interval a little worse
+and a quiet one a little better, if that saves GPUs. :func:`interval_oracle` estimates
+what such a planner would spend:
+
+1. Simulate each candidate static deployment ``(P, D)`` over the whole trace (the grid is
+   ``prefill_options x decode_options``) and record, per interval, how many of the
+   requests arriving in it met both targets.
+2. Choose one candidate per interval to minimise GPU-seconds subject to the total of
+   requests meeting the targets reaching ``attainment_target`` of the counted requests.
+   This is solved through its Lagrangian: for a price ``λ`` per request served in time,
+   each interval takes the candidate maximising ``λ x served - GPU-seconds``, and ``λ``
+   is bisected to the smallest price whose choice meets the target.
+
+It is an estimate, not a bound: an interval's attainment is measured with the same
+deployment before and after it (queues that spill over an interval boundary are those of
+that deployment), workers start instantly, and the Lagrangian choice can be a little above
+the exact optimum where the attainment steps are coarse. What it shows is how much a
+*perfect* dynamic planner could save over the best static deployment on a trace, which no
+real planner (with cold starts and forecast error) can beat; when it is already above a
+GPU-hour target, that target is out of reach. GPU-hours run from ``warmup_s`` to the last
+arrival (the static runs' drain after it is not counted).
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from dynamo_planner.sim.baselines import end_of_run
+from dynamo_planner.sim.engine import SimConfig, Simulation
+from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.sim.metrics import meets_targets
+from dynamo_planner.traces import RequestTrace
+
+__all__ = ["IntervalOracle", "interval_oracle", "oracle_options"]
+
+FloatArray = npt.NDArray[np.float64]
+
+_BISECTION_STEPS = 60
+
+
+@attrs.frozen(kw_only=True)
+class IntervalOracle:
+    """The outcome of :func:`interval_oracle`.
+
+    Attributes:
+        interval_s: The interval length.
+        attainment: Share of counted requests meeting both targets with the chosen
+            deployments (as measured in the static runs).
+        gpu_hours: GPU-hours of the chosen deployments from ``warmup_s`` to the last
+            arrival.
+        prefill: Prefill workers chosen per interval.
+        decode: Decode workers chosen per interval.
+        feasible: False when no choice reaches the target (the most attainment is
+            chosen then).
+        candidates: The ``(prefill, decode)`` deployments simulated.
+    """
+
+    interval_s: float
+    attainment: float
+    gpu_hours: float
+    prefill: tuple[int, ...]
+    decode: tuple[int, ...]
+    feasible: bool
+    candidates: tuple[tuple[int, int], ...]
+
+    @property
+    def mean_workers(self) -> float:
+        """Mean prefill plus decode workers over the intervals (unweighted)."""
+        if not self.prefill:
+            return math.nan
+        return float(np.mean(np.add(self.prefill, self.decode)))
+
+
+def oracle_options(best: int, *, low_share: float = 0.75, above: int = 1) -> list[int]:
+    """Candidate counts around a best static count.
+
+    From ``floor(low_share x best)`` (at least 1) to ``best + above``.
+
+    Args:
+        best: The best static deployment's count for one component.
+        low_share: Lowest candidate as a share of ``best``.
+        above: How many counts above ``best`` to try.
+    """
+    low = max(1, math.floor(low_share * best))
+    return list(range(low, max(low, best + above) + 1))
+
+
+def interval_oracle(
+    trace: RequestTrace,
+    model: EngineModel,
+    config: SimConfig,
+    *,
+    ttft_ms: float,
+    itl_ms: float,
+    interval_s: float,
+    prefill_options: Sequence[int],
+    decode_options: Sequence[int],
+    attainment_target: float = 0.99,
+    warmup_s: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> IntervalOracle:
+    """The cheapest per-interval deployments meeting the target in hindsight (module doc).
+
+    Args:
+        trace: The requests.
+        model: The engine model.
+        config: Deployment behaviour (initial counts are overridden).
+        ttft_ms: TTFT target.
+        itl_ms: ITL target.
+        interval_s: Interval length (the planner's adjustment interval).
+        prefill_options: Prefill worker counts to consider.
+        decode_options: Decode worker counts to consider.
+        attainment_target: Share of counted requests that must meet both targets.
+        warmup_s: Requests arriving earlier are not counted, nor GPU time before it.
+        progress: Called with ``(prefill, decode)`` before each simulation.
+
+    Raises:
+        ValueError: An empty or non-positive option list, a non-positive interval, an
+            agg configuration, or no counted request.
+    """
+    if not (math.isfinite(interval_s) and interval_s > 0):
+        raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
+    if config.mode == "agg":
+        raise ValueError("the interval oracle covers disaggregated deployments only")
+    options = [
+        (int(p), int(d))
+        for p in sorted(set(prefill_options))
+        for d in sorted(set(decode_options))
+    ]
+    if not options or min(min(o) for o in options) < 1:
+        raise ValueError(
+            "prefill_options and decode_options must be non-empty lists of counts >= 1, "
+            f"got {list(prefill_options)!r} and {list(decode_options)!r}"
+        )
+    arrival_s = np.asarray(trace.arrival_s, dtype=np.float64)
+    counted = arrival_s >= warmup_s
+    if not counted.any():
+        raise ValueError(f"no request arrives after warmup_s={warmup_s:g}")
+    index = np.floor((arrival_s[counted] - warmup_s) / interval_s).astype(np.int64)
+    bins = int(index.max()) + 1
+    lengths_s = np.full(bins, float(interval_s))
+    lengths_s[-1] = max(
+        float(arrival_s[counted].max()) - (warmup_s + interval_s * (bins - 1)), 1e-9
+    )
+    served = np.empty((len(options), bins))
+    for k, (p, d) in enumerate(options):
+        if progress is not None:
+            progress(p, d)
+        served[k] = _served_per_interval(
+            trace, model, config, p, d, ttft_ms, itl_ms, counted, index, bins
+        )
+    gpus = np.array(
+        [
+            p * config.prefill_gpus_per_engine + d * config.decode_gpus_per_engine
+            for p, d in options
+        ],
+        dtype=np.float64,
+    )
+    cost_s = gpus[:, None] * lengths_s[None, :]
+    needed = attainment_target * int(counted.sum())
+    choice = _cheapest_choice(served, cost_s, needed)
+    columns = np.arange(bins)
+    total = float(served[choice, columns].sum())
+    return IntervalOracle(
+        interval_s=float(interval_s),
+        attainment=total / int(counted.sum()),
+        gpu_hours=float(cost_s[choice, columns].sum()) / 3600.0,
+        prefill=tuple(options[k][0] for k in choice.tolist()),
+        decode=tuple(options[k][1] for k in choice.tolist()),
+        feasible=total >= needed - 1e-9,
+        candidates=tuple(options),
+    )
+
+
+def _served_per_interval(
+    trace: RequestTrace,
+    model: EngineModel,
+    config: SimConfig,
+    prefill: int,
+    decode: int,
+    ttft_ms: float,
+    itl_ms: float,
+    counted: npt.NDArray[np.bool_],
+    index: npt.NDArray[np.int64],
+    bins: int,
+) -> FloatArray:
+    """Requests per interval meeting both targets on a static deployment."""
+    sim = Simulation(
+        trace,
+        model,
+        attrs.evolve(config, initial_prefill=prefill, initial_decode=decode),
+    )
+    sim.run_to_completion()
+    result = sim.result(end_of_run(sim))
+    ok_ttft, ok_itl = meets_targets(result, ttft_ms=ttft_ms, itl_ms=itl_ms)
+    ok = (ok_ttft & ok_itl)[counted]
+    return np.asarray(
+        np.bincount(index, weights=ok.astype(np.float64), minlength=bins),
+        dtype=np.float64,
+    )
+
+
+def _cheapest_choice(
+    served: FloatArray, cost_s: FloatArray, needed: float
+) -> npt.NDArray[np.int64]:
+    """Per interval, the candidate maximising ``price x served - cost``.
+
+    The price is the smallest whose choice serves ``needed`` requests; when none does,
+    the most-serving choice is returned.
+    """
+    columns = np.arange(served.shape[1])
+
+    def choose(price: float) -> npt.NDArray[np.int64]:
+        # ties go to the cheaper candidate: subtract a hair of cost
+        score = price * served - cost_s * (1.0 + 1e-12)
+        return np.asarray(np.argmax(score, axis=0), dtype=np.int64)
+
+    most = choose(1e30)
+    if float(served[most, columns].sum()) < needed:
+        return most
+    low, high = 0.0, 1.0
+    while float(served[choose(high), columns].sum()) < needed:
+        high *= 2.0
+    for _ in range(_BISECTION_STEPS):
+        mid = (low + high) / 2.0
+        if float(served[choose(mid), columns].sum()) >= needed:
+            high = mid
+        else:
+            low = mid
+    return _tidy(served, cost_s, needed, choose(high))
+
+
+def _tidy(
+    served: FloatArray,
+    cost_s: FloatArray,
+    needed: float,
+    choice: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]:
+    """Greedily move intervals to cheaper candidates while the total serves ``needed``.
+
+    The Lagrangian choice overshoots where many intervals switch at one price; each step
+    takes the move saving the most GPU-seconds per request lost.
+    """
+    choice = choice.copy()
+    columns = np.arange(served.shape[1])
+    slack = float(served[choice, columns].sum()) - needed
+    while True:
+        saved = cost_s[choice, columns][None, :] - cost_s
+        lost = served[choice, columns][None, :] - served
+        allowed = (saved > 0) & (lost <= slack + 1e-9)
+        if not allowed.any():
+            return choice
+        ratio = np.where(allowed, saved / np.maximum(lost, 1e-9), -np.inf)
+        k, b = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        slack -= float(lost[k, b])
+        choice[b] = k

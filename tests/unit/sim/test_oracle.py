@@ -1,0 +1,146 @@
+"""Tests of the hindsight interval oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dynamo_planner.sim.baselines import run_static
+from dynamo_planner.sim.engine import SimConfig
+from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.sim.oracle import interval_oracle, oracle_options
+from dynamo_planner.traces import RequestTrace
+
+
+def two_phase(seed: int = 0) -> RequestTrace:
+    """Poisson arrivals: 300 s at a low rate, then 300 s at four times that rate."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for start, rate in ((0.0, 6.0), (300.0, 24.0)):
+        gaps = rng.exponential(1 / rate, size=int(rate * 300 * 2))
+        t = start + np.cumsum(gaps)
+        parts.append(t[t < start + 300.0])
+    arrival = np.concatenate(parts)
+    return RequestTrace(
+        arrival_s=arrival,
+        isl_tokens=np.full(arrival.size, 3000.0),
+        osl_tokens=np.full(arrival.size, 150.0),
+        source="two phases",
+    )
+
+
+TARGETS = {"ttft_ms": 300.0, "itl_ms": 12.0}
+
+
+def test_options_around_a_count() -> None:
+    """From three quarters of the count (at least 1) to one above it."""
+    assert oracle_options(4) == [3, 4, 5]
+    assert oracle_options(1) == [1, 2]
+    assert oracle_options(12, low_share=0.5, above=0) == list(range(6, 13))
+
+
+class TestIntervalOracle:
+    """The oracle picks cheap deployments where the load is low."""
+
+    def test_cheaper_than_the_static_deployment_it_contains(
+        self, model: EngineModel
+    ) -> None:
+        """With a static deployment among the candidates that meets the target, the
+        oracle meets it too at no more GPU-hours, and uses fewer workers in the quiet
+        phase than in the busy one."""
+        trace = two_phase()
+        big = run_static(
+            trace, model, SimConfig(), prefill=4, decode=2, warmup_s=0.0, **TARGETS
+        )
+        target = min(0.99, big.attainment - 1e-6)
+        oracle = interval_oracle(
+            trace,
+            model,
+            SimConfig(),
+            interval_s=60.0,
+            prefill_options=[1, 2, 3, 4],
+            decode_options=[1, 2],
+            attainment_target=target,
+            **TARGETS,
+        )
+        assert oracle.feasible
+        assert oracle.attainment >= target
+        span_h = (trace.arrival_s.max() - trace.arrival_s.min()) / 3600
+        assert oracle.gpu_hours <= 6 * span_h + 1e-9
+        quiet = np.add(oracle.prefill[:4], oracle.decode[:4])
+        busy = np.add(oracle.prefill[5:9], oracle.decode[5:9])
+        assert quiet.mean() < busy.mean()
+        assert len(oracle.prefill) == len(oracle.decode) == 10
+        assert set(zip(oracle.prefill, oracle.decode, strict=True)) <= set(
+            oracle.candidates
+        )
+
+    def test_a_lower_target_never_costs_more(self, model: EngineModel) -> None:
+        """Relaxing the attainment target never raises the oracle's GPU-hours."""
+        trace = two_phase(seed=1)
+        kwargs = {
+            "interval_s": 60.0,
+            "prefill_options": [1, 2, 3],
+            "decode_options": [1, 2],
+            **TARGETS,
+        }
+        costs = [
+            interval_oracle(
+                trace, model, SimConfig(), attainment_target=t, **kwargs
+            ).gpu_hours
+            for t in (0.5, 0.8, 0.95)
+        ]
+        assert costs == sorted(costs)
+
+    def test_unreachable_target_is_flagged(self, model: EngineModel) -> None:
+        """When no candidate reaches the target, the most-serving choice is reported."""
+        trace = two_phase(seed=2)
+        oracle = interval_oracle(
+            trace,
+            model,
+            SimConfig(),
+            interval_s=60.0,
+            prefill_options=[1],
+            decode_options=[1],
+            attainment_target=0.999,
+            **TARGETS,
+        )
+        assert not oracle.feasible
+        assert oracle.attainment < 0.999
+        assert set(oracle.prefill) == {1}
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"interval_s": 0.0}, "interval_s"),
+            ({"prefill_options": []}, "prefill_options"),
+            ({"decode_options": [0, 1]}, "decode_options"),
+            ({"warmup_s": 1e6}, "warmup_s"),
+        ],
+    )
+    def test_bad_arguments(
+        self, model: EngineModel, kwargs: dict[str, object], match: str
+    ) -> None:
+        """Bad arguments are refused with the argument named."""
+        args: dict[str, object] = {
+            "interval_s": 60.0,
+            "prefill_options": [1],
+            "decode_options": [1],
+            **TARGETS,
+        }
+        args.update(kwargs)
+        with pytest.raises(ValueError, match=match):
+            interval_oracle(two_phase(), model, SimConfig(), **args)  # type: ignore[arg-type]
+
+    def test_agg_is_refused(self, model: EngineModel) -> None:
+        """The oracle covers disaggregated deployments."""
+        with pytest.raises(ValueError, match="disaggregated"):
+            interval_oracle(
+                two_phase(),
+                model,
+                SimConfig(mode="agg", initial_prefill=0),
+                interval_s=60.0,
+                prefill_options=[1],
+                decode_options=[1],
+                **TARGETS,
+            )
