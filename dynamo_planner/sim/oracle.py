@@ -43,7 +43,7 @@ from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sim.metrics import meets_targets
 from dynamo_planner.traces import RequestTrace
 
-__all__ = ["IntervalOracle", "interval_oracle", "oracle_options"]
+__all__ = ["IntervalOracle", "interval_oracle", "interval_oracles", "oracle_options"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -130,8 +130,44 @@ def interval_oracle(
         ValueError: An empty or non-positive option list, a non-positive interval, an
             agg configuration, or no counted request.
     """
-    if not (math.isfinite(interval_s) and interval_s > 0):
-        raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
+    (oracle,) = interval_oracles(
+        trace,
+        model,
+        config,
+        ttft_ms=ttft_ms,
+        itl_ms=itl_ms,
+        intervals_s=(interval_s,),
+        prefill_options=prefill_options,
+        decode_options=decode_options,
+        attainment_target=attainment_target,
+        warmup_s=warmup_s,
+        progress=progress,
+    )
+    return oracle
+
+
+def interval_oracles(
+    trace: RequestTrace,
+    model: EngineModel,
+    config: SimConfig,
+    *,
+    ttft_ms: float,
+    itl_ms: float,
+    intervals_s: Sequence[float],
+    prefill_options: Sequence[int],
+    decode_options: Sequence[int],
+    attainment_target: float = 0.99,
+    warmup_s: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[IntervalOracle]:
+    """:func:`interval_oracle` for several intervals, simulating each candidate once.
+
+    Takes the arguments of :func:`interval_oracle`, with ``intervals_s`` for its
+    ``interval_s``; returns one oracle per interval, in order.
+    """
+    for interval_s in intervals_s:
+        if not (math.isfinite(interval_s) and interval_s > 0):
+            raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
     if config.mode == "agg":
         raise ValueError("the interval oracle covers disaggregated deployments only")
     options = [
@@ -148,19 +184,11 @@ def interval_oracle(
     counted = arrival_s >= warmup_s
     if not counted.any():
         raise ValueError(f"no request arrives after warmup_s={warmup_s:g}")
-    index = np.floor((arrival_s[counted] - warmup_s) / interval_s).astype(np.int64)
-    bins = int(index.max()) + 1
-    lengths_s = np.full(bins, float(interval_s))
-    lengths_s[-1] = max(
-        float(arrival_s[counted].max()) - (warmup_s + interval_s * (bins - 1)), 1e-9
-    )
-    served = np.empty((len(options), bins))
+    ok = np.empty((len(options), int(counted.sum())), dtype=np.float64)
     for k, (p, d) in enumerate(options):
         if progress is not None:
             progress(p, d)
-        served[k] = _served_per_interval(
-            trace, model, config, p, d, ttft_ms, itl_ms, counted, index, bins
-        )
+        ok[k] = _in_time(trace, model, config, p, d, ttft_ms, itl_ms)[counted]
     gpus = np.array(
         [
             p * config.prefill_gpus_per_engine + d * config.decode_gpus_per_engine
@@ -168,14 +196,47 @@ def interval_oracle(
         ],
         dtype=np.float64,
     )
+    return [
+        _choose(
+            ok,
+            gpus,
+            arrival_s[counted],
+            options,
+            interval_s,
+            attainment_target,
+            warmup_s,
+        )
+        for interval_s in intervals_s
+    ]
+
+
+def _choose(
+    ok: FloatArray,
+    gpus: FloatArray,
+    arrival_s: FloatArray,
+    options: list[tuple[int, int]],
+    interval_s: float,
+    attainment_target: float,
+    warmup_s: float,
+) -> IntervalOracle:
+    """The oracle for one interval, from every candidate's per-request outcomes."""
+    index = np.floor((arrival_s - warmup_s) / interval_s).astype(np.int64)
+    bins = int(index.max()) + 1
+    lengths_s = np.full(bins, float(interval_s))
+    lengths_s[-1] = max(
+        float(arrival_s.max()) - (warmup_s + interval_s * (bins - 1)), 1e-9
+    )
+    served = np.stack(
+        [np.bincount(index, weights=row, minlength=bins) for row in ok]
+    ).astype(np.float64)
     cost_s = gpus[:, None] * lengths_s[None, :]
-    needed = attainment_target * int(counted.sum())
+    needed = attainment_target * arrival_s.size
     choice = _cheapest_choice(served, cost_s, needed)
     columns = np.arange(bins)
     total = float(served[choice, columns].sum())
     return IntervalOracle(
         interval_s=float(interval_s),
-        attainment=total / int(counted.sum()),
+        attainment=total / arrival_s.size,
         gpu_hours=float(cost_s[choice, columns].sum()) / 3600.0,
         prefill=tuple(options[k][0] for k in choice.tolist()),
         decode=tuple(options[k][1] for k in choice.tolist()),
@@ -184,7 +245,7 @@ def interval_oracle(
     )
 
 
-def _served_per_interval(
+def _in_time(
     trace: RequestTrace,
     model: EngineModel,
     config: SimConfig,
@@ -192,11 +253,8 @@ def _served_per_interval(
     decode: int,
     ttft_ms: float,
     itl_ms: float,
-    counted: npt.NDArray[np.bool_],
-    index: npt.NDArray[np.int64],
-    bins: int,
 ) -> FloatArray:
-    """Requests per interval meeting both targets on a static deployment."""
+    """Per request, 1.0 where it met both targets on a static deployment, else 0.0."""
     sim = Simulation(
         trace,
         model,
@@ -205,11 +263,7 @@ def _served_per_interval(
     sim.run_to_completion()
     result = sim.result(end_of_run(sim))
     ok_ttft, ok_itl = meets_targets(result, ttft_ms=ttft_ms, itl_ms=itl_ms)
-    ok = (ok_ttft & ok_itl)[counted]
-    return np.asarray(
-        np.bincount(index, weights=ok.astype(np.float64), minlength=bins),
-        dtype=np.float64,
-    )
+    return np.asarray(ok_ttft & ok_itl, dtype=np.float64)
 
 
 def _cheapest_choice(

@@ -8,7 +8,7 @@ import pytest
 from dynamo_planner.sim.baselines import run_static
 from dynamo_planner.sim.engine import SimConfig
 from dynamo_planner.sim.engine_model import EngineModel
-from dynamo_planner.sim.oracle import interval_oracle, oracle_options
+from dynamo_planner.sim.oracle import interval_oracle, interval_oracles, oracle_options
 from dynamo_planner.traces import RequestTrace
 
 
@@ -144,3 +144,23 @@ class TestIntervalOracle:
                 decode_options=[1],
                 **TARGETS,
             )
+
+
+def test_several_intervals_match_one_at_a_time(model: EngineModel) -> None:
+    """interval_oracles gives, per interval, what interval_oracle gives alone."""
+    trace = two_phase(seed=3)
+    kwargs = {
+        "prefill_options": [1, 2, 3],
+        "decode_options": [1, 2],
+        "attainment_target": 0.9,
+        **TARGETS,
+    }
+    both = interval_oracles(
+        trace, model, SimConfig(), intervals_s=(60.0, 180.0), **kwargs
+    )
+    for oracle, interval_s in zip(both, (60.0, 180.0), strict=True):
+        alone = interval_oracle(
+            trace, model, SimConfig(), interval_s=interval_s, **kwargs
+        )
+        assert oracle == alone
+        assert oracle.interval_s == interval_s
