@@ -151,6 +151,10 @@ class Observation:
         isl_samples_tokens: Input lengths of individual requests, where the source has them.
         osl_samples_tokens: Output lengths of individual requests, where the source has them.
         workers: Per-worker load, where the source has it.
+        arrival_dispersion: Index of dispersion of arrivals counted per second over the
+            interval (variance over mean of the per-second counts: 1 for Poisson
+            arrivals, more for bursty ones), where the source has it. A Dynamo
+            frontend's counters are scraped too rarely to give it; the simulator does.
     """
 
     timestamp_s: float = 0.0
@@ -168,6 +172,7 @@ class Observation:
         converter=_float_tuple, default=()
     )
     workers: tuple[WorkerLoad, ...] = attrs.field(converter=_workers_tuple, default=())
+    arrival_dispersion: Sample = attrs.field(converter=_sample, default=None)
 
     @property
     def traffic_known(self) -> bool:

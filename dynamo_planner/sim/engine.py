@@ -1127,6 +1127,7 @@ class Simulation:
             timestamp_s=end_s,
             interval_s=width,
             num_req=float(num),
+            arrival_dispersion=_dispersion(self._arr[i0:i1], start_s, end_s),
             isl_tokens=float(isl.mean()),
             osl_tokens=_sample_or_unknown(osl),
             ttft_ms=_sample_or_unknown(ttft),
@@ -1261,6 +1262,26 @@ class Simulation:
             workers=tuple(spans),
             end_s=end,
         )
+
+
+DISPERSION_BIN_S = 1.0
+"""Width of the bins :meth:`Simulation.window` counts arrivals in for their dispersion."""
+MIN_DISPERSION_BINS = 10
+"""Fewest whole bins a window needs for a dispersion (shorter windows report unknown)."""
+
+
+def _dispersion(
+    arrivals_s: Sequence[float], start_s: float, end_s: float
+) -> float | None:
+    """Variance over mean of the per-second arrival counts in ``[start_s, end_s)``."""
+    bins = math.floor((end_s - start_s) / DISPERSION_BIN_S)
+    if bins < MIN_DISPERSION_BINS or not arrivals_s:
+        return None
+    index = np.floor((np.asarray(arrivals_s) - start_s) / DISPERSION_BIN_S)
+    index = index[index < bins].astype(np.int64)
+    counts = np.bincount(index, minlength=bins)
+    mean = float(counts.mean())
+    return float(counts.var()) / mean if mean > 0 else None
 
 
 def _sample_or_unknown(value: float | None) -> Sample:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from attrs import evolve as attrs_evolve
 
 from dynamo_planner.config import PlannerConfig
 from dynamo_planner.exceptions import ConfigError, InfeasibleSLAError
@@ -401,6 +402,55 @@ class TestBacklog:
         assert backlog.prefill == plain.prefill + 1
         assert backlog.details["prefill_backlogged_workers"] == 1
         assert any("a backlog" in r for r in backlog.reasons)
+
+
+class TestBurstiness:
+    """Observed arrival dispersion sets the queue's Ca²."""
+
+    def test_bursty_arrivals_need_more_prefill(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """At a load where queueing matters, bursty arrivals never need fewer
+        replicas than Poisson ones, and much burstier ones need more."""
+        counts = []
+        for dispersion in (1.0, 4.0, 20.0):
+            obs = attrs_evolve(observation(3300.0), arrival_dispersion=dispersion)
+            s = scaler(fitted)
+            plan = decide(s, demand(3300.0), observation=obs)
+            assert s.burstiness == pytest.approx(dispersion)
+            assert plan.details["arrival_cv2"] == pytest.approx(dispersion)
+            assert any(
+                f"index of dispersion {dispersion:.2f}" in r for r in plan.reasons
+            )
+            assert plan.prefill is not None
+            counts.append(plan.prefill)
+        assert counts == sorted(counts)
+        assert counts[-1] > counts[0]
+
+    def test_running_mean_and_bounds(self, fitted: FittedInterpolator) -> None:
+        """Observations are blended with weight 0.5 and bounded to [0.5, 20]."""
+        s = scaler(fitted)
+        for value in (2.0, 4.0):
+            decide(
+                s,
+                demand(3000.0),
+                observation=attrs_evolve(observation(3000.0), arrival_dispersion=value),
+            )
+        assert s.burstiness == pytest.approx(3.0)
+        t = scaler(fitted)
+        decide(
+            t,
+            demand(3000.0),
+            observation=attrs_evolve(observation(3000.0), arrival_dispersion=500.0),
+        )
+        assert t.burstiness == 20.0
+
+    def test_unknown_keeps_the_assumption(self, fitted: FittedInterpolator) -> None:
+        """Without a measured dispersion the configured Ca² stays, and the plan says so."""
+        s = scaler(fitted, arrival_cv2=2.0)
+        plan = decide(s, demand(3000.0), observation=observation(3000.0))
+        assert s.burstiness == 2.0
+        assert any("no per-second counts observed" in r for r in plan.reasons)
 
 
 class TestHysteresis:

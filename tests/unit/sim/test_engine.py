@@ -412,6 +412,31 @@ class TestObservation:
         assert not empty.itl_ms.known
         assert empty.traffic_known
 
+    def test_arrival_dispersion(self, model: EngineModel) -> None:
+        """Per-second counts: by hand for a small window, near 1 for Poisson
+        arrivals, large for bunched ones, unknown for windows under 10 s."""
+        # 10 one-second bins with counts 2,0,0,0,0,0,0,0,0,0: mean 0.2, variance 0.36
+        sim = Simulation(trace_of([0.1, 0.2], [100, 100], [2, 2]), model, SimConfig())
+        sim.run_until(10.0)
+        assert sim.observe(10.0).arrival_dispersion.value == pytest.approx(1.8)
+        assert not sim.observe(9.0).arrival_dispersion.known
+
+        rng = np.random.default_rng(0)
+        poisson = np.cumsum(rng.exponential(0.2, size=3000))
+        poisson = poisson[poisson < 600.0]
+        bunched = np.repeat(np.arange(0.0, 600.0, 20.0), 50)
+        seen = []
+        for arrivals in (poisson, bunched):
+            sim = Simulation(
+                trace_of(arrivals, [100] * arrivals.size, [2] * arrivals.size),
+                model,
+                SimConfig(initial_prefill=4, initial_decode=2),
+            )
+            sim.run_until(600.0)
+            seen.append(sim.observe(600.0).arrival_dispersion.value)
+        assert seen[0] == pytest.approx(1.0, abs=0.15)
+        assert seen[1] > 20.0
+
     def test_metric_delay(self, model: EngineModel) -> None:
         """With a metric delay the window ends that much before now."""
         sim = Simulation(
