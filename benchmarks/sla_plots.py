@@ -11,9 +11,10 @@ PNGs to ``docs/_static/`` and prints the figures the page quotes:
    beyond the profile), the reference (clamped) and the simulator (linear beyond).
 3. ``sla_queueing.png``: prefill attainment within 500 ms against the request rate on two
    workers: the queueing model against a discrete-event simulation of the same queue.
-4. ``sla_replay_azure.png``: Azure conversation x10 (copies 60.3 s apart), 60 s interval
-   and cold start: request rate and replicas of the reference and SLA scalers, and each
-   interval's attainment; and the reasons of one SLA plan.
+4. ``sla_replay_azure.png``: Azure conversation x10 (copies 60 s apart), 60 s interval
+   and cold start, both planners starting from the best static 3P+2D: request rate and
+   replicas of the reference and SLA scalers, and each interval's attainment; and the
+   reasons of one SLA plan.
 
 Then the best static deployment of Azure conversation x10 with and without prefill
 batching, and how long the first cold start's prefill backlog lasts on Mooncake x10.
@@ -41,6 +42,7 @@ from dynamo_planner.sim import (
     best_static,
     load_scale,
     replay,
+    spread_ties,
 )
 from dynamo_planner.traces import load_requests
 from dynamo_planner.values import PerfProfile
@@ -253,9 +255,11 @@ def queueing_figure(plt: Any, profile: PerfProfile) -> None:
 
 
 def replay_figure(plt: Any, profile: PerfProfile) -> None:
-    trace = load_scale(load_requests(AZURE_CONV_TRACE), 10, shift_s=60.3)
+    trace = load_scale(load_requests(AZURE_CONV_TRACE), 10, shift_s=60.0)
     options = ReplayOptions(
-        sim=SimConfig(cold_start_s=60.0), warmup_s=600.0, baselines=()
+        sim=SimConfig(cold_start_s=60.0, initial_prefill=3, initial_decode=2),
+        warmup_s=600.0,
+        baselines=(),
     )
     runs = {}
     for scaler in ("reference", "sla"):
@@ -333,8 +337,11 @@ def without_batching(profile: PerfProfile) -> None:
 
 
 def backlog(profile: PerfProfile) -> None:
-    """How long the first cold start's prefill backlog lasts on Mooncake x10."""
-    trace = load_scale(load_requests(MOONCAKE), 10)
+    """How long the first cold start's prefill backlog lasts on Mooncake x10.
+
+    Starting from one worker of each kind (the replay default), copies 60 s apart.
+    """
+    trace = load_scale(spread_ties(load_requests(MOONCAKE), 3.0), 10, shift_s=60.0)
     config = PlannerConfig(
         environment="virtual",
         scaler="sla",

@@ -38,9 +38,11 @@ given). Workers come whole and a planner changes them once an interval, so each 
 needs at least ``ceil(work / interval)`` prefill workers and as many decode workers, where
 ``work`` is the worker-seconds above of the requests arriving in it (intervals counted from
 ``warmup_s``; a request lasts seconds, so work spilling into the next interval is
-negligible). The sum over intervals bounds any planner with that interval from below; on a
-small deployment it can be far above the fluid floor, and above a fraction of the best
-static deployment, which is what a GPU-hour target must be checked against.
+negligible). The sum over intervals bounds from below any planner with that interval that
+serves every request within the targets (one that lets some miss can dip below it in some
+intervals, as the interval oracle of :mod:`dynamo_planner.sim.oracle` does); on a small
+deployment it can be far above the fluid floor, which is why a GPU-hour target must be
+checked against it.
 
 No deployment in the simulator can use fewer GPU-hours while meeting the targets for every
 request; where even one request alone misses a target, the floor is computed at the
