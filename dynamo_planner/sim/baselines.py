@@ -63,7 +63,7 @@ import numpy as np
 
 from dynamo_planner.protocols import Clock
 from dynamo_planner.sim.edges import OraclePredictor
-from dynamo_planner.sim.engine import SimConfig, Simulation
+from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sim.metrics import RunSummary, summarize
 from dynamo_planner.traces import RequestTrace
@@ -75,6 +75,7 @@ __all__ = [
     "capacity_floor",
     "oracle_predictors",
     "run_static",
+    "static_result",
 ]
 
 
@@ -243,15 +244,8 @@ def run_static(
     name: str = "static",
 ) -> RunSummary:
     """Simulate a fixed deployment of ``prefill`` + ``decode`` workers, all ready at 0."""
-    sim = Simulation(
-        trace,
-        model,
-        attrs.evolve(config, initial_prefill=prefill, initial_decode=decode),
-    )
-    sim.run_to_completion()
-    result = sim.result(end_of_run(sim))
     return summarize(
-        result,
+        static_result(trace, model, config, prefill=prefill, decode=decode),
         name=name,
         ttft_ms=ttft_ms,
         itl_ms=itl_ms,
@@ -259,6 +253,24 @@ def run_static(
         prefill=prefill,
         decode=decode,
     )
+
+
+def static_result(
+    trace: RequestTrace,
+    model: EngineModel,
+    config: SimConfig,
+    *,
+    prefill: int,
+    decode: int,
+) -> SimResult:
+    """Every request and worker of a fixed deployment, all ready at 0, run to the end."""
+    sim = Simulation(
+        trace,
+        model,
+        attrs.evolve(config, initial_prefill=prefill, initial_decode=decode),
+    )
+    sim.run_to_completion()
+    return sim.result(end_of_run(sim))
 
 
 def end_of_run(sim: Simulation) -> float:

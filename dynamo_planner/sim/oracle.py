@@ -37,8 +37,8 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from dynamo_planner.sim.baselines import end_of_run
-from dynamo_planner.sim.engine import SimConfig, Simulation
+from dynamo_planner.sim.baselines import static_result
+from dynamo_planner.sim.engine import SimConfig
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sim.metrics import meets_targets
 from dynamo_planner.traces import RequestTrace
@@ -255,13 +255,7 @@ def _in_time(
     itl_ms: float,
 ) -> FloatArray:
     """Per request, 1.0 where it met both targets on a static deployment, else 0.0."""
-    sim = Simulation(
-        trace,
-        model,
-        attrs.evolve(config, initial_prefill=prefill, initial_decode=decode),
-    )
-    sim.run_to_completion()
-    result = sim.result(end_of_run(sim))
+    result = static_result(trace, model, config, prefill=prefill, decode=decode)
     ok_ttft, ok_itl = meets_targets(result, ttft_ms=ttft_ms, itl_ms=itl_ms)
     return np.asarray(ok_ttft & ok_itl, dtype=np.float64)
 

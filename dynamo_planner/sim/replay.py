@@ -819,16 +819,7 @@ async def areplay(
             itl_ms=resolved.itl_ms,
             attainment_target=options.attainment_target,
             warmup_s=options.warmup_s,
-            progress=(
-                (
-                    lambda p, d: progress(
-                        f"best static: trying {f'{d} agg' if agg else f'{p}P+{d}D'}",
-                        math.nan,
-                    )
-                )
-                if progress is not None
-                else None
-            ),
+            progress=_deployment_progress(progress, "best static: trying", agg=agg),
         )
     hindsight = None
     if "interval_oracle" in options.baselines:
@@ -851,15 +842,7 @@ async def areplay(
                 decode_options=oracle_options(static.decode),
                 attainment_target=static.target,
                 warmup_s=options.warmup_s,
-                progress=(
-                    (
-                        lambda p, d: progress(
-                            f"interval oracle: simulating {p}P+{d}D", math.nan
-                        )
-                    )
-                    if progress is not None
-                    else None
-                ),
+                progress=_deployment_progress(progress, "interval oracle: simulating"),
             )
     floor = None
     if "capacity_floor" in options.baselines:
@@ -898,6 +881,20 @@ async def areplay(
         scaling=scaling_modes(planner) if isinstance(planner, PlannerConfig) else "",
         notes=tuple(notes),
     )
+
+
+def _deployment_progress(
+    progress: Progress | None, words: str, *, agg: bool = False
+) -> Callable[[int, int], None] | None:
+    """A ``(prefill, decode)`` callback reporting ``words`` and the deployment."""
+    if progress is None:
+        return None
+
+    def report(prefill: int, decode: int) -> None:
+        name = f"{decode} agg" if agg else f"{prefill}P+{decode}D"
+        progress(f"{words} {name}", math.nan)
+
+    return report
 
 
 async def _perfect_forecast(
