@@ -561,12 +561,14 @@ class PlannerConfig:
         help="Inter-token latency target.",
     )
     interpolator: str = _field(
-        "reference",
+        "auto",
         section=_SLA,
         kind="str",
         flag="--interpolator",
         validators=(_plugin_name_validator,),
-        help="Performance interpolator plugin (group dynamo_planner.interpolators).",
+        help="Performance interpolator plugin (group dynamo_planner.interpolators): "
+        "'reference' (the reference planner's curves and surfaces), 'fitted' (smooth "
+        "physical fits), or 'auto': 'fitted' for the sla scaler, 'reference' otherwise.",
     )
 
     # ---- load predictor ----------------------------------------------------------------
@@ -852,6 +854,19 @@ class PlannerConfig:
     def decode_gpus_per_engine(self) -> int:
         """GPUs per decode engine, 1 when not configured."""
         return 1 if self.decode_engine_num_gpu is None else self.decode_engine_num_gpu
+
+    @property
+    def interpolator_name(self) -> str:
+        """The interpolator plugin to use: ``interpolator``, resolving ``"auto"``.
+
+        ``"auto"`` is ``"fitted"`` for the ``sla`` scaler, whose queueing model needs
+        prefill times that keep growing past the profile's longest prompt (the reference
+        curves stop there, so long prompts look as fast as the longest profiled one),
+        and ``"reference"`` for every other scaler, as in the reference planner.
+        """
+        if self.interpolator != "auto":
+            return self.interpolator
+        return "fitted" if self.scaler == "sla" else "reference"
 
     @property
     def connector_name(self) -> str:

@@ -195,7 +195,7 @@ class Planner:
         )
         predictors = {name: predictor_cls.from_config(config) for name in SERIES}
         interpolator = registry.load(
-            "dynamo_planner.interpolators", config.interpolator
+            "dynamo_planner.interpolators", config.interpolator_name
         ).from_profile(profile)
         scaler = registry.load("dynamo_planner.scalers", config.scaler).from_config(
             config, interpolator=interpolator

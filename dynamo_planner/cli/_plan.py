@@ -39,6 +39,7 @@ _CONFIG_FIELDS = (
     "select",
     "ttft_ms",
     "itl_ms",
+    "interpolator",
 )
 
 
@@ -143,6 +144,12 @@ def run(args: argparse.Namespace) -> int:
 
     config = PlannerConfig.from_args(args)
     profile, interpolator = open_profile(args.profile, config.select)
+    if config.interpolator_name != "reference":
+        interpolator = (
+            default_registry()
+            .load("dynamo_planner.interpolators", config.interpolator_name)
+            .from_profile(profile)
+        )
     prefill_gpus, prefill_from = _engine_gpus(
         config.prefill_engine_num_gpu, profile, "prefill"
     )

@@ -790,6 +790,7 @@ class SLAScaler:
             "decode_required": need,
             "decode_replicas": replicas,
             "decode_hysteresis": list(self._decode_needs),
+            "decode_law_source": law.source,
             "decode_law_ms": (
                 law.step_overhead_ms,
                 law.per_request_ms,

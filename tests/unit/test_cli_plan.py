@@ -177,6 +177,19 @@ class TestPlanOptions:
             "upper quantile" in r or "prior" in r for r in reference["reasons"]
         )
 
+    def test_sla_scaler_uses_the_fitted_interpolator(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """With --scaler sla the default interpolator is the fitted one; the flag
+        picks another."""
+        argv = ("--num-req", "3000", "--isl", "1150", "--osl", "246", "--itl", "20")
+        fitted = plan_json(capsys, *argv, "--scaler", "sla")
+        assert "fitted interpolator" in fitted["details"]["decode_law_source"]
+        reference = plan_json(
+            capsys, *argv, "--scaler", "sla", "--interpolator", "reference"
+        )
+        assert "ReferenceInterpolator" in reference["details"]["decode_law_source"]
+
     def test_unknown_scaler_is_an_error(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -65,7 +65,7 @@ REFERENCE_DEFAULTS: dict[str, Any] = {
 # Our additions (DESIGN.md): plugin names, unknown-metric policy, TLS, timeouts.
 LIBRARY_DEFAULTS: dict[str, Any] = {
     "scaler": "sla",
-    "interpolator": "reference",
+    "interpolator": "auto",
     "metric_source": None,
     "connector": None,
     "unknown_fallback_intervals": 3,
@@ -198,6 +198,20 @@ class TestOptions:
 
 class TestDerived:
     """Helpers derived from the fields."""
+
+    @pytest.mark.parametrize(
+        ("kwargs", "expected"),
+        [
+            ({}, "fitted"),
+            ({"scaler": "reference"}, "reference"),
+            ({"scaler": "my_scaler"}, "reference"),
+            ({"interpolator": "reference"}, "reference"),
+            ({"scaler": "reference", "interpolator": "fitted"}, "fitted"),
+        ],
+    )
+    def test_interpolator_auto(self, kwargs: dict[str, Any], expected: str) -> None:
+        """'auto' is the fitted interpolator for sla, the reference one otherwise."""
+        assert PlannerConfig(**kwargs).interpolator_name == expected
 
     def test_gpus_per_engine_default_one(self) -> None:
         """Unset GPUs per engine count as 1."""
