@@ -227,6 +227,27 @@ class TestSizing:
         )
         assert details["decode_concurrency_per_replica"] == pytest.approx(expected)
 
+    def test_quantile_itl_is_one_workers_poisson_population(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """The quantile ITL is the mean plus z sd of one worker's own population."""
+        from dynamo_planner.scalers.sla import _estimate_decode, _Mix
+
+        law = DecodeLaw.from_interpolator(fitted)
+        isl = np.array([500.0, 2000.0, 8000.0, 30000.0])
+        osl = np.array([100.0, 300.0, 200.0, 400.0])
+        mix = _Mix(isl=isl, osl=osl, words="")
+        z = 2.326
+        for replicas in (1, 2, 4):
+            est = _estimate_decode(law, mix, rate=5.0, replicas=replicas, z=z)
+            assert math.isfinite(est.quantile_itl_ms)
+            step = law.per_request_ms + law.per_kv_token_ms * (isl + osl / 2)
+            seconds = 5.0 / replicas * est.mean_itl_ms / 1000.0
+            sd = math.sqrt(seconds * float(np.mean(osl * step**2)))
+            assert est.quantile_itl_ms == pytest.approx(est.mean_itl_ms + z * sd)
+            load = 5.0 / replicas * float(np.mean(osl * step)) / 1000.0
+            assert est.mean_itl_ms == pytest.approx(law.step_overhead_ms / (1 - load))
+
     def test_longer_context_needs_more_decode(self, fitted: FittedInterpolator) -> None:
         """The same rate at 10x the context needs more decode replicas."""
         short = decide(scaler(fitted), demand(2000.0, isl=1000.0)).decode
