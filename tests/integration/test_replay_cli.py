@@ -87,6 +87,62 @@ class TestReplayCommand:
         assert json.loads((tmp_path / "out" / "report.json").read_text()) == report
         assert not (tmp_path / "out" / "replay.png").exists()
 
+    def test_whole_worker_floor_and_interval_oracle(self, tmp_path: Path) -> None:
+        """The whole-worker floor is printed under the capacity floor; the interval
+        oracle, asked for, is printed and reported, never above the best static."""
+        args = (
+            "--duration-s",
+            "1200",
+            "--load-scale",
+            "4",
+            "--load-shift-s",
+            "60",
+            "--load-predictor",
+            "constant",
+            "--adjustment-interval",
+            "60",
+            "--ttft",
+            "500",
+            "--itl",
+            "20",
+            "--max-gpu-budget",
+            "-1",
+            "--no-plot",
+            "--baselines",
+            "best_static,capacity_floor,interval_oracle",
+        )
+        text = replay(tmp_path, *args)
+        assert text.returncode == 0, text.stderr
+        assert "whole-worker floor" in text.stdout
+        assert "interval oracle (hindsight)" in text.stdout
+        assert "interval oracle: simulating" in text.stderr  # progress
+        done = replay(tmp_path, *args, "--format", "json")
+        assert done.returncode == 0, done.stderr
+        baselines = json.loads(done.stdout)["baselines"]
+        floor = baselines["capacity_floor"]
+        oracle = baselines["interval_oracle"]
+        assert floor["gpu_hours"] <= floor["whole_worker_gpu_hours"]
+        assert oracle["feasible"]
+        assert oracle["attainment"] >= 0.99
+        assert oracle["gpu_hours"] <= baselines["best_static"]["gpu_hours"]
+        static = baselines["best_static"]
+        assert [static["prefill"], static["decode"]] in oracle["candidates"]
+
+    def test_interval_oracle_needs_best_static(self, tmp_path: Path) -> None:
+        """Without best_static the oracle is skipped with a note, not an error."""
+        done = replay(
+            tmp_path,
+            "--duration-s",
+            "600",
+            "--load-predictor",
+            "constant",
+            "--no-plot",
+            "--baselines",
+            "interval_oracle",
+        )
+        assert done.returncode == 0, done.stderr
+        assert "the interval oracle needs the best static deployment" in done.stdout
+
     def test_config_file_and_load_scale(self, tmp_path: Path) -> None:
         """Settings come from --config; --load-scale multiplies the requests."""
         (tmp_path / "planner.toml").write_text(
