@@ -39,6 +39,9 @@ deployment; where a trace has some (Mooncake: 15%), no deployment reaches 0.99, 
 target is ``0.99 x`` the feasible share (stated in the output) for the best static search,
 the oracle, and the attainment bar.
 
+``--sla-interpolator`` and ``--forecast-quantile`` change the sla runs (the docs quote
+``--sla-interpolator reference`` and ``--forecast-quantile 0.75``).
+
 ``--json PATH`` writes every figure; ``--load 1`` checks the load-x1 bar. Each setting's
 ``sla`` run is printed as the ``dynamo-planner replay`` command that reproduces it.
 """
@@ -134,11 +137,20 @@ def run_row(
     )
 
 
-def config(scaler: str, interval_s: float, cold_start_s: float) -> PlannerConfig:
+def config(
+    scaler: str,
+    interval_s: float,
+    cold_start_s: float,
+    *,
+    interpolator: str = "auto",
+    forecast_quantile: float = 0.9,
+) -> PlannerConfig:
+    """A run's configuration; ``auto`` is ``fitted`` for sla, ``reference`` otherwise."""
     return PlannerConfig(
         environment="virtual",
         scaler=scaler,
-        interpolator="fitted" if scaler == "sla" else "reference",
+        interpolator=interpolator if scaler == "sla" else "auto",
+        forecast_quantile=forecast_quantile,
         load_predictor="constant",
         ttft_ms=TTFT_MS,
         itl_ms=ITL_MS,
@@ -156,6 +168,7 @@ def command(
     interval_s: float,
     cold_s: float,
     start: tuple[int, int],
+    sla: PlannerConfig,
 ) -> str:
     """The ``dynamo-planner replay`` command of one setting's sla run."""
     parts = ["dynamo-planner replay"]
@@ -167,12 +180,16 @@ def command(
     if ties_s:
         parts.append(f"--spread-ties-s {ties_s:g}")
     parts += [
-        "--scaler sla --interpolator fitted --load-predictor constant",
+        "--scaler sla --load-predictor constant",
         f"--ttft {TTFT_MS:g} --itl {ITL_MS:g} --max-gpu-budget -1",
         f"--adjustment-interval {interval_s:g} --cold-start-s {cold_s:g}",
         f"--start-num-p {start[0]} --start-num-d {start[1]} --warmup-s {WARMUP_S:g}",
         f"--attainment-target {ATTAINMENT:g} --baselines best_static,capacity_floor",
     ]
+    if sla.interpolator != "auto":
+        parts.append(f"--interpolator {sla.interpolator}")
+    if sla.forecast_quantile != 0.9:
+        parts.append(f"--forecast-quantile {sla.forecast_quantile:g}")
     return " ".join(parts)
 
 
@@ -201,6 +218,17 @@ def main() -> int:
     )
     parser.add_argument(
         "--no-oracle", action="store_true", help="skip the hindsight interval oracle"
+    )
+    parser.add_argument(
+        "--sla-interpolator",
+        default="auto",
+        help="interpolator of the sla runs (default auto: fitted)",
+    )
+    parser.add_argument(
+        "--forecast-quantile",
+        type=float,
+        default=0.9,
+        help="forecast quantile of the sla runs (default 0.9)",
     )
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument(
@@ -321,20 +349,32 @@ def main() -> int:
                     warmup_s=WARMUP_S,
                     baselines=() if args.no_perfect else ("perfect_forecast",),
                 )
+                configs = {
+                    scaler: config(
+                        scaler,
+                        interval_s,
+                        cold_s,
+                        interpolator=args.sla_interpolator,
+                        forecast_quantile=args.forecast_quantile,
+                    )
+                    for scaler in ("reference", "sla")
+                }
                 print(
                     "  "
                     + command(
-                        name, args.load, shift_s, ties_s, interval_s, cold_s, start
+                        name,
+                        args.load,
+                        shift_s,
+                        ties_s,
+                        interval_s,
+                        cold_s,
+                        start,
+                        configs["sla"],
                     ),
                     file=sys.stderr,
                 )
-                for scaler in ("reference", "sla"):
-                    report = replay(
-                        trace,
-                        profile,
-                        config(scaler, interval_s, cold_s),
-                        options=options,
-                    )
+                for scaler, planner_config in configs.items():
+                    report = replay(trace, profile, planner_config, options=options)
                     runs = [(scaler, report.planner)]
                     if report.perfect_forecast is not None:
                         runs.append(

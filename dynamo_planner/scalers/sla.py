@@ -182,6 +182,31 @@ class DecodeLaw:
             source=f"fitted to {type(interpolator).__name__}'s ITL",
         )
 
+    def estimate(
+        self,
+        isl_tokens: npt.ArrayLike,
+        osl_tokens: npt.ArrayLike,
+        *,
+        rate_per_s: float,
+        replicas: int,
+        z: float,
+    ) -> DecodeEstimate:
+        """Mean and quantile ITL, concurrency and KV use for a request mix on replicas.
+
+        Args:
+            isl_tokens: The mix's input lengths.
+            osl_tokens: Their output lengths (same order).
+            rate_per_s: Requests per second entering decode.
+            replicas: Decode replicas.
+            z: Standard-normal quantile of the ITL reported (2.326 for p99).
+        """
+        mix = _Mix(
+            isl=np.asarray(isl_tokens, dtype=np.float64),
+            osl=np.maximum(np.asarray(osl_tokens, dtype=np.float64), 1.0),
+            words="",
+        )
+        return _estimate_decode(self, mix, rate=rate_per_s, replicas=replicas, z=z)
+
     def scaled(self, factor: float) -> DecodeLaw:
         """The law with every step cost multiplied by ``factor``."""
         return attrs.evolve(

@@ -231,15 +231,12 @@ class TestSizing:
         self, fitted: FittedInterpolator
     ) -> None:
         """The quantile ITL is the mean plus z sd of one worker's own population."""
-        from dynamo_planner.scalers.sla import _estimate_decode, _Mix
-
         law = DecodeLaw.from_interpolator(fitted)
         isl = np.array([500.0, 2000.0, 8000.0, 30000.0])
         osl = np.array([100.0, 300.0, 200.0, 400.0])
-        mix = _Mix(isl=isl, osl=osl, words="")
         z = 2.326
         for replicas in (1, 2, 4):
-            est = _estimate_decode(law, mix, rate=5.0, replicas=replicas, z=z)
+            est = law.estimate(isl, osl, rate_per_s=5.0, replicas=replicas, z=z)
             assert math.isfinite(est.quantile_itl_ms)
             step = law.per_request_ms + law.per_kv_token_ms * (isl + osl / 2)
             seconds = 5.0 / replicas * est.mean_itl_ms / 1000.0
