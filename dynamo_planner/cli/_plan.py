@@ -22,7 +22,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from dynamo_planner.cli._profile import add_profile_argument, open_profile
+from dynamo_planner.cli._profile import add_profile_argument
 
 if TYPE_CHECKING:
     from dynamo_planner.values import PerfProfile, ReplicaPlan
@@ -138,18 +138,18 @@ def run(args: argparse.Namespace) -> int:
 
     from dynamo_planner.config import PlannerConfig
     from dynamo_planner.plugins import default_registry
+    from dynamo_planner.profiles import load_profile
     from dynamo_planner.protocols import ScalingRequest
     from dynamo_planner.scalers.budget import apply_budget
     from dynamo_planner.values import Corrections, Demand, ReplicaState
 
     config = PlannerConfig.from_args(args)
-    profile, interpolator = open_profile(args.profile, config.select)
-    if config.interpolator_name != "reference":
-        interpolator = (
-            default_registry()
-            .load("dynamo_planner.interpolators", config.interpolator_name)
-            .from_profile(profile)
-        )
+    profile = load_profile(args.profile, select=config.select)
+    interpolator = (
+        default_registry()
+        .load("dynamo_planner.interpolators", config.interpolator_name)
+        .from_profile(profile)
+    )
     prefill_gpus, prefill_from = _engine_gpus(
         config.prefill_engine_num_gpu, profile, "prefill"
     )
