@@ -679,7 +679,7 @@ class SLAScaler:
         target = self.attainment
         floor = max(1, self.min_endpoint) if rate > 0 else self.min_endpoint
         if rate > 0:
-            chosen, reachable = servers_for_target(
+            chosen, all_feasible = servers_for_target(
                 pmix,
                 arrival_rate_per_s=rate,
                 ttft_s=target_s,
@@ -688,7 +688,7 @@ class SLAScaler:
                 min_servers=floor,
             )
             need = chosen.servers
-            if not reachable:
+            if not all_feasible:
                 reasons.append(
                     f"prefill: {1 - feasible:.1%} of the mix exceeds TTFT "
                     f"{self.ttft_ms:g} ms even alone and cannot meet it; sizing for "
