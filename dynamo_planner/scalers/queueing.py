@@ -42,7 +42,7 @@ requests that *can* meet ``T`` instead.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import attrs
 import numpy as np
@@ -437,11 +437,8 @@ def servers_for_attainment(
             "replicas"
         )
     rate = max(0.0, float(arrival_rate_per_s))
-    servers = max(1, int(min_servers))
-    servers = max(servers, _fewest_stable_servers(mix, rate))
-    step = 1
-    best: PrefillQueueEstimate | None = None
-    while servers <= MAX_SERVERS:
+
+    def accept(servers: int) -> PrefillQueueEstimate | None:
         estimate = estimate_prefill(
             mix,
             servers=servers,
@@ -450,17 +447,16 @@ def servers_for_attainment(
             quantile=None,
             arrival_cv2=arrival_cv2,
         )
-        if estimate.stable and estimate.attainment >= attainment:
-            best = estimate
-            break
-        servers += step
-        step = min(step * 2, 64) if servers > 256 else 1
-    if best is None:
+        ok = estimate.stable and estimate.attainment >= attainment
+        return estimate if ok else None
+
+    start = max(1, int(min_servers), _fewest_stable_servers(mix, rate))
+    chosen = _fewest_servers(start, accept)
+    if chosen is None:
         raise InfeasibleSLAError(
             f"no prefill replica count up to {MAX_SERVERS} reaches {attainment:.1%} "
             f"within TTFT {ttft_s * 1000:g} ms at {rate:g} requests/s"
         )
-    chosen = _refine(best, mix, rate, ttft_s, attainment, arrival_cv2, min_servers)
     return estimate_prefill(
         mix,
         servers=chosen.servers,
@@ -471,32 +467,31 @@ def servers_for_attainment(
     )
 
 
-def _refine(
-    found: PrefillQueueEstimate,
-    mix: PrefillMix,
-    rate: float,
-    ttft_s: float,
-    attainment: float,
-    arrival_cv2: float,
-    min_servers: int,
-) -> PrefillQueueEstimate:
-    """Walk back down to the fewest replicas meeting the target (after big steps)."""
-    best = found
-    servers = found.servers - 1
-    while servers >= max(1, min_servers):
-        estimate = estimate_prefill(
-            mix,
-            servers=servers,
-            arrival_rate_per_s=rate,
-            ttft_s=ttft_s,
-            quantile=None,
-            arrival_cv2=arrival_cv2,
-        )
-        if not estimate.stable or estimate.attainment < attainment:
+def _fewest_servers(
+    start: int, accept: Callable[[int], PrefillQueueEstimate | None]
+) -> PrefillQueueEstimate | None:
+    """The fewest replicas from ``start`` that ``accept`` takes (more never hurt).
+
+    Steps of one up to 256 replicas, then doubling steps (at most 64), then back down one
+    at a time past the big steps. ``None`` when nothing up to :data:`MAX_SERVERS` is taken.
+    """
+    servers = start
+    step = 1
+    found = None
+    while servers <= MAX_SERVERS:
+        found = accept(servers)
+        if found is not None:
             break
-        best = estimate
-        servers -= 1
-    return best
+        servers += step
+        step = min(step * 2, 64) if servers > 256 else 1
+    if found is None:
+        return None
+    while found.servers > start:
+        lower = accept(found.servers - 1)
+        if lower is None:
+            break
+        found = lower
+    return found
 
 
 def servers_for_wait_probability(
@@ -528,8 +523,8 @@ def servers_for_wait_probability(
         The estimate at the chosen replica count.
     """
     rate = max(0.0, float(arrival_rate_per_s))
-    servers = max(1, int(min_servers))
-    while servers <= MAX_SERVERS:
+
+    def accept(servers: int) -> PrefillQueueEstimate | None:
         estimate = estimate_prefill(
             mix,
             servers=servers,
@@ -538,15 +533,18 @@ def servers_for_wait_probability(
             quantile=None,
             arrival_cv2=arrival_cv2,
         )
-        if estimate.stable:
-            longer = estimate.wait_probability * (
-                math.exp(-wait_s / estimate.conditional_mean_wait_s)
-                if estimate.conditional_mean_wait_s > 0
-                else 0.0
-            )
-            if longer <= wait_probability:
-                return estimate
-        servers += 1 if servers < 256 else 16
+        if not estimate.stable:
+            return None
+        longer = estimate.wait_probability * (
+            math.exp(-wait_s / estimate.conditional_mean_wait_s)
+            if estimate.conditional_mean_wait_s > 0
+            else 0.0
+        )
+        return estimate if longer <= wait_probability else None
+
+    found = _fewest_servers(max(1, int(min_servers)), accept)
+    if found is not None:
+        return found
     raise InfeasibleSLAError(
         f"no prefill replica count up to {MAX_SERVERS} keeps the share of waiting "
         f"requests within {wait_probability:.1%} at {rate:g} requests/s"
