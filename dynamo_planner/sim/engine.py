@@ -293,19 +293,10 @@ class SimResult:
         return float(sum(span.gpu_seconds for span in self.workers))
 
 
-class _PrefillWorker:
-    __slots__ = (
-        "busy",
-        "end_s",
-        "index",
-        "last_isl",
-        "last_ttft_ms",
-        "outstanding",
-        "queue",
-        "ready_s",
-        "start_s",
-        "state",
-    )
+class _Lifecycle:
+    """What every worker has: its index and its start, ready and end times."""
+
+    __slots__ = ("end_s", "index", "ready_s", "start_s", "state")
 
     def __init__(self, index: int, start_s: float) -> None:
         self.index = index
@@ -313,6 +304,19 @@ class _PrefillWorker:
         self.start_s = start_s
         self.ready_s = _INF
         self.end_s = _INF
+
+
+class _PrefillWorker(_Lifecycle):
+    __slots__ = (
+        "busy",
+        "last_isl",
+        "last_ttft_ms",
+        "outstanding",
+        "queue",
+    )
+
+    def __init__(self, index: int, start_s: float) -> None:
+        super().__init__(index, start_s)
         self.queue: deque[int] = deque()
         self.outstanding = 0.0
         self.busy = False
@@ -320,30 +324,21 @@ class _PrefillWorker:
         self.last_isl: float | None = None
 
 
-class _DecodeWorker:
+class _DecodeWorker(_Lifecycle):
     __slots__ = (
-        "end_s",
         "gen",
         "gen_t",
         "heap",
-        "index",
         "label",
         "last_itl_ms",
         "n",
-        "ready_s",
         "reserved",
-        "start_s",
-        "state",
         "step_s",
         "version",
     )
 
     def __init__(self, index: int, start_s: float) -> None:
-        self.index = index
-        self.state = STARTING
-        self.start_s = start_s
-        self.ready_s = _INF
-        self.end_s = _INF
+        super().__init__(index, start_s)
         self.heap: list[tuple[float, int]] = []
         self.n = 0
         self.label = 0.0
@@ -355,14 +350,12 @@ class _DecodeWorker:
         self.last_itl_ms: float | None = None
 
 
-class _AggWorker:
+class _AggWorker(_Lifecycle):
     __slots__ = (
         "chunk",
-        "end_s",
         "gen",
         "gen_t",
         "heap",
-        "index",
         "label",
         "last_isl",
         "last_itl_ms",
@@ -372,21 +365,14 @@ class _AggWorker:
         "outstanding",
         "prefilling",
         "queue",
-        "ready_s",
         "reserved",
-        "start_s",
-        "state",
         "step_s",
         "stepping",
         "version",
     )
 
     def __init__(self, index: int, start_s: float) -> None:
-        self.index = index
-        self.state = STARTING
-        self.start_s = start_s
-        self.ready_s = _INF
-        self.end_s = _INF
+        super().__init__(index, start_s)
         self.queue: deque[int] = deque()  # routed here, not yet admitted
         self.prefilling: list[int] = []  # admitted, prompt not fully computed
         self.left: dict[int, float] = {}  # prompt tokens still to compute
