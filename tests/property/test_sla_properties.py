@@ -47,6 +47,15 @@ def plan(
     )
 
 
+def at_least(more: ReplicaPlan, fewer: ReplicaPlan, *components: str) -> None:
+    """Assert ``more`` plans at least as many replicas as ``fewer`` for each component."""
+    for name in components or ("prefill", "decode"):
+        high, low = getattr(more, name), getattr(fewer, name)
+        assert high is not None
+        assert low is not None
+        assert high >= low, f"{name}: {high} < {low}"
+
+
 requests = st.floats(0.0, 30_000.0, allow_nan=False)
 isls = st.floats(50.0, 6000.0, allow_nan=False)
 osls = st.floats(1.0, 1000.0, allow_nan=False)
@@ -61,14 +70,7 @@ class TestMonotone:
         self, base: float, extra: float, isl: float, osl: float
     ) -> None:
         """Adding requests never lowers prefill or decode replicas."""
-        low = plan(base, isl, osl)
-        high = plan(base + extra, isl, osl)
-        assert low.prefill is not None
-        assert high.prefill is not None
-        assert low.decode is not None
-        assert high.decode is not None
-        assert high.prefill >= low.prefill
-        assert high.decode >= low.decode
+        at_least(plan(base + extra, isl, osl), plan(base, isl, osl))
 
     @settings(max_examples=40, deadline=None)
     @given(
@@ -81,14 +83,7 @@ class TestMonotone:
         self, num_req: float, isl: float, osl: float, longer: float
     ) -> None:
         """Longer inputs and outputs never lower the replicas."""
-        low = plan(num_req, isl, osl)
-        high = plan(num_req, isl * longer, osl * longer)
-        assert high.prefill is not None
-        assert low.prefill is not None
-        assert high.decode is not None
-        assert low.decode is not None
-        assert high.prefill >= low.prefill
-        assert high.decode >= low.decode
+        at_least(plan(num_req, isl * longer, osl * longer), plan(num_req, isl, osl))
 
     @settings(max_examples=40, deadline=None)
     @given(
@@ -103,10 +98,7 @@ class TestMonotone:
     ) -> None:
         """A tighter TTFT target never lowers the prefill replicas."""
         loose = plan(num_req, isl, osl, ttft_ms=ttft)
-        tight = plan(num_req, isl, osl, ttft_ms=ttft * tighter)
-        assert tight.prefill is not None
-        assert loose.prefill is not None
-        assert tight.prefill >= loose.prefill
+        at_least(plan(num_req, isl, osl, ttft_ms=ttft * tighter), loose, "prefill")
 
     @settings(max_examples=40, deadline=None)
     @given(
@@ -121,10 +113,7 @@ class TestMonotone:
     ) -> None:
         """A tighter ITL target never lowers the decode replicas."""
         loose = plan(num_req, isl, osl, itl_ms=itl)
-        tight = plan(num_req, isl, osl, itl_ms=itl * tighter)
-        assert tight.decode is not None
-        assert loose.decode is not None
-        assert tight.decode >= loose.decode
+        at_least(plan(num_req, isl, osl, itl_ms=itl * tighter), loose, "decode")
 
     @settings(max_examples=30, deadline=None)
     @given(
@@ -138,13 +127,7 @@ class TestMonotone:
     ) -> None:
         """Asking for a larger share of requests never lowers the replicas."""
         low = plan(num_req, isl, osl, attainment=share)
-        high = plan(num_req, isl, osl, attainment=0.99)
-        assert high.prefill is not None
-        assert low.prefill is not None
-        assert high.decode is not None
-        assert low.decode is not None
-        assert high.prefill >= low.prefill
-        assert high.decode >= low.decode
+        at_least(plan(num_req, isl, osl, attainment=0.99), low)
 
 
 class TestWithinTarget:

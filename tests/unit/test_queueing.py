@@ -33,6 +33,17 @@ def _prefill() -> PrefillFit:
     return FittedInterpolator.from_profile(load_profile(H200_PROFILE_DIR)).prefill
 
 
+def exponential_prefill_mix(prefill: PrefillFit, mean_isl: float) -> PrefillMix:
+    """The fitted prefill model over an exponential ISL mix, batched up to 8192 tokens."""
+    isl = exponential_mix(mean_isl)
+    return PrefillMix(
+        work_s=prefill.work_ms_array(isl) / 1000.0,
+        overhead_s=prefill.overhead_ms / 1000.0,
+        isl_tokens=isl,
+        max_num_batched_tokens=8192,
+    )
+
+
 def simulate_fifo(
     arrivals: np.ndarray,
     isl: np.ndarray,
@@ -173,18 +184,9 @@ class TestAgainstSimulation:
 class TestReplicaSearch:
     """The fewest replicas meeting the target, and infeasible targets refused."""
 
-    def mix(self, prefill: PrefillFit, mean_isl: float) -> PrefillMix:
-        isl = exponential_mix(mean_isl)
-        return PrefillMix(
-            work_s=prefill.work_ms_array(isl) / 1000.0,
-            overhead_s=prefill.overhead_ms / 1000.0,
-            isl_tokens=isl,
-            max_num_batched_tokens=8192,
-        )
-
     def test_fewest_replicas(self, prefill: PrefillFit) -> None:
         """The chosen count meets the target and one fewer does not."""
-        mix = self.mix(prefill, 3000.0)
+        mix = exponential_prefill_mix(prefill, 3000.0)
         chosen = servers_for_attainment(
             mix, arrival_rate_per_s=80.0, ttft_s=0.5, attainment=0.99
         )
@@ -198,7 +200,7 @@ class TestReplicaSearch:
     def test_min_servers_respected(self, prefill: PrefillFit) -> None:
         """No load still gives at least ``min_servers``."""
         chosen = servers_for_attainment(
-            self.mix(prefill, 1000.0),
+            exponential_prefill_mix(prefill, 1000.0),
             arrival_rate_per_s=0.0,
             ttft_s=0.5,
             attainment=0.99,
@@ -227,7 +229,7 @@ class TestReplicaSearch:
     def test_unstable_estimate(self, prefill: PrefillFit) -> None:
         """Far more load than one worker can serve gives attainment 0, infinite TTFT."""
         estimate = estimate_prefill(
-            self.mix(prefill, 8000.0),
+            exponential_prefill_mix(prefill, 8000.0),
             servers=1,
             arrival_rate_per_s=1000.0,
             ttft_s=0.5,
@@ -246,18 +248,9 @@ class TestReplicaSearch:
 class TestTarget:
     """The attainment target capped where almost nobody waits long: monotone."""
 
-    def mix(self, prefill: PrefillFit, mean_isl: float) -> PrefillMix:
-        isl = exponential_mix(mean_isl)
-        return PrefillMix(
-            work_s=prefill.work_ms_array(isl) / 1000.0,
-            overhead_s=prefill.overhead_ms / 1000.0,
-            isl_tokens=isl,
-            max_num_batched_tokens=8192,
-        )
-
     def test_reachable_matches_attainment_search(self, prefill: PrefillFit) -> None:
         """Below the cap the answer is the fewest replicas reaching the target."""
-        mix = self.mix(prefill, 1155.0)
+        mix = exponential_prefill_mix(prefill, 1155.0)
         plain = servers_for_attainment(
             mix, arrival_rate_per_s=60.0, ttft_s=0.5, attainment=0.99
         )
@@ -272,7 +265,7 @@ class TestTarget:
     ) -> None:
         """When requests miss TTFT alone, 99% of the others are served in time, by the
         fewest replicas that do so, and never more than the cap."""
-        mix = self.mix(prefill, 8000.0)
+        mix = exponential_prefill_mix(prefill, 8000.0)
         feasible = mix.feasible_share(0.5)
         assert feasible < 0.99
         chosen, all_feasible = servers_for_target(
@@ -310,7 +303,7 @@ class TestTarget:
         tighter: float,
     ) -> None:
         """Writing off more requests under a tighter target never lowers the count."""
-        mix = self.mix(prefill, mean_isl)
+        mix = exponential_prefill_mix(prefill, mean_isl)
         loose, _ = servers_for_target(
             mix, arrival_rate_per_s=rate, ttft_s=ttft_s, attainment=0.99
         )
@@ -321,7 +314,7 @@ class TestTarget:
 
     def test_tighter_target_never_fewer(self, prefill: PrefillFit) -> None:
         """A tighter TTFT that makes more requests infeasible still never lowers it."""
-        mix = self.mix(prefill, 5913.0)
+        mix = exponential_prefill_mix(prefill, 5913.0)
         loose, _ = servers_for_target(
             mix, arrival_rate_per_s=10071 / 60, ttft_s=0.561, attainment=0.99
         )
