@@ -14,10 +14,11 @@ exported as NaN (Grafana draws a gap), a measured zero as 0.
 from __future__ import annotations
 
 import math
-import threading
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from dynamo_planner._serving import RegistryServer
 
 if TYPE_CHECKING:
     from dynamo_planner.load_planner import CombinedPlanner, LoadPlanner
@@ -104,8 +105,7 @@ class PlannerMetrics:
         self._gpu_hours = 0.0
         self._errors_seen: dict[str, int] = {}
         self._planner: Planner | None = None
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._http = RegistryServer(self.registry, "metrics server")
 
     # ----------------------------------------------------------------- wiring
     def attach(self, planner: Planner | LoadPlanner | CombinedPlanner) -> None:
@@ -208,22 +208,8 @@ class PlannerMetrics:
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> int:  # noqa: S104
         """Serve ``/metrics`` on ``addr:port`` in a daemon thread; returns the port."""
-        from prometheus_client import start_http_server
-
-        if self._server is not None:
-            msg = "the metrics server is already running"
-            raise RuntimeError(msg)
-        self._server, self._thread = start_http_server(
-            port, addr=addr, registry=self.registry
-        )
-        return int(self._server.server_port)
+        return self._http.start(port, addr)
 
     def close(self) -> None:
         """Stop serving."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = None
-            self._thread = None
+        self._http.close()

@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import attrs
 from prometheus_client import (
@@ -34,9 +33,9 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
-    start_http_server,
 )
 
+from dynamo_planner._serving import RegistryServer
 from dynamo_planner.sources._names import (
     DEFAULT_PREFIX,
     HISTOGRAMS,
@@ -97,11 +96,11 @@ class FrontendMetricsExporter:
     _requests: Counter = attrs.field(init=False)
     _gauges: dict[str, Gauge] = attrs.field(init=False, factory=dict)
     _workers: set[tuple[str, str]] = attrs.field(init=False, factory=set)
-    _server: Any = attrs.field(init=False, default=None)
-    _thread: threading.Thread | None = attrs.field(init=False, default=None)
+    _http: RegistryServer = attrs.field(init=False)
     _lock: threading.Lock = attrs.field(init=False, factory=threading.Lock)
 
     def __attrs_post_init__(self) -> None:
+        self._http = RegistryServer(self.registry, "exporter")
         for field, suffix in HISTOGRAMS.items():
             self._histograms[field] = Histogram(
                 f"{self.prefix}_{suffix}",
@@ -231,25 +230,13 @@ class FrontendMetricsExporter:
         Returns:
             The port listened on.
         """
-        if self._server is not None:
-            msg = "the exporter is already serving"
-            raise RuntimeError(msg)
-        self._server, self._thread = start_http_server(
-            port, addr=addr, registry=self.registry
-        )
-        return int(self._server.server_port)
+        return self._http.start(port, addr)
 
     @property
     def port(self) -> int | None:
         """The port served, or ``None`` when not serving."""
-        return None if self._server is None else int(self._server.server_port)
+        return self._http.port
 
     def close(self) -> None:
         """Stop serving (the metrics keep their values)."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-            self._server = None
-            self._thread = None
+        self._http.close()
