@@ -513,6 +513,16 @@ class PlannerConfig:
         help="Hysteresis of the 'sla' scaler: a component scales down only after its "
         "requirement stayed lower for this many intervals in a row.",
     )
+    no_attainment_feedback: bool = _field(
+        False,
+        section=_SCALING,
+        kind="bool",
+        flag="--no-attainment-feedback",
+        help="Keep the 'sla' scaler sizing for sla_attainment exactly. By default, while "
+        "the observed share of requests missing a target stays well below what the "
+        "target allows, it sizes for a lower share (down to 10x the allowed misses), "
+        "except while demand rises.",
+    )
     max_num_batched_tokens: int = _field(
         8192,
         section=_SCALING,

@@ -155,6 +155,10 @@ class Observation:
             interval (variance over mean of the per-second counts: 1 for Poisson
             arrivals, more for bursty ones), where the source has it. A Dynamo
             frontend's counters are scraped too rarely to give it; the simulator does.
+        ttft_samples_ms: TTFTs of the requests whose first token came in the interval,
+            where the source has them (the simulator does).
+        itl_samples_ms: Mean ITLs of the requests that finished in the interval with more
+            than one output token, where the source has them (the simulator does).
     """
 
     timestamp_s: float = 0.0
@@ -173,6 +177,8 @@ class Observation:
     )
     workers: tuple[WorkerLoad, ...] = attrs.field(converter=_workers_tuple, default=())
     arrival_dispersion: Sample = attrs.field(converter=_sample, default=None)
+    ttft_samples_ms: tuple[float, ...] = attrs.field(converter=_float_tuple, default=())
+    itl_samples_ms: tuple[float, ...] = attrs.field(converter=_float_tuple, default=())
 
     @property
     def traffic_known(self) -> bool:

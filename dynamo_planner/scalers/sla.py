@@ -63,8 +63,25 @@ mean TTFT is above the target (a backlog, e.g. requests queued on a worker durin
 start), is a transient and is ignored. The factors multiply prefill times and decode step
 times in every later sizing, and every plan states them.
 
+**Attainment feedback.** The model is conservative where the traffic is smooth: on
+Azure x10 it sizes for 99% and 99.99% of the requests meet both targets. The target is a
+share over the run, so the scaler counts the requests that missed a target in recent
+intervals (from ``Observation.ttft_samples_ms`` and ``itl_samples_ms``; requests whose
+prefill alone exceeds the TTFT target are left out, as in the sizing; a request missing
+both counts twice) and pools the last ``feedback_intervals``. Once they allow at least
+:data:`MIN_FEEDBACK_MISSES` misses, the share the sizing allows to miss moves toward the
+value that would bring the pooled misses to ``feedback_setpoint`` (30%) of the allowed
+ones, half a step per interval in log scale, within ``[1 - attainment,
+max_miss_multiple x (1 - attainment)]`` (99% to 90% by default). It never sizes above
+``attainment``. The relaxation is not used while the request count rises (a least-squares
+slope over the recent intervals above two standard errors): a ramp sized too small
+queues faster than a cold start can follow, and there a few percent of misses cost far
+more than in steady traffic. Sources without per-request latencies (the Prometheus
+source) leave the feedback idle; the plan says so.
+
 Every plan's reasons and details say why: the quantile used, the lookahead, the mix, the
-predicted TTFT and ITL at the chosen replicas, the hysteresis state and the calibration.
+predicted TTFT and ITL at the chosen replicas, the hysteresis state, the calibration and
+the attainment sized for.
 
 .. versionadded:: 0.1.0
 """
@@ -112,6 +129,10 @@ MIN_SPREAD_POINTS = 3
 """Decisions the running replicas must have been unchanged for an interval to calibrate."""
 DISPERSION_BOUNDS = (0.5, 20.0)
 """The range an observed index of dispersion is kept in before the queue uses it."""
+FEEDBACK_GAIN = 0.5
+"""Exponent of one interval's correction of the miss share sized for (half a step)."""
+MIN_FEEDBACK_MISSES = 10.0
+"""Fewest misses the pooled intervals must allow before the feedback trusts them."""
 BEST_EFFORT_SLACK = 1.1
 """With ``strict=False``, an ITL target below one request's ITL is replaced by this
 multiple of that ITL (best effort)."""
@@ -336,6 +357,12 @@ class SLAScaler:
             mean request of a decision alone misses a target (by default the plan says
             so and sizes on a best-effort basis; construction always refuses a target
             that even the shortest request misses).
+        attainment_feedback: Size for a lower share while observed misses stay below
+            what ``attainment`` allows (see the module doc).
+        feedback_setpoint: Share of the allowed misses the feedback aims for.
+        max_miss_multiple: Most misses the sizing may allow, as a multiple of
+            ``1 - attainment`` (and at most half the requests).
+        feedback_intervals: Intervals whose misses the feedback pools.
     """
 
     interpolator: Interpolator
@@ -359,6 +386,10 @@ class SLAScaler:
     trend_intervals: int = attrs.field(default=5, validator=_checks.at_least(2))
     prior_spread: float = attrs.field(default=0.1, validator=_checks.non_negative)
     strict: bool = False
+    attainment_feedback: bool = True
+    feedback_setpoint: float = attrs.field(default=0.3, validator=_checks.share)
+    max_miss_multiple: float = attrs.field(default=10.0, validator=_checks.at_least(1))
+    feedback_intervals: int = attrs.field(default=10, validator=_checks.at_least(1))
 
     _law: DecodeLaw = attrs.field(init=False)
     _prefill_overhead_ms: float = attrs.field(init=False)
@@ -370,6 +401,8 @@ class SLAScaler:
     _decode_factor: float = attrs.field(init=False, default=1.0)
     _currents: collections.deque[ReplicaState] = attrs.field(init=False)
     _dispersion: float | None = attrs.field(init=False, default=None)
+    _miss_share: float = attrs.field(init=False, default=0.0)
+    _misses: collections.deque[tuple[float, float]] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._law = DecodeLaw.from_interpolator(self.interpolator)
@@ -379,6 +412,8 @@ class SLAScaler:
         self._counts = collections.deque(maxlen=self.trend_intervals + 1)
         self._lengths = collections.deque(maxlen=self.trend_intervals + 1)
         self._currents = collections.deque(maxlen=STEADY_INTERVALS)
+        self._miss_share = 1.0 - self.attainment
+        self._misses = collections.deque(maxlen=self.feedback_intervals)
         self._check_feasible()
 
     @classmethod
@@ -387,7 +422,8 @@ class SLAScaler:
 
         Reads ``ttft_ms``, ``itl_ms``, ``sla_attainment``, ``cold_start_s``,
         ``scale_down_intervals``, ``max_num_batched_tokens``, ``min_endpoint``, ``mode``,
-        the GPUs per engine and ``no_correction`` (which turns calibration off).
+        the GPUs per engine, ``no_correction`` (which turns calibration off) and
+        ``no_attainment_feedback``.
 
         Raises:
             InfeasibleSLAError: Not even the shortest request can meet a target.
@@ -408,6 +444,9 @@ class SLAScaler:
             scale_down_intervals=int(getattr(config, "scale_down_intervals", 2)),
             max_num_batched_tokens=int(getattr(config, "max_num_batched_tokens", 8192)),
             calibrate=not bool(getattr(config, "no_correction", False)),
+            attainment_feedback=not bool(
+                getattr(config, "no_attainment_feedback", False)
+            ),
         )
 
     # ------------------------------------------------------------------ state
@@ -427,6 +466,16 @@ class SLAScaler:
         the arrival rate within an interval, which queue like bursts.
         """
         return self.arrival_cv2 if self._dispersion is None else self._dispersion
+
+    @property
+    def sized_attainment(self) -> float:
+        """The share the next decision sizes for unless demand rises (see the module doc)."""
+        return 1.0 - self._miss_share if self.attainment_feedback else self.attainment
+
+    @property
+    def _max_miss_share(self) -> float:
+        target = 1.0 - self.attainment
+        return max(target, min(0.5, self.max_miss_multiple * target))
 
     @property
     def z(self) -> float:
@@ -482,6 +531,8 @@ class SLAScaler:
         self._currents.append(request.current)
         if observation is not None:
             reasons.append(self._observe_dispersion(observation))
+            if self.attainment_feedback:
+                reasons.append(self._observe_misses(observation, details))
         details["arrival_cv2"] = self.burstiness
         if observation is not None and observation.num_req.known:
             self._counts.append(observation.num_req.value)
@@ -492,6 +543,8 @@ class SLAScaler:
 
         num_req, demand_words = self._sized_num_req(demand, details)
         reasons.extend(demand_words)
+        attainment, attainment_words = self._sized_attainment(details)
+        reasons.append(attainment_words)
         rate = num_req / interval_s
         details["rate_per_s"] = rate
         isl_mean, osl_mean = self._sized_lengths(demand, details)
@@ -504,7 +557,7 @@ class SLAScaler:
         prefill = decode = None
         raised = False
         if self.mode in ("disagg", "prefill"):
-            sized = self._prefill(rate, mix, observation, interval_s)
+            sized = self._prefill(rate, mix, attainment, observation, interval_s)
             prefill, raised = sized.replicas, sized.raised_to_min
             reasons.extend(sized.reasons)
             details.update(sized.details)
@@ -513,7 +566,7 @@ class SLAScaler:
             if drain_words:
                 reasons.append(drain_words)
             details["decode_rate_per_s"] = decode_rate
-            sized = self._decode(decode_rate, mix)
+            sized = self._decode(decode_rate, mix, attainment)
             decode, raised = sized.replicas, raised or sized.raised_to_min
             reasons.extend(sized.reasons)
             details.update(sized.details)
@@ -614,6 +667,81 @@ class SLAScaler:
             f"(running mean, bounded to [{low:g}, {high:g}])"
         )
 
+    def _observe_misses(self, observation: Observation, details: dict[str, Any]) -> str:
+        """Fold the last interval's misses into the miss share sized for; say so."""
+        target_miss = 1.0 - self.attainment
+        ttft = _clean(observation.ttft_samples_ms)
+        if ttft.size < MIN_CALIBRATION_REQUESTS:
+            return (
+                f"attainment feedback: {ttft.size} TTFTs observed, too few to count "
+                f"misses; sizing for {1.0 - self._miss_share:.2%}"
+            )
+        isl = _clean(observation.isl_samples_tokens)
+        feasible = 1.0
+        if isl.size:
+            alone = _Mix(isl=isl, osl=np.ones_like(isl), words="")
+            pmix = self._prefill_mix(alone, self._prefill_factor)
+            feasible = max(pmix.feasible_share(self.ttft_ms / 1000.0), 1e-9)
+        ttft_missed = float(np.mean(ttft > self.ttft_ms))
+        # requests that miss TTFT even alone are written off, as in the sizing
+        ttft_missed_feasible = max(0.0, ttft_missed - (1.0 - feasible)) / feasible
+        itl = _clean(observation.itl_samples_ms)
+        itl_missed = float(np.mean(itl > self.itl_ms)) if itl.size else 0.0
+        missed = min(1.0, ttft_missed_feasible + itl_missed)  # union bound
+        counted = float(ttft.size) * feasible
+        self._misses.append((counted, missed * counted))
+        pooled_n = sum(n for n, _ in self._misses)
+        pooled = sum(m for _, m in self._misses) / pooled_n
+        details["observed_miss_share"] = missed
+        details["pooled_miss_share"] = pooled
+        head = (
+            f"attainment feedback: {missed:.2%} of the requests that could meet TTFT "
+            f"missed a target last interval (TTFT {ttft_missed_feasible:.2%}, ITL "
+            f"{itl_missed:.2%}); {pooled:.2%} over the last {len(self._misses)} "
+            f"intervals ({pooled_n:,.0f} requests) against {target_miss:.2%} allowed"
+        )
+        expected = pooled_n * target_miss
+        if expected < MIN_FEEDBACK_MISSES:
+            return (
+                f"{head}; {expected:.1f} misses allowed in so few requests are too few "
+                f"to judge by; sizing for {1.0 - self._miss_share:.2%}"
+            )
+        previous = self._miss_share
+        ceiling = self._max_miss_share
+        floor = target_miss / self.max_miss_multiple
+        ratio = self.feedback_setpoint * target_miss / max(pooled, floor)
+        self._miss_share = min(
+            ceiling, max(target_miss, previous * ratio**FEEDBACK_GAIN)
+        )
+        return (
+            f"{head}; aiming at {self.feedback_setpoint:.0%} of the allowed misses, "
+            f"the share sized for moves from {1.0 - previous:.2%} to "
+            f"{1.0 - self._miss_share:.2%} (kept within "
+            f"[{1.0 - ceiling:.2%}, {self.attainment:.2%}])"
+        )
+
+    def _sized_attainment(self, details: dict[str, Any]) -> tuple[float, str]:
+        """The share this decision sizes for: relaxed by feedback unless demand rises."""
+        relaxed = self.sized_attainment
+        value = self.attainment
+        if not self.attainment_feedback:
+            words = "attainment feedback off"
+        elif relaxed >= self.attainment:
+            words = "no relaxation earned"
+        elif _rising(list(self._counts)):
+            words = (
+                f"demand is rising, so the relaxation to {relaxed:.2%} that feedback "
+                "earned is not used: an under-sized ramp queues faster than a cold "
+                "start can follow"
+            )
+        else:
+            value = relaxed
+            words = "relaxed by feedback: recent intervals missed less than allowed"
+        details["sized_attainment"] = value
+        return value, (
+            f"attainment: target {self.attainment:.2%}; sizing for {value:.2%} ({words})"
+        )
+
     def _intervals_ahead(self, interval_s: float) -> float:
         """How far past the forecast (centred mid-interval) the lookahead reaches.
 
@@ -658,6 +786,7 @@ class SLAScaler:
         self,
         rate: float,
         mix: _Mix,
+        attainment: float,
         observation: Observation | None = None,
         interval_s: float = 60.0,
     ) -> _Component:
@@ -676,7 +805,7 @@ class SLAScaler:
             reasons.append(f"prefill: {words}; sizing on a best-effort basis")
         pmix = self._prefill_mix(mix, factor)
         feasible = pmix.feasible_share(target_s)
-        target = self.attainment
+        target = attainment
         floor = max(1, self.min_endpoint) if rate > 0 else self.min_endpoint
         if rate > 0:
             chosen, all_feasible = servers_for_target(
@@ -726,7 +855,7 @@ class SLAScaler:
             "prefill_attainment_target": target * feasible,
             "prefill_hysteresis": list(self._prefill_needs),
         }
-        reasons.append(self._prefill_words(replicas, estimate, rate, details))
+        reasons.append(self._prefill_words(replicas, estimate, rate, target, details))
         reasons.append(hold_words)
         return _Component(
             replicas=replicas,
@@ -762,6 +891,7 @@ class SLAScaler:
         replicas: int,
         estimate: PrefillQueueEstimate | None,
         rate: float,
+        attainment: float,
         details: dict[str, Any],
     ) -> str:
         if estimate is None:
@@ -782,7 +912,7 @@ class SLAScaler:
         )
         return (
             f"prefill: {replicas} replicas x {self.prefill_gpus_per_engine} GPUs at "
-            f"{rate:.2f} requests/s: predicted TTFT p{self.attainment * 100:g} "
+            f"{rate:.2f} requests/s: predicted TTFT p{attainment * 100:.4g} "
             f"{estimate.ttft_quantile_s * 1000:,.0f} ms (mean "
             f"{estimate.mean_ttft_s * 1000:,.0f} ms) vs target {self.ttft_ms:g} ms; "
             f"utilisation {estimate.utilisation:.2f}, P(wait) "
@@ -791,9 +921,9 @@ class SLAScaler:
         )
 
     # ------------------------------------------------------------------ decode
-    def _decode(self, rate: float, mix: _Mix) -> _Component:
+    def _decode(self, rate: float, mix: _Mix, attainment: float) -> _Component:
         law = self._law.scaled(self._decode_factor)
-        z = self.z
+        z = NormalDist().inv_cdf(attainment)
         mean_ctx = float(np.mean(mix.context))
         alone = (
             law.step_overhead_ms + law.per_request_ms + law.per_kv_token_ms * mean_ctx
@@ -847,11 +977,11 @@ class SLAScaler:
             duration_s = float(np.mean(mix.osl)) * est.mean_itl_ms / 1000.0
             words = (
                 f"decode: {replicas} replicas x {self.decode_gpus_per_engine} GPUs: "
-                f"predicted ITL p{self.attainment * 100:g} {est.quantile_itl_ms:.1f} ms "
+                f"predicted ITL p{attainment * 100:.4g} {est.quantile_itl_ms:.1f} ms "
                 f"(mean {est.mean_itl_ms:.1f} ms) vs target {self.itl_ms:g} ms; "
                 f"{est.concurrency_per_replica:,.0f} requests per replica by Little's "
                 f"law ({rate:.2f}/s x {duration_s:.2f} s in decode / {replicas}), "
-                f"KV {est.kv_usage:.0%} (p{self.attainment * 100:g} "
+                f"KV {est.kv_usage:.0%} (p{attainment * 100:.4g} "
                 f"{est.kv_quantile_usage:.0%}); step law {law.step_overhead_ms:.2f} + "
                 f"{law.per_request_ms:.4f} n + {law.per_kv_token_ms:.3g} KV ms"
             )
@@ -1106,6 +1236,20 @@ def _trend(counts: list[float]) -> float:
     x = np.arange(y.size, dtype=np.float64)
     x -= x.mean()
     return float(np.sum(x * (y - y.mean())) / np.sum(x * x))
+
+
+def _rising(counts: list[float], t: float = 2.0) -> bool:
+    """True when the recent values rise: slope above ``t`` standard errors."""
+    if len(counts) < 3:
+        return len(counts) == 2 and counts[1] > counts[0]
+    y = np.asarray(counts, dtype=np.float64)
+    x = np.arange(y.size, dtype=np.float64)
+    x -= x.mean()
+    sxx = float(np.sum(x * x))
+    slope = float(np.sum(x * (y - y.mean())) / sxx)
+    residual = y - y.mean() - slope * x
+    se = math.sqrt(float(np.sum(residual**2)) / (y.size - 2) / sxx)
+    return slope > t * se
 
 
 def _hysteresis(

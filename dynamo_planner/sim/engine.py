@@ -68,6 +68,7 @@ import math
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import compress
 from typing import Any, TypeVar
 
 import attrs
@@ -1095,20 +1096,22 @@ class Simulation:
         isl = self._isl_array[i0:i1]
         f0 = bisect_left(self._ft_t, start_s)
         f1 = bisect_left(self._ft_t, end_s)
-        ttft = math.fsum(self._ft_ttft_ms[f0:f1]) / (f1 - f0) if f1 > f0 else None
+        ttft_samples = self._ft_ttft_ms[f0:f1]
+        ttft = math.fsum(ttft_samples) / (f1 - f0) if f1 > f0 else None
         d0 = bisect_left(self._dn_t, start_s)
         d1 = bisect_left(self._dn_t, end_s)
         osl_samples: Sequence[float] = self._dn_osl[d0:d1]
         itl: float | None = None
         osl: float | None = None
         duration: float | None = None
+        itl_samples: list[float] = []
         if d1 > d0:
             osl = math.fsum(osl_samples) / (d1 - d0)
             duration = math.fsum(self._dn_dur_s[d0:d1]) / (d1 - d0)
             has = self._dn_has_itl[d0:d1]
-            k = sum(has)
-            if k:
-                itl = math.fsum(self._dn_itl_ms[d0:d1]) / k
+            itl_samples = list(compress(self._dn_itl_ms[d0:d1], has))
+            if itl_samples:
+                itl = math.fsum(itl_samples) / len(itl_samples)
         return Observation(
             timestamp_s=end_s,
             interval_s=width,
@@ -1121,6 +1124,8 @@ class Simulation:
             request_duration_s=_sample_or_unknown(duration),
             isl_samples_tokens=isl.tolist(),
             osl_samples_tokens=osl_samples,
+            ttft_samples_ms=ttft_samples,
+            itl_samples_ms=itl_samples,
             workers=workers,
         )
 

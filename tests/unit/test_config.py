@@ -73,6 +73,7 @@ LIBRARY_DEFAULTS: dict[str, Any] = {
     "sla_attainment": 0.99,
     "cold_start_s": 60.0,
     "scale_down_intervals": 2,
+    "no_attainment_feedback": False,
     "max_num_batched_tokens": 8192,
     "prometheus_verify_tls": True,
     "metric_timeout_s": 10.0,

@@ -572,6 +572,121 @@ class TestCalibration:
         assert not any("calibration" in r for r in plan.reasons)
 
 
+def served(
+    num_req: int,
+    *,
+    ttft_missed: int = 0,
+    itl_missed: int = 0,
+    isl: tuple[float, ...] = (),
+) -> Observation:
+    """An interval of ``num_req`` requests, some of which missed the 500/20 ms targets."""
+    ttft = [900.0] * ttft_missed + [80.0] * (num_req - ttft_missed)
+    itl = [35.0] * itl_missed + [12.0] * (num_req - itl_missed)
+    return attrs_evolve(
+        observation(float(num_req)),
+        ttft_samples_ms=ttft,
+        itl_samples_ms=itl,
+        isl_samples_tokens=isl,
+    )
+
+
+class TestAttainmentFeedback:
+    """Sizing relaxes while observed misses stay below what the target allows."""
+
+    def run(
+        self, s: SLAScaler, observations: list[Observation], num_req: float = 3000.0
+    ) -> list[ReplicaPlan]:
+        return [decide(s, demand(num_req), observation=obs) for obs in observations]
+
+    def test_few_misses_relax_toward_the_bound(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """With no misses the share sized for falls step by step, never below 90%,
+        and never needs more replicas than sizing for the target."""
+        s = scaler(fitted)
+        plans = self.run(s, [served(3000) for _ in range(12)])
+        sized = [p.details["sized_attainment"] for p in plans]
+        assert sized[0] < 0.99
+        assert sized == sorted(sized, reverse=True)
+        assert sized[-1] == pytest.approx(0.90)
+        fixed = decide(scaler(fitted, attainment_feedback=False), demand(3000.0))
+        assert plans[-1].prefill is not None
+        assert fixed.prefill is not None
+        assert plans[-1].prefill <= fixed.prefill
+        assert plans[-1].decode is not None
+        assert fixed.decode is not None
+        assert plans[-1].decode <= fixed.decode
+        assert any("relaxed by feedback" in r for r in plans[-1].reasons)
+
+    def test_misses_restore_the_target(self, fitted: FittedInterpolator) -> None:
+        """Misses above the allowance bring sizing back to the target, not above."""
+        s = scaler(fitted)
+        self.run(s, [served(3000) for _ in range(8)])
+        assert s.sized_attainment < 0.95
+        plans = self.run(s, [served(3000, ttft_missed=150) for _ in range(12)])
+        assert plans[-1].details["sized_attainment"] == pytest.approx(0.99)
+        assert s.sized_attainment == pytest.approx(0.99)
+
+    def test_itl_misses_count(self, fitted: FittedInterpolator) -> None:
+        """ITL misses hold the sizing at the target as TTFT misses do."""
+        s = scaler(fitted)
+        plans = self.run(s, [served(3000, itl_missed=100) for _ in range(6)])
+        assert plans[-1].details["sized_attainment"] == pytest.approx(0.99)
+        assert plans[-1].details["observed_miss_share"] == pytest.approx(100 / 3000)
+
+    def test_requests_that_cannot_make_it_are_not_counted(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Prompts too long to meet TTFT even alone are written off, as in sizing."""
+        isl = (60_000.0,) * 300 + (1000.0,) * 2700  # 10% need over 1.5 s alone
+        s = scaler(fitted)
+        plans = self.run(s, [served(3000, ttft_missed=300, isl=isl) for _ in range(6)])
+        assert plans[-1].details["observed_miss_share"] == pytest.approx(0.0, abs=1e-9)
+        assert plans[-1].details["sized_attainment"] < 0.99
+
+    def test_rising_demand_keeps_the_target(self, fitted: FittedInterpolator) -> None:
+        """While the request count rises, the earned relaxation is not used."""
+        s = scaler(fitted)
+        self.run(s, [served(3000) for _ in range(6)])
+        plans = [
+            decide(s, demand(float(n)), observation=served(n))
+            for n in (3300, 3600, 3900, 4200)
+        ]
+        assert s.sized_attainment < 0.95
+        assert plans[-1].details["sized_attainment"] == pytest.approx(0.99)
+        assert any("demand is rising" in r for r in plans[-1].reasons)
+
+    def test_too_few_requests_to_judge(self, fitted: FittedInterpolator) -> None:
+        """Intervals that allow under ten misses in all leave the sizing alone."""
+        s = scaler(fitted)
+        plans = self.run(s, [served(100) for _ in range(5)], num_req=100.0)
+        assert plans[-1].details["sized_attainment"] == pytest.approx(0.99)
+        assert any("too few to judge" in r for r in plans[-1].reasons)
+        self.run(s, [served(100) for _ in range(5)], num_req=100.0)
+        assert s.sized_attainment < 0.99  # ten intervals of 100 allow ten misses
+
+    def test_sources_without_latencies_leave_it_idle(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Means alone (the Prometheus source) cannot count misses; the plan says so."""
+        s = scaler(fitted)
+        plans = self.run(s, [observation(3000.0, ttft_ms=80.0) for _ in range(5)])
+        assert plans[-1].details["sized_attainment"] == pytest.approx(0.99)
+        assert any("too few to count misses" in r for r in plans[-1].reasons)
+
+    def test_disabled(self, fitted: FittedInterpolator) -> None:
+        """attainment_feedback=False (no_attainment_feedback) sizes for the target."""
+        s = SLAScaler.from_config(
+            PlannerConfig(ttft_ms=500.0, itl_ms=20.0, no_attainment_feedback=True),
+            interpolator=fitted,
+        )
+        assert not s.attainment_feedback
+        plans = self.run(s, [served(3000) for _ in range(6)])
+        assert plans[-1].details["sized_attainment"] == pytest.approx(0.99)
+        assert s.sized_attainment == pytest.approx(0.99)
+        assert any("feedback off" in r for r in plans[-1].reasons)
+
+
 class TestReasons:
     """Every plan says why."""
 

@@ -412,6 +412,28 @@ class TestObservation:
         assert not empty.itl_ms.known
         assert empty.traffic_known
 
+    def test_latency_samples(self, model: EngineModel) -> None:
+        """Per-request TTFTs and ITLs are those of the result, and average to the means;
+        a one-token request has no ITL sample."""
+        sim = Simulation(
+            trace_of([1.0, 2.0, 3.0], [100, 200, 300], [10, 1, 30]),
+            model,
+            SimConfig(),
+        )
+        sim.run_until(60.0)
+        obs = sim.observe(60.0)
+        result = sim.result()
+        assert sorted(obs.ttft_samples_ms) == pytest.approx(sorted(result.ttft_ms))
+        itl = result.itl_ms[~np.isnan(result.itl_ms)]
+        assert len(obs.itl_samples_ms) == 2
+        assert sorted(obs.itl_samples_ms) == pytest.approx(sorted(itl))
+        assert obs.ttft_ms.value == pytest.approx(np.mean(obs.ttft_samples_ms))
+        assert obs.itl_ms.value == pytest.approx(np.mean(obs.itl_samples_ms))
+        sim.run_until(120.0)
+        empty = sim.observe(60.0)
+        assert empty.ttft_samples_ms == ()
+        assert empty.itl_samples_ms == ()
+
     def test_arrival_dispersion(self, model: EngineModel) -> None:
         """Per-second counts: by hand for a small window, near 1 for Poisson
         arrivals, large for bunched ones, unknown for windows under 10 s."""
