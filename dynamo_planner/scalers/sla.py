@@ -65,19 +65,18 @@ times in every later sizing, and every plan states them.
 
 **Attainment feedback.** The model is conservative where the traffic is smooth: on
 Azure x10 it sizes for 99% and 99.99% of the requests meet both targets. The target is a
-share over the run, so the scaler counts the requests that missed a target in recent
-intervals (from ``Observation.ttft_samples_ms`` and ``itl_samples_ms``; requests whose
-prefill alone exceeds the TTFT target are left out, as in the sizing; a request missing
-both counts twice) and pools the last ``feedback_intervals``. Once they allow at least
-:data:`MIN_FEEDBACK_MISSES` misses, the share the sizing allows to miss moves toward the
-value that would bring the pooled misses to ``feedback_setpoint`` (30%) of the allowed
-ones, half a step per interval in log scale, within ``[1 - attainment,
-max_miss_multiple x (1 - attainment)]`` (99% to 90% by default). It never sizes above
-``attainment``. The relaxation is not used while the request count rises (a least-squares
-slope over the recent intervals above two standard errors): a ramp sized too small
-queues faster than a cold start can follow, and there a few percent of misses cost far
-more than in steady traffic. Sources without per-request latencies (the Prometheus
-source) leave the feedback idle; the plan says so.
+share over the run, so each component counts its own misses in recent intervals (TTFT
+for prefill, ITL for decode, from ``Observation.ttft_samples_ms`` and
+``itl_samples_ms``; requests whose prefill alone exceeds the TTFT target are left out, as
+in the sizing) and sizes for a lower share while they stay below what the target allows
+(:class:`~dynamo_planner.scalers.feedback.MissFeedback`: the last ``feedback_intervals``
+pooled; aiming at ``feedback_setpoint``, 30%, of the allowance each, so 60% of it for
+both; within ``[1 - max_miss_multiple x (1 - attainment), attainment]``, 90% to 99% by
+default; never above the target). The relaxation is not used while the request count
+rises (a least-squares slope over the recent intervals above two standard errors): a
+ramp sized too small queues faster than a cold start can follow, and there a few percent
+of misses cost far more than in steady traffic. Sources without per-request latencies
+(the Prometheus source) leave the feedback idle; the plan says so.
 
 Every plan's reasons and details say why: the quantile used, the lookahead, the mix, the
 predicted TTFT and ITL at the chosen replicas, the hysteresis state, the calibration and
@@ -100,6 +99,7 @@ import numpy.typing as npt
 from dynamo_planner.exceptions import InfeasibleSLAError
 from dynamo_planner.protocols import Interpolator, ScalingRequest
 from dynamo_planner.scalers import _checks
+from dynamo_planner.scalers.feedback import MissFeedback
 from dynamo_planner.scalers.queueing import (
     CAP_WAIT_SHARE,
     PrefillMix,
@@ -129,10 +129,6 @@ MIN_SPREAD_POINTS = 3
 """Decisions the running replicas must have been unchanged for an interval to calibrate."""
 DISPERSION_BOUNDS = (0.5, 20.0)
 """The range an observed index of dispersion is kept in before the queue uses it."""
-FEEDBACK_GAIN = 0.5
-"""Exponent of one interval's correction of the miss share sized for (half a step)."""
-MIN_FEEDBACK_MISSES = 10.0
-"""Fewest misses the pooled intervals must allow before the feedback trusts them."""
 BEST_EFFORT_SLACK = 1.1
 """With ``strict=False``, an ITL target below one request's ITL is replaced by this
 multiple of that ITL (best effort)."""
@@ -359,7 +355,8 @@ class SLAScaler:
             that even the shortest request misses).
         attainment_feedback: Size for a lower share while observed misses stay below
             what ``attainment`` allows (see the module doc).
-        feedback_setpoint: Share of the allowed misses the feedback aims for.
+        feedback_setpoint: Share of the allowed misses each component's feedback
+            aims for.
         max_miss_multiple: Most misses the sizing may allow, as a multiple of
             ``1 - attainment`` (and at most half the requests).
         feedback_intervals: Intervals whose misses the feedback pools.
@@ -401,8 +398,8 @@ class SLAScaler:
     _decode_factor: float = attrs.field(init=False, default=1.0)
     _currents: collections.deque[ReplicaState] = attrs.field(init=False)
     _dispersion: float | None = attrs.field(init=False, default=None)
-    _miss_share: float = attrs.field(init=False, default=0.0)
-    _misses: collections.deque[tuple[float, float]] = attrs.field(init=False)
+    _prefill_feedback: MissFeedback = attrs.field(init=False)
+    _decode_feedback: MissFeedback = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._law = DecodeLaw.from_interpolator(self.interpolator)
@@ -412,8 +409,16 @@ class SLAScaler:
         self._counts = collections.deque(maxlen=self.trend_intervals + 1)
         self._lengths = collections.deque(maxlen=self.trend_intervals + 1)
         self._currents = collections.deque(maxlen=STEADY_INTERVALS)
-        self._miss_share = 1.0 - self.attainment
-        self._misses = collections.deque(maxlen=self.feedback_intervals)
+        self._prefill_feedback, self._decode_feedback = (
+            MissFeedback(
+                name=f"{component} feedback ({metric} misses)",
+                target=self.attainment,
+                setpoint=self.feedback_setpoint,
+                max_multiple=self.max_miss_multiple,
+                window=self.feedback_intervals,
+            )
+            for component, metric in (("prefill", "TTFT"), ("decode", "ITL"))
+        )
         self._check_feasible()
 
     @classmethod
@@ -468,14 +473,11 @@ class SLAScaler:
         return self.arrival_cv2 if self._dispersion is None else self._dispersion
 
     @property
-    def sized_attainment(self) -> float:
-        """The share the next decision sizes for unless demand rises (see the module doc)."""
-        return 1.0 - self._miss_share if self.attainment_feedback else self.attainment
-
-    @property
-    def _max_miss_share(self) -> float:
-        target = 1.0 - self.attainment
-        return max(target, min(0.5, self.max_miss_multiple * target))
+    def sized_attainment(self) -> tuple[float, float]:
+        """The ``(prefill, decode)`` shares sized for unless demand rises (module doc)."""
+        if not self.attainment_feedback:
+            return self.attainment, self.attainment
+        return self._prefill_feedback.sized, self._decode_feedback.sized
 
     @property
     def z(self) -> float:
@@ -532,7 +534,7 @@ class SLAScaler:
         if observation is not None:
             reasons.append(self._observe_dispersion(observation))
             if self.attainment_feedback:
-                reasons.append(self._observe_misses(observation, details))
+                reasons.extend(self._observe_misses(observation, details))
         details["arrival_cv2"] = self.burstiness
         if observation is not None and observation.num_req.known:
             self._counts.append(observation.num_req.value)
@@ -543,7 +545,9 @@ class SLAScaler:
 
         num_req, demand_words = self._sized_num_req(demand, details)
         reasons.extend(demand_words)
-        attainment, attainment_words = self._sized_attainment(details)
+        (prefill_share, decode_share), attainment_words = self._sized_attainment(
+            details
+        )
         reasons.append(attainment_words)
         rate = num_req / interval_s
         details["rate_per_s"] = rate
@@ -557,7 +561,7 @@ class SLAScaler:
         prefill = decode = None
         raised = False
         if self.mode in ("disagg", "prefill"):
-            sized = self._prefill(rate, mix, attainment, observation, interval_s)
+            sized = self._prefill(rate, mix, prefill_share, observation, interval_s)
             prefill, raised = sized.replicas, sized.raised_to_min
             reasons.extend(sized.reasons)
             details.update(sized.details)
@@ -566,7 +570,7 @@ class SLAScaler:
             if drain_words:
                 reasons.append(drain_words)
             details["decode_rate_per_s"] = decode_rate
-            sized = self._decode(decode_rate, mix, attainment)
+            sized = self._decode(decode_rate, mix, decode_share)
             decode, raised = sized.replicas, raised or sized.raised_to_min
             reasons.extend(sized.reasons)
             details.update(sized.details)
@@ -667,79 +671,60 @@ class SLAScaler:
             f"(running mean, bounded to [{low:g}, {high:g}])"
         )
 
-    def _observe_misses(self, observation: Observation, details: dict[str, Any]) -> str:
-        """Fold the last interval's misses into the miss share sized for; say so."""
-        target_miss = 1.0 - self.attainment
+    def _observe_misses(
+        self, observation: Observation, details: dict[str, Any]
+    ) -> list[str]:
+        """Count the last interval's TTFT and ITL misses into the feedback; say so."""
+        words = []
         ttft = _clean(observation.ttft_samples_ms)
-        if ttft.size < MIN_CALIBRATION_REQUESTS:
-            return (
-                f"attainment feedback: {ttft.size} TTFTs observed, too few to count "
-                f"misses; sizing for {1.0 - self._miss_share:.2%}"
-            )
-        isl = _clean(observation.isl_samples_tokens)
-        feasible = 1.0
-        if isl.size:
-            alone = _Mix(isl=isl, osl=np.ones_like(isl), words="")
-            pmix = self._prefill_mix(alone, self._prefill_factor)
-            feasible = max(pmix.feasible_share(self.ttft_ms / 1000.0), 1e-9)
-        ttft_missed = float(np.mean(ttft > self.ttft_ms))
-        # requests that miss TTFT even alone are written off, as in the sizing
-        ttft_missed_feasible = max(0.0, ttft_missed - (1.0 - feasible)) / feasible
+        if ttft.size >= MIN_CALIBRATION_REQUESTS:
+            isl = _clean(observation.isl_samples_tokens)
+            feasible = 1.0
+            if isl.size:
+                alone = _Mix(isl=isl, osl=np.ones_like(isl), words="")
+                pmix = self._prefill_mix(alone, self._prefill_factor)
+                feasible = pmix.feasible_share(self.ttft_ms / 1000.0)
+            # requests that miss TTFT even alone are written off, as in the sizing
+            counted = ttft.size * feasible
+            missed = max(0.0, float(np.sum(ttft > self.ttft_ms)) - ttft.size + counted)
+            details["observed_ttft_miss_share"] = missed / max(counted, 1e-9)
+            words.append(self._prefill_feedback.observe(counted, missed))
         itl = _clean(observation.itl_samples_ms)
-        itl_missed = float(np.mean(itl > self.itl_ms)) if itl.size else 0.0
-        missed = min(1.0, ttft_missed_feasible + itl_missed)  # union bound
-        counted = float(ttft.size) * feasible
-        self._misses.append((counted, missed * counted))
-        pooled_n = sum(n for n, _ in self._misses)
-        pooled = sum(m for _, m in self._misses) / pooled_n
-        details["observed_miss_share"] = missed
-        details["pooled_miss_share"] = pooled
-        head = (
-            f"attainment feedback: {missed:.2%} of the requests that could meet TTFT "
-            f"missed a target last interval (TTFT {ttft_missed_feasible:.2%}, ITL "
-            f"{itl_missed:.2%}); {pooled:.2%} over the last {len(self._misses)} "
-            f"intervals ({pooled_n:,.0f} requests) against {target_miss:.2%} allowed"
-        )
-        expected = pooled_n * target_miss
-        if expected < MIN_FEEDBACK_MISSES:
-            return (
-                f"{head}; {expected:.1f} misses allowed in so few requests are too few "
-                f"to judge by; sizing for {1.0 - self._miss_share:.2%}"
+        if itl.size >= MIN_CALIBRATION_REQUESTS:
+            missed = float(np.sum(itl > self.itl_ms))
+            details["observed_itl_miss_share"] = missed / itl.size
+            words.append(self._decode_feedback.observe(float(itl.size), missed))
+        if not words:
+            words.append(
+                f"attainment feedback: {ttft.size} TTFTs and {itl.size} ITLs observed, "
+                "too few to count misses"
             )
-        previous = self._miss_share
-        ceiling = self._max_miss_share
-        floor = target_miss / self.max_miss_multiple
-        ratio = self.feedback_setpoint * target_miss / max(pooled, floor)
-        self._miss_share = min(
-            ceiling, max(target_miss, previous * ratio**FEEDBACK_GAIN)
-        )
-        return (
-            f"{head}; aiming at {self.feedback_setpoint:.0%} of the allowed misses, "
-            f"the share sized for moves from {1.0 - previous:.2%} to "
-            f"{1.0 - self._miss_share:.2%} (kept within "
-            f"[{1.0 - ceiling:.2%}, {self.attainment:.2%}])"
-        )
+        return words
 
-    def _sized_attainment(self, details: dict[str, Any]) -> tuple[float, str]:
-        """The share this decision sizes for: relaxed by feedback unless demand rises."""
+    def _sized_attainment(
+        self, details: dict[str, Any]
+    ) -> tuple[tuple[float, float], str]:
+        """The shares this decision sizes for: relaxed by feedback unless demand rises."""
         relaxed = self.sized_attainment
-        value = self.attainment
+        value = (self.attainment, self.attainment)
+        shown = f"prefill {relaxed[0]:.2%}, decode {relaxed[1]:.2%}"
         if not self.attainment_feedback:
             words = "attainment feedback off"
-        elif relaxed >= self.attainment:
+        elif min(relaxed) >= self.attainment:
             words = "no relaxation earned"
         elif _rising(list(self._counts)):
             words = (
-                f"demand is rising, so the relaxation to {relaxed:.2%} that feedback "
-                "earned is not used: an under-sized ramp queues faster than a cold "
-                "start can follow"
+                f"demand is rising, so the relaxation that feedback earned ({shown}) is "
+                "not used: an under-sized ramp queues faster than a cold start can "
+                "follow"
             )
         else:
             value = relaxed
             words = "relaxed by feedback: recent intervals missed less than allowed"
         details["sized_attainment"] = value
         return value, (
-            f"attainment: target {self.attainment:.2%}; sizing for {value:.2%} ({words})"
+            f"attainment: target {self.attainment:.2%}; sizing prefill for "
+            f"{value[0]:.2%} and decode for {value[1]:.2%} ({words})"
         )
 
     def _intervals_ahead(self, interval_s: float) -> float:
