@@ -46,6 +46,27 @@ def _float_tuple(values: Iterable[float]) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
+def _histogram(
+    buckets: Iterable[tuple[float, float]],
+) -> tuple[tuple[float, float], ...]:
+    """Cumulative ``(upper bound, count)`` pairs, sorted by bound.
+
+    Counts are made non-decreasing (a running maximum): Prometheus' ``increase()``
+    extrapolates each bucket series on its own, which can leave a bucket a little below
+    the one before it.
+    """
+    pairs = sorted((float(b), float(c)) for b, c in buckets)
+    out = []
+    running = 0.0
+    for bound, count in pairs:
+        if math.isnan(bound) or not math.isfinite(count) or count < 0:
+            msg = f"a histogram bucket must be (bound, finite count >= 0), got {(bound, count)!r}"
+            raise ValueError(msg)
+        running = max(running, count)
+        out.append((bound, running))
+    return tuple(out)
+
+
 def _str_tuple(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(str(v) for v in values)
 
@@ -159,6 +180,11 @@ class Observation:
             where the source has them (the simulator does).
         itl_samples_ms: Mean ITLs of the requests that finished in the interval with more
             than one output token, where the source has them (the simulator does).
+        ttft_histogram_ms: The interval's TTFTs as cumulative ``(upper bound ms,
+            count)`` buckets, the last bound ``inf``, where the source has them (the
+            Prometheus source reads the frontend's histogram buckets).
+        itl_histogram_ms: The interval's ITLs, bucketed the same way. A Dynamo frontend
+            observes one ITL per token, so these count tokens, not requests.
     """
 
     timestamp_s: float = 0.0
@@ -179,6 +205,12 @@ class Observation:
     arrival_dispersion: Sample = attrs.field(converter=_sample, default=None)
     ttft_samples_ms: tuple[float, ...] = attrs.field(converter=_float_tuple, default=())
     itl_samples_ms: tuple[float, ...] = attrs.field(converter=_float_tuple, default=())
+    ttft_histogram_ms: tuple[tuple[float, float], ...] = attrs.field(
+        converter=_histogram, default=()
+    )
+    itl_histogram_ms: tuple[tuple[float, float], ...] = attrs.field(
+        converter=_histogram, default=()
+    )
 
     @property
     def traffic_known(self) -> bool:

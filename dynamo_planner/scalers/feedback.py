@@ -29,12 +29,38 @@ import math
 
 import attrs
 
-__all__ = ["GAIN", "MIN_ALLOWED_MISSES", "MissFeedback"]
+__all__ = ["GAIN", "MIN_ALLOWED_MISSES", "MissFeedback", "count_within"]
 
 GAIN = 0.5
 """Exponent of one interval's correction of the allowed miss share (half a step)."""
 MIN_ALLOWED_MISSES = 10.0
 """Fewest misses the pooled requests must allow before the feedback trusts them."""
+
+
+def count_within(
+    histogram: tuple[tuple[float, float], ...], bound: float
+) -> tuple[float, float]:
+    """``(total, within bound)`` of a cumulative ``(upper bound, count)`` histogram.
+
+    Inside the bucket that holds ``bound`` the count is interpolated linearly, as
+    Prometheus' ``histogram_quantile`` does (the first bucket starts at 0). The total
+    is the last bucket's count (``+Inf`` in a Prometheus histogram).
+
+    >>> count_within(((250.0, 80.0), (500.0, 96.0), (1000.0, 100.0)), 375.0)
+    (100.0, 88.0)
+    """
+    if not histogram:
+        return 0.0, 0.0
+    total = histogram[-1][1]
+    low_bound, low_count = 0.0, 0.0
+    for upper, count in histogram:
+        if bound < upper:
+            if math.isinf(upper) or upper <= low_bound:
+                return total, low_count
+            share = max(0.0, bound - low_bound) / (upper - low_bound)
+            return total, low_count + share * (count - low_count)
+        low_bound, low_count = upper, count
+    return total, total
 
 
 @attrs.define(kw_only=True)

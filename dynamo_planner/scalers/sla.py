@@ -76,7 +76,9 @@ default; never above the target). The relaxation is not used while the request c
 rises (a least-squares slope over the recent intervals above two standard errors): a
 ramp sized too small queues faster than a cold start can follow, and there a few percent
 of misses cost far more than in steady traffic. Sources without per-request latencies
-(the Prometheus source) leave the feedback idle; the plan says so.
+or latency buckets leave the feedback idle; the plan says so. The Prometheus source reads
+the frontend's TTFT and ITL buckets; a Dynamo frontend observes one ITL per token, so
+there the decode feedback counts tokens rather than requests.
 
 Every plan's reasons and details say why: the quantile used, the lookahead, the mix, the
 predicted TTFT and ITL at the chosen replicas, the hysteresis state, the calibration and
@@ -99,7 +101,7 @@ import numpy.typing as npt
 from dynamo_planner.exceptions import InfeasibleSLAError
 from dynamo_planner.protocols import Interpolator, ScalingRequest
 from dynamo_planner.scalers import _checks
-from dynamo_planner.scalers.feedback import MissFeedback
+from dynamo_planner.scalers.feedback import MissFeedback, count_within
 from dynamo_planner.scalers.queueing import (
     CAP_WAIT_SHARE,
     PrefillMix,
@@ -674,10 +676,19 @@ class SLAScaler:
     def _observe_misses(
         self, observation: Observation, details: dict[str, Any]
     ) -> list[str]:
-        """Count the last interval's TTFT and ITL misses into the feedback; say so."""
+        """Count the last interval's TTFT and ITL misses into the feedback; say so.
+
+        Per-request samples are used where the source has them, else the histogram
+        buckets (interpolated at the target).
+        """
         words = []
         ttft = _clean(observation.ttft_samples_ms)
-        if ttft.size >= MIN_CALIBRATION_REQUESTS:
+        if ttft.size:
+            total, missed = float(ttft.size), float(np.sum(ttft > self.ttft_ms))
+        else:
+            total, within = count_within(observation.ttft_histogram_ms, self.ttft_ms)
+            missed = total - within
+        if total >= MIN_CALIBRATION_REQUESTS:
             isl = _clean(observation.isl_samples_tokens)
             feasible = 1.0
             if isl.size:
@@ -685,19 +696,22 @@ class SLAScaler:
                 pmix = self._prefill_mix(alone, self._prefill_factor)
                 feasible = pmix.feasible_share(self.ttft_ms / 1000.0)
             # requests that miss TTFT even alone are written off, as in the sizing
-            counted = ttft.size * feasible
-            missed = max(0.0, float(np.sum(ttft > self.ttft_ms)) - ttft.size + counted)
+            counted = total * feasible
+            missed = max(0.0, missed - (total - counted))
             details["observed_ttft_miss_share"] = missed / max(counted, 1e-9)
             words.append(self._prefill_feedback.observe(counted, missed))
         itl = _clean(observation.itl_samples_ms)
-        if itl.size >= MIN_CALIBRATION_REQUESTS:
-            missed = float(np.sum(itl > self.itl_ms))
-            details["observed_itl_miss_share"] = missed / itl.size
-            words.append(self._decode_feedback.observe(float(itl.size), missed))
+        if itl.size:
+            total, missed = float(itl.size), float(np.sum(itl > self.itl_ms))
+        else:
+            total, within = count_within(observation.itl_histogram_ms, self.itl_ms)
+            missed = total - within
+        if total >= MIN_CALIBRATION_REQUESTS:
+            details["observed_itl_miss_share"] = missed / total
+            words.append(self._decode_feedback.observe(total, missed))
         if not words:
             words.append(
-                f"attainment feedback: {ttft.size} TTFTs and {itl.size} ITLs observed, "
-                "too few to count misses"
+                "attainment feedback: too few TTFTs and ITLs observed to count misses"
             )
         return words
 

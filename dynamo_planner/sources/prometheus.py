@@ -4,10 +4,13 @@ For an interval of ``W`` seconds the source runs, at one evaluation instant::
 
     increase(dynamo_frontend_<m>_sum[W]) / increase(dynamo_frontend_<m>_count[W])
     increase(dynamo_frontend_requests_total[W])
+    increase(dynamo_frontend_<latency>_bucket[W])
 
 keeps the series of the planner's model (case-insensitive) and Dynamo namespace, and
 reduces them: averages are the unweighted mean over matching series, the request count is
-their sum.
+their sum, and the TTFT and ITL buckets are summed per ``le`` bound into
+``Observation.ttft_histogram_ms`` and ``itl_histogram_ms`` (bounds in milliseconds), from
+which the ``sla`` scaler counts the requests that missed a target.
 
 Unknown is not zero. Where the reference reports 0 for "no data", this source reports
 :meth:`~dynamo_planner.values.Sample.unknown`:
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PromSeries",
     "PrometheusMetricSource",
+    "buckets_of_series",
     "filter_series",
     "mean_of_series",
     "parse_vector",
@@ -223,6 +227,39 @@ def sum_of_series(series: Iterable[PromSeries]) -> float | None:
     return math.fsum(values)
 
 
+_BUCKETED = {"ttft_histogram_ms": "ttft_ms", "itl_histogram_ms": "itl_ms"}
+"""Observation histogram field → the latency whose buckets fill it."""
+
+
+def buckets_of_series(
+    series: Iterable[PromSeries], *, query: str = ""
+) -> tuple[tuple[float, float], ...]:
+    """Cumulative ``(le in ms, count)`` buckets summed over series, by ``le`` label.
+
+    Series with a non-finite value (no observation in the window) are left out; with
+    none left the histogram is empty (unknown).
+
+    Raises:
+        MalformedMetricsError: A series has no ``le`` label or one that is not a number.
+    """
+    where = f"query {query!r}: " if query else ""
+    totals: dict[float, float] = {}
+    for s in series:
+        raw = s.labels.get("le")
+        try:
+            bound = float(raw) if raw is not None else math.nan
+        except ValueError:
+            bound = math.nan
+        if math.isnan(bound):
+            raise MalformedMetricsError(
+                f"{where}a bucket series has le={raw!r}, not a bound", source=_SOURCE
+            )
+        if math.isfinite(s.value):
+            key = bound * 1000.0
+            totals[key] = totals.get(key, 0.0) + max(0.0, s.value)
+    return tuple(sorted(totals.items()))
+
+
 def _window(interval_s: float) -> str:
     """A PromQL range for ``interval_s`` seconds (``180s``, or ``2500ms``)."""
     if interval_s <= 0 or not math.isfinite(interval_s):
@@ -382,6 +419,8 @@ class PrometheusMetricSource:
             for field, suffix in HISTOGRAMS.items()
         }
         out["num_req"] = f"increase({p}_{REQUESTS_TOTAL}[{window}])"
+        for field, metric in _BUCKETED.items():
+            out[field] = f"increase({p}_{HISTOGRAMS[metric]}_bucket[{window}])"
         return out
 
     async def fetch(self, interval_s: float) -> Observation:
@@ -398,6 +437,7 @@ class PrometheusMetricSource:
             *(self.query(queries[n], at_s=now_s) for n in names)
         )
         values: dict[str, Sample] = {}
+        buckets: dict[str, tuple[tuple[float, float], ...]] = {}
         for name, series in zip(names, answers, strict=True):
             matching = filter_series(
                 series,
@@ -413,6 +453,9 @@ class PrometheusMetricSource:
                     self.model_name,
                     self.namespace,
                 )
+            if name in _BUCKETED:
+                buckets[name] = buckets_of_series(matching, query=queries[name])
+                continue
             if name == "num_req":
                 value = sum_of_series(matching)
             else:
@@ -429,6 +472,8 @@ class PrometheusMetricSource:
             ttft_ms=values["ttft_ms"],
             itl_ms=values["itl_ms"],
             request_duration_s=values["request_duration_s"],
+            ttft_histogram_ms=buckets["ttft_histogram_ms"],
+            itl_histogram_ms=buckets["itl_histogram_ms"],
         )
 
     async def aclose(self) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
 from dynamo_planner.exceptions import MetricSourceError
+from dynamo_planner.scalers.feedback import count_within
 from dynamo_planner.sources.exporter import FrontendMetricsExporter
 from dynamo_planner.sources.prometheus import PrometheusMetricSource
 from dynamo_planner.testing.servers import PrometheusServer, free_port
@@ -147,6 +149,35 @@ class TestPrometheusSource:
         assert obs.request_duration_s.value == pytest.approx(6.0, rel=1e-6)
         # increase() extrapolates to the window's edges, so the count is at least 10.
         assert 10 <= obs.num_req.value < 20
+
+    async def test_latency_buckets_count_misses(
+        self,
+        start_prometheus: StartPrometheus,
+        exporters: Callable[..., FrontendMetricsExporter],
+    ) -> None:
+        """The TTFT buckets put half the requests within 500 ms when half took 200
+        ms and half 900 ms (increase() extrapolates every bucket of one frontend by
+        the same factor, so the share is exact)."""
+        mine, other = exporters(), exporters(model="othermodel")
+        prom = start_prometheus(_targets(mine, other))
+        _scraped(prom, 2, "dynamo_frontend_requests_total")
+        _record(mine, 10, ttft_s=0.2)
+        _record(mine, 10, ttft_s=0.9)
+        _record(other, 50, ttft_s=0.9)
+        _scraped(prom, 2, "dynamo_frontend_requests_total > 0")
+        source = _source(prom)
+        try:
+            obs = await source.fetch(WINDOW_S)
+        finally:
+            await source.aclose()
+        total, within = count_within(obs.ttft_histogram_ms, 500.0)
+        assert total >= 20
+        assert within == pytest.approx(total / 2, rel=1e-6)
+        assert obs.ttft_histogram_ms[-1][0] == math.inf
+        # every ITL (40 ms) is within 40 ms and none within 20 ms
+        itl_total, itl_within = count_within(obs.itl_histogram_ms, 40.0)
+        assert itl_within == pytest.approx(itl_total)
+        assert count_within(obs.itl_histogram_ms, 20.0)[1] == 0.0
 
     async def test_three_frontends_unweighted_mean(
         self,

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 
-from dynamo_planner.scalers.feedback import MIN_ALLOWED_MISSES, MissFeedback
+from dynamo_planner.scalers.feedback import (
+    MIN_ALLOWED_MISSES,
+    MissFeedback,
+    count_within,
+)
 
 
 def feedback(**options: Any) -> MissFeedback:
@@ -88,3 +93,21 @@ class TestMissFeedback:
         """A target outside (0, 1) is refused with its value."""
         with pytest.raises(ValueError, match=r"1\.5"):
             MissFeedback(name="TTFT", target=1.5)
+
+
+class TestCountWithin:
+    """Counts within a bound from cumulative buckets."""
+
+    def test_interpolates_inside_a_bucket(self) -> None:
+        """375 is half-way through (250, 500]: half its 16 requests are within."""
+        buckets = ((250.0, 80.0), (500.0, 96.0), (1000.0, 100.0))
+        assert count_within(buckets, 375.0) == (100.0, 88.0)
+
+    def test_bucket_edges_and_ends(self) -> None:
+        """On an edge the bucket counts whole; the first bucket starts at 0; past
+        the last finite bound, +Inf holds the rest."""
+        buckets = ((250.0, 80.0), (500.0, 96.0), (math.inf, 100.0))
+        assert count_within(buckets, 500.0) == (100.0, 96.0)
+        assert count_within(buckets, 125.0) == (100.0, 40.0)
+        assert count_within(buckets, 9999.0) == (100.0, 96.0)
+        assert count_within((), 500.0) == (0.0, 0.0)

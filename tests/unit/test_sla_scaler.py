@@ -679,11 +679,30 @@ class TestAttainmentFeedback:
     def test_sources_without_latencies_leave_it_idle(
         self, fitted: FittedInterpolator
     ) -> None:
-        """Means alone (the Prometheus source) cannot count misses; the plan says so."""
+        """Means alone cannot count misses; the plan says so."""
         s = scaler(fitted)
         plans = self.run(s, [observation(3000.0, ttft_ms=80.0) for _ in range(5)])
         assert plans[-1].details["sized_attainment"] == pytest.approx((0.99, 0.99))
-        assert any("too few to count misses" in r for r in plans[-1].reasons)
+        assert any("to count misses" in r for r in plans[-1].reasons)
+
+    def test_histogram_buckets_count_misses(self, fitted: FittedInterpolator) -> None:
+        """Without samples, the buckets (as the Prometheus source gives them) count
+        misses, interpolated at the target."""
+        inf = math.inf
+        obs = attrs_evolve(
+            observation(3000.0),
+            ttft_histogram_ms=((250.0, 2900.0), (1000.0, 3000.0), (inf, 3000.0)),
+            itl_histogram_ms=((10.0, 50_000.0), (40.0, 60_000.0), (inf, 60_000.0)),
+        )
+        plan = decide(scaler(fitted), demand(3000.0), observation=obs)
+        # 500 ms is a third into the (250, 1000] bucket of 100 requests
+        assert plan.details["observed_ttft_miss_share"] == pytest.approx(
+            (100 - 100 / 3) / 3000
+        )
+        # 20 ms is a third into the (10, 40] bucket of 10,000 tokens
+        assert plan.details["observed_itl_miss_share"] == pytest.approx(
+            (10_000 - 10_000 / 3) / 60_000
+        )
 
     def test_disabled(self, fitted: FittedInterpolator) -> None:
         """attainment_feedback=False (no_attainment_feedback) sizes for the target."""

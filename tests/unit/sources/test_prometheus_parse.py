@@ -12,6 +12,7 @@ from dynamo_planner.exceptions import MalformedMetricsError, MetricSourceError
 from dynamo_planner.sources.prometheus import (
     PrometheusMetricSource,
     PromSeries,
+    buckets_of_series,
     filter_series,
     mean_of_series,
     parse_vector,
@@ -144,6 +145,43 @@ class TestFilterSeries:
         """A series that names another namespace is always dropped."""
         s = self._series(model="m", dynamo_namespace="other")
         assert filter_series([s], model_name="m", namespace="ns") == []
+
+
+class TestBuckets:
+    """Latency buckets summed per bound, in milliseconds."""
+
+    def _bucket(self, le: str, value: float) -> PromSeries:
+        return PromSeries({"model": "m", "le": le}, value)
+
+    def test_summed_per_bound_in_ms(self) -> None:
+        """Two frontends' buckets add up per ``le``; seconds become ms; NaN is left out."""
+        series = [
+            self._bucket("0.5", 8.0),
+            self._bucket("+Inf", 10.0),
+            self._bucket("0.5", 4.0),
+            self._bucket("+Inf", 5.0),
+            self._bucket("0.25", math.nan),
+        ]
+        assert buckets_of_series(series) == ((500.0, 12.0), (math.inf, 15.0))
+
+    @pytest.mark.parametrize("le", ["fast", None])
+    def test_bad_le_names_it(self, le: str | None) -> None:
+        """A bucket without a numeric ``le`` is a malformed answer naming the label."""
+        labels = {"model": "m"} if le is None else {"model": "m", "le": le}
+        with pytest.raises(MalformedMetricsError, match=repr(le)):
+            buckets_of_series([PromSeries(labels, 1.0)], query="q")
+
+    def test_bucket_queries(self) -> None:
+        """TTFT and ITL buckets are read with increase() over the interval."""
+        queries = PrometheusMetricSource(endpoint="http://x", model_name="m").queries(
+            60
+        )
+        assert queries["ttft_histogram_ms"] == (
+            "increase(dynamo_frontend_time_to_first_token_seconds_bucket[60s])"
+        )
+        assert queries["itl_histogram_ms"] == (
+            "increase(dynamo_frontend_inter_token_latency_seconds_bucket[60s])"
+        )
 
 
 class TestQueries:
