@@ -68,7 +68,7 @@ Azure x10 it sizes for 99% and 99.99% of the requests meet both targets. The tar
 share over the run, so each component counts its own misses in recent intervals (TTFT
 for prefill, ITL for decode, from ``Observation.ttft_samples_ms`` and
 ``itl_samples_ms``, or from the latency buckets; requests whose prefill alone exceeds the
-TTFT target are left out, as in the sizing) and sizes for a lower share while they stay
+TTFT target by :data:`WRITE_OFF_MARGIN` are left out, as in the sizing) and sizes for a lower share while they stay
 below what the target allows (:class:`~dynamo_planner.scalers.feedback.MissFeedback`:
 the last ``feedback_intervals`` pooled; aiming at ``feedback_setpoint``, 30%, of the
 allowance; never above the target). Prefill may relax down to
@@ -136,6 +136,11 @@ MIN_SPREAD_POINTS = 3
 """Decisions the running replicas must have been unchanged for an interval to calibrate."""
 DISPERSION_BOUNDS = (0.5, 20.0)
 """The range an observed index of dispersion is kept in before the queue uses it."""
+WRITE_OFF_MARGIN = 1.25
+"""The attainment feedback writes a request off only when the model puts its prefill
+alone this far past the TTFT target. Past the profile's longest prompt the fitted and
+the simulated prefill curves differ by about 20%; with the margin, model error makes the
+feedback count too many misses, not too few."""
 BEST_EFFORT_SLACK = 1.1
 """With ``strict=False``, an ITL target below one request's ITL is replaced by this
 multiple of that ITL (best effort)."""
@@ -709,8 +714,9 @@ class SLAScaler:
             if isl.size:
                 alone = _Mix(isl=isl, osl=np.ones_like(isl), words="")
                 pmix = self._prefill_mix(alone, self._prefill_factor)
-                feasible = pmix.feasible_share(self.ttft_ms / 1000.0)
-            # requests that miss TTFT even alone are written off, as in the sizing
+                feasible = pmix.feasible_share(WRITE_OFF_MARGIN * self.ttft_ms / 1000.0)
+            # requests that miss TTFT even alone are written off, as in the sizing,
+            # but only those clearly past it: writing off too many hides misses
             counted = total * feasible
             missed = max(0.0, missed - (total - counted))
             details["observed_ttft_miss_share"] = missed / max(counted, 1e-9)
