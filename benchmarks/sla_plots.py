@@ -281,11 +281,12 @@ def replay_figure(plt: Any, profile: PerfProfile) -> None:
         print(
             f"replay {scaler}: attainment {s.attainment:.4f}, {s.gpu_hours:.2f} GPU-h"
         )
-    when, plan = next((t, p) for t, p in runs["sla"].plans if t >= 20 * 60)
-    print(f"the sla plan at {when:.0f} s, its reasons:")
-    for line in plan.reasons:
-        print(f"  {line}")
-    fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
+    for minute in (20, 45):
+        when, plan = next((t, p) for t, p in runs["sla"].plans if t >= minute * 60)
+        print(f"the sla plan at {when:.0f} s, its reasons:")
+        for line in plan.reasons:
+            print(f"  {line}")
+    fig, axes = plt.subplots(4, 1, figsize=(8, 9), sharex=True)
     rows = runs["sla"].intervals
     t = [r.start_s / 60 for r in rows]
     axes[0].plot(t, [r.num_req / (r.end_s - r.start_s) for r in rows], color="k")
@@ -310,9 +311,19 @@ def replay_figure(plt: Any, profile: PerfProfile) -> None:
         axes[2].plot(t, [r.attainment for r in rows], style, label=scaler)
     axes[1].set(ylabel="ready workers")
     axes[1].legend(fontsize=7, ncol=2)
-    axes[2].set(ylabel="attainment", xlabel="minutes", ylim=(-0.02, 1.02))
+    axes[2].set(ylabel="attainment", ylim=(-0.02, 1.02))
     axes[2].axvline(10, color="grey", lw=0.8)
     axes[2].legend(fontsize=7)
+    plans = runs["sla"].plans
+    axes[3].step(
+        [t / 60 for t, _ in plans],
+        [p.details["sized_attainment"][0] for _, p in plans],
+        where="post",
+        label="prefill sized for (attainment feedback)",
+    )
+    axes[3].axhline(0.99, color="grey", lw=0.8, ls=":")
+    axes[3].set(ylabel="share sized for", xlabel="minutes", ylim=(0.88, 1.0))
+    axes[3].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(OUT / "sla_replay_azure.png", dpi=110)
 

@@ -144,6 +144,7 @@ def config(
     *,
     interpolator: str = "auto",
     forecast_quantile: float = 0.9,
+    attainment_feedback: bool = True,
 ) -> PlannerConfig:
     """A run's configuration; ``auto`` is ``fitted`` for sla, ``reference`` otherwise."""
     return PlannerConfig(
@@ -151,6 +152,7 @@ def config(
         scaler=scaler,
         interpolator=interpolator if scaler == "sla" else "auto",
         forecast_quantile=forecast_quantile,
+        no_attainment_feedback=not attainment_feedback,
         load_predictor="constant",
         ttft_ms=TTFT_MS,
         itl_ms=ITL_MS,
@@ -190,6 +192,8 @@ def command(
         parts.append(f"--interpolator {sla.interpolator}")
     if sla.forecast_quantile != 0.9:
         parts.append(f"--forecast-quantile {sla.forecast_quantile:g}")
+    if sla.no_attainment_feedback:
+        parts.append("--no-attainment-feedback")
     return " ".join(parts)
 
 
@@ -229,6 +233,11 @@ def main() -> int:
         type=float,
         default=0.9,
         help="forecast quantile of the sla runs (default 0.9)",
+    )
+    parser.add_argument(
+        "--no-attainment-feedback",
+        action="store_true",
+        help="size the sla runs for the attainment target exactly",
     )
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument(
@@ -356,6 +365,7 @@ def main() -> int:
                         cold_s,
                         interpolator=args.sla_interpolator,
                         forecast_quantile=args.forecast_quantile,
+                        attainment_feedback=not args.no_attainment_feedback,
                     )
                     for scaler in ("reference", "sla")
                 }

@@ -56,6 +56,7 @@ _CONFIG_FIELDS = (
     "scaler",
     "sla_attainment",
     "scale_down_intervals",
+    "no_attainment_feedback",
     "forecast_quantile",
     "select",
     "ttft_ms",

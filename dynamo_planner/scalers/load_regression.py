@@ -13,7 +13,7 @@ fits ordinary least squares with an intercept on demand; the fit is a frozen
 
 * slope ``m > 0``: ``x_sla = max(0, (y_target - b) / m)``;
 * slope ``m <= 0`` (latency does not grow with load in the window, e.g. a burst of cache
-  hits): Dynamo's snapshot-B fallback: the smallest ``x`` among observations whose latency
+  hits), or so small that the division overflows (``m = 1e-309``, a flat line): Dynamo's snapshot-B fallback: the smallest ``x`` among observations whose latency
   is below the target, or, when there is none, the smallest ``x`` observed (at least 0).
 
 The regression is numpy only, centred for numerical stability, and equal to scikit-learn's
@@ -142,7 +142,9 @@ class LinearFit:
             raw = (latency_target_ms - self.intercept) / self.slope
             if raw < 0:
                 return SlaSolution(load=0.0, method="ols", clamped=True)
-            return SlaSolution(load=raw, method="ols")
+            if math.isfinite(raw):
+                return SlaSolution(load=raw, method="ols")
+            # a slope too small to divide by (e.g. 1e-309) is a flat line: fall back
         below = [
             x for x, y in zip(self.x, self.y, strict=True) if y < latency_target_ms
         ]

@@ -67,23 +67,23 @@ times in every later sizing, and every plan states them.
 Azure x10 it sizes for 99% and 99.99% of the requests meet both targets. The target is a
 share over the run, so each component counts its own misses in recent intervals (TTFT
 for prefill, ITL for decode, from ``Observation.ttft_samples_ms`` and
-``itl_samples_ms``, or from the latency buckets; requests whose prefill alone exceeds the
-TTFT target by :data:`WRITE_OFF_MARGIN` are left out, as in the sizing) and sizes for a lower share while they stay
-below what the target allows (:class:`~dynamo_planner.scalers.feedback.MissFeedback`:
-the last ``feedback_intervals`` pooled; aiming at ``feedback_setpoint``, 30%, of the
-allowance; never above the target). Prefill may relax down to
-``1 - prefill_max_miss_multiple x (1 - attainment)`` (90% for a 99% target). Decode
-does not relax by default (``decode_max_miss_multiple = 1``): a request's ITL is known
-only when it finishes, and an overloaded decode worker slows all its requests at once,
-so decode misses arrive late and together. On Mooncake x10 with a perfect forecast,
-letting decode relax to 90% brought attainment to 98.95% of the feasible requests. The
-relaxation is not used while the request count rises (a least-squares slope over the
-recent intervals above two standard errors): a ramp sized too small queues faster than
-a cold start can follow, and there a few percent of misses cost far more than in steady
-traffic. Sources without per-request latencies or latency buckets leave the feedback
-idle; the plan says so. The Prometheus source reads the frontend's TTFT and ITL buckets;
-a Dynamo frontend observes one ITL per token, so there the decode feedback counts
-tokens rather than requests.
+``itl_samples_ms``, or from the latency buckets; requests whose prefill alone exceeds
+the TTFT target by :data:`WRITE_OFF_MARGIN` are left out, as in the sizing) and sizes
+for a lower share while they stay below what the target allows
+(:class:`~dynamo_planner.scalers.feedback.MissFeedback`: the last
+``feedback_intervals`` pooled; aiming at ``feedback_setpoint``, 30%, of the allowance;
+never above the target). Prefill may relax down to ``1 - prefill_max_miss_multiple x
+(1 - attainment)`` (90% for a 99% target). Decode does not relax by default
+(``decode_max_miss_multiple = 1``): a request's ITL is known only when it finishes, and
+an overloaded decode worker slows all its requests at once, so decode misses arrive late
+and together, and a decode count one worker short at the peak is noticed only as its
+requests finish. The relaxation is not used while the request count rises (a
+least-squares slope over the recent intervals above two standard errors): a ramp sized
+too small queues faster than a cold start can follow, and there a few percent of misses
+cost far more than in steady traffic. Sources without per-request latencies or latency
+buckets leave the feedback idle; the plan says so. The Prometheus source reads the
+frontend's TTFT and ITL buckets; a Dynamo frontend observes one ITL per token, so there
+the decode feedback counts tokens rather than requests.
 
 Every plan's reasons and details say why: the quantile used, the lookahead, the mix, the
 predicted TTFT and ITL at the chosen replicas, the hysteresis state, the calibration and

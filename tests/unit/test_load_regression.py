@@ -88,6 +88,15 @@ class TestLinearFit:
         assert fit.solve(20).method == "fallback_below_target"
         assert fit.solve(20).load == 1.0
 
+    def test_vanishing_slope_uses_fallback(self) -> None:
+        """A slope too small to divide by (found by Hypothesis) is a flat line: the
+        solve falls back instead of returning an infinite load."""
+        fit = LinearFit.of([0.0, 1.0], [0.0, 2.2250738585072e-309])
+        assert 0 < fit.slope < 1e-300
+        solution = fit.solve(1.0)
+        assert solution.method == "fallback_below_target"
+        assert solution.load == 0.0
+
     def test_fallback_clamps_negative_loads(self) -> None:
         """The fallback never returns a negative load."""
         fit = LinearFit.of([-3, -1], [50, 40])
