@@ -10,7 +10,9 @@ keeps the series of the planner's model (case-insensitive) and Dynamo namespace,
 reduces them: averages are the unweighted mean over matching series, the request count is
 their sum, and the TTFT and ITL buckets are summed per ``le`` bound into
 ``Observation.ttft_histogram_ms`` and ``itl_histogram_ms`` (bounds in milliseconds), from
-which the ``sla`` scaler counts the requests that missed a target.
+which the ``sla`` scaler counts the requests that missed a target. A bucket series without
+a numeric ``le`` label is logged as a warning naming the query and the label, and that
+histogram is left empty (unknown); the rest of the observation is kept.
 
 Unknown is not zero. Where the reference reports 0 for "no data", this source reports
 :meth:`~dynamo_planner.values.Sample.unknown`:
@@ -454,7 +456,12 @@ class PrometheusMetricSource:
                     self.namespace,
                 )
             if name in _BUCKETED:
-                buckets[name] = buckets_of_series(matching, query=queries[name])
+                try:
+                    buckets[name] = buckets_of_series(matching, query=queries[name])
+                except MalformedMetricsError as exc:
+                    # the buckets only refine the sla scaler's feedback: keep the rest
+                    logger.warning("%s; %s is left unknown", exc, name)
+                    buckets[name] = ()
                 continue
             if name == "num_req":
                 value = sum_of_series(matching)

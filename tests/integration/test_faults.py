@@ -197,8 +197,12 @@ class TestMalformedAnswers:
             assert planner.errors["source"] == 1
             assert "answer is not JSON" in caplog.text
             canned.body = _vector("5")
-            obs = await source.fetch(INTERVAL_S)
+            with caplog.at_level(logging.WARNING):
+                obs = await source.fetch(INTERVAL_S)
             assert obs.num_req.value == 5
+            # the canned series has no `le` label: the buckets alone are dropped
+            assert obs.ttft_histogram_ms == ()
+            assert "le=None" in caplog.text
             assert (await planner.step()).reasons
         finally:
             await source.aclose()
