@@ -158,3 +158,28 @@ class TestWithinTarget:
         if met and feasible >= 1.0:
             assert details["predicted_ttft_ms"] <= ttft
         assert details["predicted_itl_ms"] <= itl
+
+
+intervals = st.lists(
+    st.tuples(st.floats(0.0, 5000.0), st.floats(0.0, 1.0)), min_size=1, max_size=30
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(history=intervals, extra=st.lists(st.floats(0.0, 1.0), min_size=30, max_size=30))
+def test_more_misses_never_relax_the_sizing(
+    history: list[tuple[float, float]], extra: list[float]
+) -> None:
+    """Attainment feedback: with the same requests and at least as many misses in every
+    interval, the share sized for is never lower, and it stays within its bounds."""
+    from dynamo_planner.scalers.feedback import MissFeedback
+
+    fewer = MissFeedback(name="TTFT", target=0.99)
+    more = MissFeedback(name="TTFT", target=0.99)
+    for (requests, share), bump in zip(history, extra, strict=False):
+        missed = requests * share * 0.05
+        fewer.observe(requests, missed)
+        more.observe(requests, missed + bump * (requests - missed))
+        assert more.sized >= fewer.sized - 1e-12
+        for f in (fewer, more):
+            assert 1.0 - f.ceiling - 1e-12 <= f.sized <= f.target + 1e-12
