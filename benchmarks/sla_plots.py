@@ -17,7 +17,9 @@ PNGs to ``docs/_static/`` and prints the figures the page quotes:
    reasons of one SLA plan.
 
 Then the best static deployment of Azure conversation x10 with and without prefill
-batching, and how long the first cold start's prefill backlog lasts on Mooncake x10.
+batching, how long the first cold start's prefill backlog lasts on Mooncake x10, the
+decode spread, the arrivals' dispersion, and the queueing model against the simulator
+near saturation.
 """
 
 from __future__ import annotations
@@ -434,6 +436,50 @@ def dispersion() -> None:
     )
 
 
+def saturation(profile: PerfProfile) -> None:
+    """The queueing model against the simulator as one or two prefill workers fill up.
+
+    Poisson arrivals with the Azure conversation ISL mix, 15 minutes at each rate (the
+    first 2 not counted), decode generously provisioned.
+    """
+    from dynamo_planner.scalers.sla import SLAScaler
+    from dynamo_planner.sim import run_static
+    from dynamo_planner.traces import RequestTrace
+
+    trace = load_requests(AZURE_CONV_TRACE)
+    isl = np.asarray(trace.isl_tokens, dtype=np.float64)
+    osl = np.asarray(trace.osl_tokens, dtype=np.float64)
+    model = EngineModel.from_profile(profile)
+    scaler = SLAScaler(interpolator=FittedInterpolator.from_profile(profile))
+    rng = np.random.default_rng(1)
+    for servers, rates in ((1, (30, 34, 38, 42)), (2, (70, 76, 80, 84))):
+        for rate in rates:
+            n = int(rate * 900)
+            pick = rng.integers(0, isl.size, n)
+            arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
+            sim = run_static(
+                RequestTrace(
+                    arrival_s=arrivals, isl_tokens=isl[pick], osl_tokens=osl[pick]
+                ),
+                model,
+                SimConfig(),
+                prefill=servers,
+                decode=8,
+                ttft_ms=500.0,
+                itl_ms=ITL_TARGET,
+                warmup_s=120.0,
+            )
+            mix = scaler.prefill_mix(isl[pick[:1024]])
+            est = estimate_prefill(
+                mix, servers=servers, arrival_rate_per_s=rate, ttft_s=0.5
+            )
+            print(
+                f"{servers} prefill worker(s) at {rate} requests/s: simulator "
+                f"attainment {sim.attainment:.3f}, model {est.attainment:.3f} "
+                f"(utilisation {est.utilisation:.2f}, batch {est.batch_size:.1f})"
+            )
+
+
 def main() -> int:
     import matplotlib as mpl
 
@@ -450,6 +496,7 @@ def main() -> int:
     backlog(profile)
     decode_spread(profile)
     dispersion()
+    saturation(profile)
     print(f"figures written to {OUT}")
     return 0
 

@@ -791,6 +791,20 @@ class SLAScaler:
         return isl_peak, osl_peak
 
     # ------------------------------------------------------------------ prefill
+    def prefill_mix(self, isl_tokens: npt.ArrayLike) -> PrefillMix:
+        """The queueing model's view of a set of prompts, at the current calibration.
+
+        Args:
+            isl_tokens: The prompts' input lengths.
+
+        Returns:
+            Their prefill work and batch overhead, ready for
+            :func:`~dynamo_planner.scalers.queueing.estimate_prefill`.
+        """
+        isl = np.asarray(isl_tokens, dtype=np.float64)
+        mix = _Mix(isl=isl, osl=np.ones_like(isl), words="")
+        return self._prefill_mix(mix, self._prefill_factor)
+
     def _prefill_mix(self, mix: _Mix, factor: float) -> PrefillMix:
         alone = _prefill_alone_ms(self.interpolator, mix.isl)
         overhead = min(self._prefill_overhead_ms, float(np.min(alone)))

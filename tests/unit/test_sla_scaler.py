@@ -201,6 +201,13 @@ class TestSizing:
         )
         assert fewer.attainment < 0.99 or not fewer.stable
 
+    def test_prefill_mix_is_the_queueing_view(self, fitted: FittedInterpolator) -> None:
+        """prefill_mix gives each prompt's prefill time alone (overhead plus work)."""
+        mix = scaler(fitted).prefill_mix([1000.0, 60_000.0])
+        alone_ms = [fitted.prefill_ttft_ms(1000.0), fitted.prefill_ttft_ms(60_000.0)]
+        assert (mix.overhead_s + mix.work_s) * 1000.0 == pytest.approx(alone_ms)
+        assert mix.feasible_share(0.5) == 0.5
+
     def test_decode_throughput_is_concurrency_over_itl(
         self, fitted: FittedInterpolator
     ) -> None:
