@@ -387,7 +387,7 @@ def decode_spread(profile: PerfProfile) -> None:
     aggregate's fluctuation over the workers is shown beside it.
     """
     from dynamo_planner.interpolators.fitted import FittedInterpolator
-    from dynamo_planner.scalers.sla import DecodeLaw
+    from dynamo_planner.scalers.decode_model import DecodeLaw
     from dynamo_planner.sim import run_static
 
     trace = load_scale(spread_ties(load_requests(MOONCAKE), 3.0), 10, shift_s=60.0)

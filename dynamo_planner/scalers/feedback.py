@@ -29,7 +29,7 @@ import math
 
 import attrs
 
-__all__ = ["GAIN", "MIN_ALLOWED_MISSES", "MissFeedback", "count_within"]
+__all__ = ["GAIN", "MIN_ALLOWED_MISSES", "MissFeedback", "count_missed", "count_within"]
 
 GAIN = 0.5
 """Exponent of one interval's correction of the allowed miss share (half a step)."""
@@ -61,6 +61,22 @@ def count_within(
             return total, low_count + share * (count - low_count)
         low_bound, low_count = upper, count
     return total, total
+
+
+def count_missed(
+    samples: tuple[float, ...],
+    histogram: tuple[tuple[float, float], ...],
+    bound: float,
+) -> tuple[float, float]:
+    """``(total, above bound)``: from per-request samples if any, else from buckets.
+
+    Non-finite samples are left out.
+    """
+    values = [v for v in samples if math.isfinite(v)]
+    if values:
+        return float(len(values)), float(sum(v > bound for v in values))
+    total, within = count_within(histogram, bound)
+    return total, total - within
 
 
 @attrs.define(kw_only=True)

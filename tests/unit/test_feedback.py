@@ -10,6 +10,7 @@ import pytest
 from dynamo_planner.scalers.feedback import (
     MIN_ALLOWED_MISSES,
     MissFeedback,
+    count_missed,
     count_within,
 )
 
@@ -111,3 +112,10 @@ class TestCountWithin:
         assert count_within(buckets, 125.0) == (100.0, 40.0)
         assert count_within(buckets, 9999.0) == (100.0, 96.0)
         assert count_within((), 500.0) == (0.0, 0.0)
+
+    def test_count_missed_prefers_samples(self) -> None:
+        """Samples are counted exactly (NaN left out); without them, the buckets."""
+        buckets = ((250.0, 80.0), (500.0, 96.0), (math.inf, 100.0))
+        assert count_missed((100.0, 600.0, math.nan), buckets, 500.0) == (2.0, 1.0)
+        assert count_missed((), buckets, 500.0) == (100.0, 4.0)
+        assert count_missed((), (), 500.0) == (0.0, 0.0)

@@ -16,7 +16,8 @@ from dynamo_planner.interpolators.fitted import FittedInterpolator
 from dynamo_planner.interpolators.reference import ReferenceInterpolator
 from dynamo_planner.profiles import load_profile
 from dynamo_planner.protocols import Scaler, ScalingRequest
-from dynamo_planner.scalers.sla import DecodeLaw, SLAScaler
+from dynamo_planner.scalers.decode_model import DecodeLaw
+from dynamo_planner.scalers.sla import SLAScaler
 from dynamo_planner.values import (
     Demand,
     Forecast,

@@ -1,0 +1,194 @@
+"""The decode model of the SLA scaler: a step-time law and Little's law.
+
+One decode step costs ``a + b n + c K`` for ``n`` running requests holding ``K`` context
+tokens (:class:`DecodeLaw`). A request stays ``OSL x ITL`` in decode, so by Little's law
+the requests in decode form a Poisson population whose step work has mean ``lambda
+(ITL/1000) E[OSL (b + c ctx)]`` and variance ``lambda (ITL/1000) E[OSL (b + c ctx)^2]``;
+one of ``D`` workers carries ``1/D`` of the rate and fluctuates like a population of its
+own. :meth:`DecodeLaw.estimate` gives the mean ITL (the fixed point ``ITL = a + mean work
+/ D``), the ITL at a quantile, the concurrency and the KV use
+(:class:`DecodeEstimate`). :class:`~dynamo_planner.scalers.sla.SLAScaler` picks the
+fewest workers whose quantile ITL and KV fit; its module doc explains the choices.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from dynamo_planner.exceptions import InfeasibleSLAError
+from dynamo_planner.protocols import Interpolator
+
+__all__ = ["DecodeEstimate", "DecodeLaw"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@attrs.frozen(kw_only=True)
+class DecodeLaw:
+    """Decode step time ``a + b n + c K`` for ``n`` requests holding ``K`` context tokens.
+
+    Attributes:
+        step_overhead_ms: ``a``.
+        per_request_ms: ``b``.
+        per_kv_token_ms: ``c``.
+        max_kv_tokens: KV-cache capacity of one engine.
+        source: Where the law came from.
+    """
+
+    step_overhead_ms: float
+    per_request_ms: float
+    per_kv_token_ms: float
+    max_kv_tokens: int
+    source: str = ""
+
+    @classmethod
+    def from_interpolator(cls, interpolator: Interpolator) -> DecodeLaw:
+        """The law of a fitted interpolator, or one fitted to any interpolator's ITL.
+
+        For :class:`~dynamo_planner.interpolators.fitted.FittedInterpolator` the
+        coefficients are taken as they are. Any other interpolator is queried on a grid of
+        concurrencies (1 to 256) and contexts (512 to 16k tokens) and the law is fitted to
+        its answers by non-negative least squares on relative error.
+        """
+        from dynamo_planner.interpolators.fitted import FittedInterpolator
+
+        if isinstance(interpolator, FittedInterpolator):
+            fit = interpolator.decode
+            return cls(
+                step_overhead_ms=fit.step_overhead_ms,
+                per_request_ms=fit.per_request_ms,
+                per_kv_token_ms=fit.per_kv_token_ms,
+                max_kv_tokens=fit.max_kv_tokens,
+                source="fitted interpolator",
+            )
+        from scipy.optimize import nnls
+
+        rows = []
+        values = []
+        max_kv = interpolator.max_kv_tokens()
+        for ctx in (512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0):
+            for n in (1.0, 4.0, 16.0, 32.0, 64.0, 128.0, 256.0):
+                if n * ctx > max_kv:
+                    continue
+                itl = interpolator.decode_itl_ms(n, ctx)
+                if math.isfinite(itl) and itl > 0:
+                    rows.append((1.0, n, n * ctx))
+                    values.append(itl)
+        if len(values) < 3:
+            msg = "the interpolator gives fewer than 3 usable decode ITLs to fit a law"
+            raise InfeasibleSLAError(msg)
+        a = np.asarray(rows, dtype=np.float64)
+        y = np.asarray(values, dtype=np.float64)
+        coef, _ = nnls(a / y[:, None], np.ones_like(y))
+        return cls(
+            step_overhead_ms=float(coef[0]),
+            per_request_ms=float(coef[1]),
+            per_kv_token_ms=float(coef[2]),
+            max_kv_tokens=max_kv,
+            source=f"fitted to {type(interpolator).__name__}'s ITL",
+        )
+
+    def estimate(
+        self,
+        isl_tokens: npt.ArrayLike,
+        osl_tokens: npt.ArrayLike,
+        *,
+        rate_per_s: float,
+        replicas: int,
+        z: float,
+    ) -> DecodeEstimate:
+        """Mean and quantile ITL, concurrency and KV use for a request mix on replicas.
+
+        Args:
+            isl_tokens: The mix's input lengths.
+            osl_tokens: Their output lengths (same order).
+            rate_per_s: Requests per second entering decode.
+            replicas: Decode replicas.
+            z: Standard-normal quantile of the ITL reported (2.326 for p99).
+        """
+        isl = np.asarray(isl_tokens, dtype=np.float64)
+        osl = np.maximum(np.asarray(osl_tokens, dtype=np.float64), 1.0)
+        return _estimate_decode(self, isl, osl, rate=rate_per_s, replicas=replicas, z=z)
+
+    def scaled(self, factor: float) -> DecodeLaw:
+        """The law with every step cost multiplied by ``factor``."""
+        return attrs.evolve(
+            self,
+            step_overhead_ms=self.step_overhead_ms * factor,
+            per_request_ms=self.per_request_ms * factor,
+            per_kv_token_ms=self.per_kv_token_ms * factor,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class DecodeEstimate:
+    """What the decode model predicts for one replica count.
+
+    Attributes:
+        replicas: Decode replicas.
+        mean_itl_ms: Mean ITL (the fixed point of Little's law and the step law).
+        quantile_itl_ms: ITL at the attainment quantile (``inf`` when overloaded).
+        concurrency_per_replica: Mean requests running on one replica.
+        kv_usage: Mean share of one replica's KV cache reserved.
+        kv_quantile_usage: Reserved share at the attainment quantile.
+    """
+
+    replicas: int
+    mean_itl_ms: float
+    quantile_itl_ms: float
+    concurrency_per_replica: float
+    kv_usage: float
+    kv_quantile_usage: float
+
+
+def _estimate_decode(
+    law: DecodeLaw,
+    isl: FloatArray,
+    osl: FloatArray,
+    *,
+    rate: float,
+    replicas: int,
+    z: float,
+) -> DecodeEstimate:
+    """Mean and quantile ITL, concurrency and KV use on ``replicas`` decode workers."""
+    a = law.step_overhead_ms
+    per_step = law.per_request_ms + law.per_kv_token_ms * (isl + osl / 2.0)
+    work1 = float(np.mean(osl * per_step))  # ms of step work per (request/s x ms ITL)
+    work2 = float(np.mean(osl * per_step**2))
+    reserve = isl + osl
+    kv1 = float(np.mean(osl * reserve))
+    kv2 = float(np.mean(osl * reserve**2))
+    per_replica = rate / replicas
+    load = per_replica * work1 / 1000.0
+    if load >= 1.0:
+        return DecodeEstimate(
+            replicas=replicas,
+            mean_itl_ms=math.inf,
+            quantile_itl_ms=math.inf,
+            concurrency_per_replica=math.inf,
+            kv_usage=math.inf,
+            kv_quantile_usage=math.inf,
+        )
+    mean_itl = a / (1.0 - load)
+    seconds = per_replica * mean_itl / 1000.0  # request-seconds per OSL token
+    # One worker's requests fluctuate like a Poisson population of its own: admission
+    # to the least-loaded worker evens out counts, not the work of requests that stay
+    # for their whole decode (see the module docstring).
+    quantile_itl = mean_itl + z * math.sqrt(max(0.0, seconds * work2))
+    kv_mean = seconds * kv1
+    kv_quantile = kv_mean + z * math.sqrt(max(0.0, seconds * kv2))
+    capacity = max(1, law.max_kv_tokens)
+    return DecodeEstimate(
+        replicas=replicas,
+        mean_itl_ms=mean_itl,
+        quantile_itl_ms=quantile_itl,
+        concurrency_per_replica=seconds * float(np.mean(osl)),
+        kv_usage=kv_mean / capacity,
+        kv_quantile_usage=kv_quantile / capacity,
+    )
