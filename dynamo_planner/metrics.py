@@ -46,6 +46,10 @@ _GAUGES = {
     "predicted_num_decode_replicas": "Decode replicas decided (after the GPU budget)",
     "prefill_correction_factor": "Observed over expected TTFT",
     "decode_correction_factor": "Observed over expected ITL",
+    "prefill_sized_attainment": "Share of requests the sla scaler sized prefill for "
+    "(its attainment feedback); NaN for other scalers",
+    "decode_sized_attainment": "Share of requests the sla scaler sized decode for; NaN "
+    "for other scalers",
     "gpu_hours": "Cumulative GPU-hours of the running workers",
     "unknown_intervals": "Consecutive intervals with unknown traffic",
 }
@@ -183,6 +187,10 @@ class PlannerMetrics:
         target = plan.target(current)
         self.gauges["predicted_num_prefill_replicas"].set(target.prefill)
         self.gauges["predicted_num_decode_replicas"].set(target.decode)
+        sized = plan.details.get("sized_attainment")
+        prefill_share, decode_share = sized if sized is not None else (math.nan,) * 2
+        self.gauges["prefill_sized_attainment"].set(prefill_share)
+        self.gauges["decode_sized_attainment"].set(decode_share)
         demand = plan.demand
         if demand is not None:
             g = self.gauges

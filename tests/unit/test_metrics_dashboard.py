@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import yaml
 
@@ -98,6 +99,16 @@ class TestPlannerMetrics:
         assert values["dynamo_planner_predicted_requests_per_second"] == 2.0
         assert values["dynamo_planner_gpu_hours"] == pytest.approx(5 * 60 / 3600)
         assert values['dynamo_planner_errors_total{kind="source"}'] == 2
+        # a plan without an sla scaler's sized shares: unknown, not zero
+        assert math.isnan(values["dynamo_planner_prefill_sized_attainment"])
+        sized = attrs.evolve(
+            record,
+            plan=attrs.evolve(record.plan, details={"sized_attainment": (0.9, 0.99)}),
+        )
+        metrics.on_step(sized)
+        text = metrics.render().decode()
+        assert "dynamo_planner_prefill_sized_attainment 0.9" in text
+        assert "dynamo_planner_decode_sized_attainment 0.99" in text
         assert values["dynamo_planner_decisions_total"] == 1
 
     def test_errors_count_only_new_failures(self) -> None:
