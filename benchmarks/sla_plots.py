@@ -283,6 +283,8 @@ def replay_figure(plt: Any, profile: PerfProfile) -> None:
         print(
             f"replay {scaler}: attainment {s.attainment:.4f}, {s.gpu_hours:.2f} GPU-h"
         )
+    early = [f"{r.attainment:.1%}" for r in runs["sla"].intervals[:6]]
+    print(f"sla attainment in minutes 0 to 5 (before the warm-up): {', '.join(early)}")
     for minute in (20, 45):
         when, plan = next((t, p) for t, p in runs["sla"].plans if t >= minute * 60)
         print(f"the sla plan at {when:.0f} s, its reasons:")

@@ -455,14 +455,14 @@ def render(
         for w_key, gpu_h in info["whole_worker_floor_gpu_hours"].items():
             out.append(
                 f"| {w_key} s / - | whole-worker floor | | | {gpu_h:.2f} | "
-                f"{gpu_h / base:.2f} | | | |"
+                f"{gpu_h / base:.3f} | | | |"
             )
             oracle = info["oracle"].get(w_key)
             if oracle:
                 out.append(
                     f"| {w_key} s / 0 s | interval oracle (hindsight) | "
                     f"{oracle['attainment']:.2%} | | {oracle['gpu_hours']:.2f} | "
-                    f"{oracle['gpu_hours'] / base:.2f} | | | |"
+                    f"{oracle['gpu_hours'] / base:.3f} | | | |"
                 )
         for r in rows:
             if r.trace != name:
@@ -470,7 +470,7 @@ def render(
             out.append(
                 f"| {r.interval_s:g} s / {r.cold_start_s:g} s | {r.run} | "
                 f"{r.attainment:.2%} | {r.attainment_feasible:.2%} | {r.gpu_hours:.2f} | "
-                f"{r.gpu_hours / base:.2f} | {r.actions} | {r.ttft_p99_ms:,.0f} | "
+                f"{r.gpu_hours / base:.3f} | {r.actions} | {r.ttft_p99_ms:,.0f} | "
                 f"{r.itl_p99_ms:.1f} |"
             )
         out.append("")

@@ -519,9 +519,9 @@ class PlannerConfig:
         kind="bool",
         flag="--no-attainment-feedback",
         help="Keep the 'sla' scaler sizing for sla_attainment exactly. By default, while "
-        "the observed share of requests missing a target stays well below what the "
-        "target allows, it sizes for a lower share (down to 10x the allowed misses), "
-        "except while demand rises.",
+        "the observed share of requests missing TTFT stays well below what the "
+        "target allows, it sizes prefill for a lower share (down to 10x the allowed "
+        "misses), except while demand rises.",
     )
     max_num_batched_tokens: int = _field(
         8192,

@@ -1099,27 +1099,32 @@ def _spread(counts: list[float], quantile: float) -> float:
     return max(0.0, float(np.quantile(changes, quantile)))
 
 
-def _trend(counts: list[float]) -> float:
-    """Least-squares slope of the recent values per interval (0 with under 2 points)."""
+def _slope(counts: list[float]) -> tuple[float, float]:
+    """Least-squares slope per interval of the recent values, and its standard error.
+
+    With under 2 points the slope is 0; with under 3 the error is 0 (no residual left).
+    """
     if len(counts) < 2:
-        return 0.0
-    y = np.asarray(counts, dtype=np.float64)
-    x = np.arange(y.size, dtype=np.float64)
-    x -= x.mean()
-    return float(np.sum(x * (y - y.mean())) / np.sum(x * x))
-
-
-def _rising(counts: list[float], t: float = 2.0) -> bool:
-    """True when the recent values rise: slope above ``t`` standard errors."""
-    if len(counts) < 3:
-        return len(counts) == 2 and counts[1] > counts[0]
+        return 0.0, 0.0
     y = np.asarray(counts, dtype=np.float64)
     x = np.arange(y.size, dtype=np.float64)
     x -= x.mean()
     sxx = float(np.sum(x * x))
     slope = float(np.sum(x * (y - y.mean())) / sxx)
+    if y.size < 3:
+        return slope, 0.0
     residual = y - y.mean() - slope * x
-    se = math.sqrt(float(np.sum(residual**2)) / (y.size - 2) / sxx)
+    return slope, math.sqrt(float(np.sum(residual**2)) / (y.size - 2) / sxx)
+
+
+def _trend(counts: list[float]) -> float:
+    """Least-squares slope of the recent values per interval (0 with under 2 points)."""
+    return _slope(counts)[0]
+
+
+def _rising(counts: list[float], t: float = 2.0) -> bool:
+    """True when the slope is above ``t`` standard errors (with two points: any rise)."""
+    slope, se = _slope(counts)
     return slope > t * se
 
 

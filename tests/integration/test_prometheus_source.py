@@ -12,7 +12,7 @@ from dynamo_planner.scalers.feedback import count_within
 from dynamo_planner.sources.exporter import FrontendMetricsExporter
 from dynamo_planner.sources.prometheus import PrometheusMetricSource
 from dynamo_planner.testing.servers import PrometheusServer, free_port
-from dynamo_planner.values import Status
+from dynamo_planner.values import Observation, Status
 
 pytestmark = pytest.mark.integration
 
@@ -52,6 +52,15 @@ def _source(prom: PrometheusServer, **kwargs: object) -> PrometheusMetricSource:
     return PrometheusMetricSource(**options)  # type: ignore[arg-type]
 
 
+async def _fetch(prom: PrometheusServer) -> Observation:
+    """One fetch of the last ``WINDOW_S`` seconds through a fresh source."""
+    source = _source(prom)
+    try:
+        return await source.fetch(WINDOW_S)
+    finally:
+        await source.aclose()
+
+
 def _record(exporter: FrontendMetricsExporter, n: int, ttft_s: float) -> None:
     for _ in range(n):
         exporter.record_request(
@@ -82,11 +91,7 @@ class TestPrometheusSource:
         other_ns = exporters(namespace="elsewhere")
         prom = start_prometheus(_targets(other_model, other_ns))
         _scraped(prom, 2, "dynamo_frontend_requests_total")
-        source = _source(prom)
-        try:
-            obs = await source.fetch(WINDOW_S)
-        finally:
-            await source.aclose()
+        obs = await _fetch(prom)
         assert obs.num_req.status is Status.UNKNOWN
         assert obs.ttft_ms.status is Status.UNKNOWN
         assert not obs.traffic_known
@@ -96,11 +101,7 @@ class TestPrometheusSource:
     ) -> None:
         """An empty answer (nothing scraped yet) is unknown, where the reference says 0."""
         prom = start_prometheus([])
-        source = _source(prom)
-        try:
-            obs = await source.fetch(WINDOW_S)
-        finally:
-            await source.aclose()
+        obs = await _fetch(prom)
         assert obs.unknown_fields() == (
             "num_req", "isl_tokens", "osl_tokens", "ttft_ms", "itl_ms", "request_duration_s",
         )  # fmt: skip
@@ -115,11 +116,7 @@ class TestPrometheusSource:
         prom = start_prometheus(_targets(exporter))
         _scraped(prom, 1, "dynamo_frontend_requests_total")
         prom.wait_for("count_over_time(dynamo_frontend_requests_total[30s]) >= 2")
-        source = _source(prom)
-        try:
-            obs = await source.fetch(WINDOW_S)
-        finally:
-            await source.aclose()
+        obs = await _fetch(prom)
         assert obs.num_req.status is Status.ZERO
         assert obs.ttft_ms.status is Status.UNKNOWN
         assert obs.traffic_known
@@ -137,11 +134,7 @@ class TestPrometheusSource:
         _record(mine, 10, ttft_s=0.0427)
         _record(other, 10, ttft_s=0.9)
         _scraped(prom, 2, "dynamo_frontend_requests_total > 0")
-        source = _source(prom)
-        try:
-            obs = await source.fetch(WINDOW_S)
-        finally:
-            await source.aclose()
+        obs = await _fetch(prom)
         assert obs.ttft_ms.value == pytest.approx(42.7, rel=1e-6)
         assert obs.itl_ms.value == pytest.approx(40.0, rel=1e-6)
         assert obs.isl_tokens.value == pytest.approx(3000, rel=1e-6)
@@ -165,11 +158,7 @@ class TestPrometheusSource:
         _record(mine, 10, ttft_s=0.9)
         _record(other, 50, ttft_s=0.9)
         _scraped(prom, 2, "dynamo_frontend_requests_total > 0")
-        source = _source(prom)
-        try:
-            obs = await source.fetch(WINDOW_S)
-        finally:
-            await source.aclose()
+        obs = await _fetch(prom)
         total, within = count_within(obs.ttft_histogram_ms, 500.0)
         assert total >= 20
         assert within == pytest.approx(total / 2, rel=1e-6)
@@ -193,11 +182,7 @@ class TestPrometheusSource:
         ):
             _record(exporter, n, ttft_s)
         _scraped(prom, 3, "dynamo_frontend_requests_total > 0")
-        source = _source(prom)
-        try:
-            obs = await source.fetch(WINDOW_S)
-        finally:
-            await source.aclose()
+        obs = await _fetch(prom)
         assert obs.ttft_ms.value == pytest.approx((42.7 + 35.5 + 15.5) / 3, rel=1e-6)
         assert obs.num_req.value >= 26
 
