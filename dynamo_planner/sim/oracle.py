@@ -16,14 +16,22 @@ what such a planner would spend:
    each interval takes the candidate maximising ``λ x served - GPU-seconds``, and ``λ``
    is bisected to the smallest price whose choice meets the target.
 
+With ``cold_start_s`` the oracle pays for cold starts as a planner does: knowing the
+future, it asks for each added worker ``cold_start_s`` before the interval it is needed
+in, and holds its GPUs meanwhile, so every step up costs ``cold_start_s`` GPU-seconds per
+added GPU (a step down costs nothing). That couples the intervals, so the choice for a
+price is a shortest path over the intervals (dynamic programming over the candidates)
+instead of one choice per interval. It then shows what a planner with a perfect forecast
+and that cold start could spend; with ``cold_start_s = 0`` workers start instantly.
+
 It is an estimate, not a bound: an interval's attainment is measured with the same
 deployment before and after it (queues that spill over an interval boundary are those of
-that deployment), workers start instantly, and the Lagrangian choice can be a little above
-the exact optimum where the attainment steps are coarse. What it shows is how much a
-*perfect* dynamic planner could save over the best static deployment on a trace, which no
-real planner (with cold starts and forecast error) can beat; when it is already above a
-GPU-hour target, that target is out of reach. GPU-hours run from ``warmup_s`` to the last
-arrival (the static runs' drain after it is not counted).
+that deployment), a worker serves from the first moment of its interval, and the
+Lagrangian choice can be a little above the exact optimum where the attainment steps are
+coarse. What it shows is how much a *perfect* dynamic planner could save over the best
+static deployment on a trace, which no real planner (with forecast error) can beat; when
+it is already above a GPU-hour target, that target is out of reach. GPU-hours run from
+``warmup_s`` to the last arrival (the static runs' drain after it is not counted).
 
 .. versionadded:: 0.1.0
 """
@@ -43,7 +51,14 @@ from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sim.metrics import meets_targets
 from dynamo_planner.traces import RequestTrace
 
-__all__ = ["IntervalOracle", "interval_oracle", "interval_oracles", "oracle_options"]
+__all__ = [
+    "CandidateOutcomes",
+    "IntervalOracle",
+    "interval_oracle",
+    "interval_oracles",
+    "oracle_options",
+    "simulate_candidates",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -65,6 +80,8 @@ class IntervalOracle:
         feasible: False when no choice reaches the target (the most attainment is
             chosen then).
         candidates: The ``(prefill, decode)`` deployments simulated.
+        cold_start_s: The cold start paid for each added worker (0: instant).
+        cold_start_gpu_hours: The part of ``gpu_hours`` spent on cold starts.
     """
 
     interval_s: float
@@ -74,6 +91,8 @@ class IntervalOracle:
     decode: tuple[int, ...]
     feasible: bool
     candidates: tuple[tuple[int, int], ...]
+    cold_start_s: float = 0.0
+    cold_start_gpu_hours: float = 0.0
 
     @property
     def mean_workers(self) -> float:
@@ -109,6 +128,7 @@ def interval_oracle(
     decode_options: Sequence[int],
     attainment_target: float = 0.99,
     warmup_s: float = 0.0,
+    cold_start_s: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> IntervalOracle:
     """The cheapest per-interval deployments meeting the target in hindsight (module doc).
@@ -124,11 +144,13 @@ def interval_oracle(
         decode_options: Decode worker counts to consider.
         attainment_target: Share of counted requests that must meet both targets.
         warmup_s: Requests arriving earlier are not counted, nor GPU time before it.
+        cold_start_s: GPU-seconds paid per GPU added from one interval to the next (0:
+            workers start instantly).
         progress: Called with ``(prefill, decode)`` before each simulation.
 
     Raises:
-        ValueError: An empty or non-positive option list, a non-positive interval, an
-            agg configuration, or no counted request.
+        ValueError: An empty or non-positive option list, a non-positive interval, a
+            negative cold start, an agg configuration, or no counted request.
     """
     (oracle,) = interval_oracles(
         trace,
@@ -141,6 +163,7 @@ def interval_oracle(
         decode_options=decode_options,
         attainment_target=attainment_target,
         warmup_s=warmup_s,
+        cold_start_s=cold_start_s,
         progress=progress,
     )
     return oracle
@@ -158,16 +181,136 @@ def interval_oracles(
     decode_options: Sequence[int],
     attainment_target: float = 0.99,
     warmup_s: float = 0.0,
+    cold_start_s: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[IntervalOracle]:
     """:func:`interval_oracle` for several intervals, simulating each candidate once.
 
     Takes the arguments of :func:`interval_oracle`, with ``intervals_s`` for its
-    ``interval_s``; returns one oracle per interval, in order.
+    ``interval_s``; returns one oracle per interval, in order. To vary the cold start
+    too, call :func:`simulate_candidates` once and :meth:`CandidateOutcomes.oracle` per
+    setting.
     """
     for interval_s in intervals_s:
-        if not (math.isfinite(interval_s) and interval_s > 0):
-            raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
+        _check_interval(interval_s)
+    _check_cold_start(cold_start_s)
+    outcomes = simulate_candidates(
+        trace,
+        model,
+        config,
+        ttft_ms=ttft_ms,
+        itl_ms=itl_ms,
+        prefill_options=prefill_options,
+        decode_options=decode_options,
+        warmup_s=warmup_s,
+        progress=progress,
+    )
+    return [
+        outcomes.oracle(
+            interval_s=interval_s,
+            attainment_target=attainment_target,
+            cold_start_s=cold_start_s,
+        )
+        for interval_s in intervals_s
+    ]
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class CandidateOutcomes:
+    """Which counted requests each candidate static deployment served in time.
+
+    Made by :func:`simulate_candidates`; :meth:`oracle` chooses among the candidates.
+
+    Attributes:
+        options: The ``(prefill, decode)`` candidates, in row order.
+        in_time: Per candidate (row) and counted request (column), 1.0 where the
+            request met both targets on that static deployment, else 0.0.
+        gpus: GPUs of each candidate.
+        prefill_gpus: GPUs of one prefill worker.
+        decode_gpus: GPUs of one decode worker.
+        arrival_s: Arrival time of each counted request.
+        warmup_s: Requests arriving earlier are not counted, nor GPU time before it.
+    """
+
+    options: tuple[tuple[int, int], ...]
+    in_time: FloatArray
+    gpus: FloatArray
+    prefill_gpus: int
+    decode_gpus: int
+    arrival_s: FloatArray
+    warmup_s: float
+
+    def oracle(
+        self,
+        *,
+        interval_s: float,
+        attainment_target: float = 0.99,
+        cold_start_s: float = 0.0,
+    ) -> IntervalOracle:
+        """The oracle for one interval length and cold start (module doc).
+
+        Raises:
+            ValueError: A non-positive interval or a negative cold start.
+        """
+        _check_interval(interval_s)
+        _check_cold_start(cold_start_s)
+        index = np.floor((self.arrival_s - self.warmup_s) / interval_s).astype(np.int64)
+        bins = int(index.max()) + 1
+        lengths_s = np.full(bins, float(interval_s))
+        lengths_s[-1] = max(
+            float(self.arrival_s.max()) - (self.warmup_s + interval_s * (bins - 1)),
+            1e-9,
+        )
+        served = np.stack(
+            [np.bincount(index, weights=row, minlength=bins) for row in self.in_time]
+        ).astype(np.float64)
+        cost_s = self.gpus[:, None] * lengths_s[None, :]
+        prefill = np.array([p for p, _ in self.options], dtype=np.float64)
+        decode = np.array([d for _, d in self.options], dtype=np.float64)
+        # GPU-seconds of cold start to go from candidate j (row) to candidate k (column)
+        added = (
+            np.maximum(prefill[None, :] - prefill[:, None], 0.0) * self.prefill_gpus
+            + np.maximum(decode[None, :] - decode[:, None], 0.0) * self.decode_gpus
+        )
+        switch_s = added * float(cold_start_s)
+        needed = attainment_target * self.arrival_s.size
+        choice = _cheapest_choice(served, cost_s, switch_s, needed)
+        columns = np.arange(bins)
+        total = float(served[choice, columns].sum())
+        starting_s = float(switch_s[choice[:-1], choice[1:]].sum())
+        return IntervalOracle(
+            interval_s=float(interval_s),
+            attainment=total / self.arrival_s.size,
+            gpu_hours=(float(cost_s[choice, columns].sum()) + starting_s) / 3600.0,
+            prefill=tuple(self.options[k][0] for k in choice.tolist()),
+            decode=tuple(self.options[k][1] for k in choice.tolist()),
+            feasible=total >= needed - 1e-9,
+            candidates=self.options,
+            cold_start_s=float(cold_start_s),
+            cold_start_gpu_hours=starting_s / 3600.0,
+        )
+
+
+def simulate_candidates(
+    trace: RequestTrace,
+    model: EngineModel,
+    config: SimConfig,
+    *,
+    ttft_ms: float,
+    itl_ms: float,
+    prefill_options: Sequence[int],
+    decode_options: Sequence[int],
+    warmup_s: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> CandidateOutcomes:
+    """Simulate every candidate static deployment once, for :meth:`CandidateOutcomes.oracle`.
+
+    Takes the arguments of :func:`interval_oracle` that concern the simulations.
+
+    Raises:
+        ValueError: An empty or non-positive option list, an agg configuration, or no
+            counted request.
+    """
     if config.mode == "agg":
         raise ValueError("the interval oracle covers disaggregated deployments only")
     options = [
@@ -196,53 +339,25 @@ def interval_oracles(
         ],
         dtype=np.float64,
     )
-    return [
-        _choose(
-            ok,
-            gpus,
-            arrival_s[counted],
-            options,
-            interval_s,
-            attainment_target,
-            warmup_s,
-        )
-        for interval_s in intervals_s
-    ]
+    return CandidateOutcomes(
+        options=tuple(options),
+        in_time=ok,
+        gpus=gpus,
+        prefill_gpus=config.prefill_gpus_per_engine,
+        decode_gpus=config.decode_gpus_per_engine,
+        arrival_s=arrival_s[counted],
+        warmup_s=float(warmup_s),
+    )
 
 
-def _choose(
-    ok: FloatArray,
-    gpus: FloatArray,
-    arrival_s: FloatArray,
-    options: list[tuple[int, int]],
-    interval_s: float,
-    attainment_target: float,
-    warmup_s: float,
-) -> IntervalOracle:
-    """The oracle for one interval, from every candidate's per-request outcomes."""
-    index = np.floor((arrival_s - warmup_s) / interval_s).astype(np.int64)
-    bins = int(index.max()) + 1
-    lengths_s = np.full(bins, float(interval_s))
-    lengths_s[-1] = max(
-        float(arrival_s.max()) - (warmup_s + interval_s * (bins - 1)), 1e-9
-    )
-    served = np.stack(
-        [np.bincount(index, weights=row, minlength=bins) for row in ok]
-    ).astype(np.float64)
-    cost_s = gpus[:, None] * lengths_s[None, :]
-    needed = attainment_target * arrival_s.size
-    choice = _cheapest_choice(served, cost_s, needed)
-    columns = np.arange(bins)
-    total = float(served[choice, columns].sum())
-    return IntervalOracle(
-        interval_s=float(interval_s),
-        attainment=total / arrival_s.size,
-        gpu_hours=float(cost_s[choice, columns].sum()) / 3600.0,
-        prefill=tuple(options[k][0] for k in choice.tolist()),
-        decode=tuple(options[k][1] for k in choice.tolist()),
-        feasible=total >= needed - 1e-9,
-        candidates=tuple(options),
-    )
+def _check_interval(interval_s: float) -> None:
+    if not (math.isfinite(interval_s) and interval_s > 0):
+        raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
+
+
+def _check_cold_start(cold_start_s: float) -> None:
+    if not (math.isfinite(cold_start_s) and cold_start_s >= 0):
+        raise ValueError(f"cold_start_s must be >= 0, got {cold_start_s!r}")
 
 
 def _in_time(
@@ -260,10 +375,32 @@ def _in_time(
     return np.asarray(ok_ttft & ok_itl, dtype=np.float64)
 
 
+def _best_path(score: FloatArray, switch_s: FloatArray) -> npt.NDArray[np.int64]:
+    """The candidate per interval maximising ``score`` summed minus the switches' cost.
+
+    ``score[k, b]`` is candidate ``k``'s value in interval ``b``; ``switch_s[j, k]`` is
+    subtracted wherever interval ``b`` runs ``j`` and interval ``b + 1`` runs ``k``.
+    Dynamic programming over the intervals; ties go to the lower candidate index.
+    """
+    size, bins = score.shape
+    rows = np.arange(size)
+    best = score[:, 0].copy()
+    back = np.zeros((size, bins), dtype=np.int64)
+    for b in range(1, bins):
+        reach = best[:, None] - switch_s
+        back[:, b] = np.argmax(reach, axis=0)
+        best = reach[back[:, b], rows] + score[:, b]
+    path = np.empty(bins, dtype=np.int64)
+    path[-1] = int(np.argmax(best))
+    for b in range(bins - 1, 0, -1):
+        path[b - 1] = back[path[b], b]
+    return path
+
+
 def _cheapest_choice(
-    served: FloatArray, cost_s: FloatArray, needed: float
+    served: FloatArray, cost_s: FloatArray, switch_s: FloatArray, needed: float
 ) -> npt.NDArray[np.int64]:
-    """Per interval, the candidate maximising ``price x served - cost``.
+    """Per interval, the candidates maximising ``price x served - cost - switches``.
 
     The price is the smallest whose choice serves ``needed`` requests; when none does,
     the most-serving choice is returned.
@@ -273,7 +410,9 @@ def _cheapest_choice(
     def choose(price: float) -> npt.NDArray[np.int64]:
         # ties go to the cheaper candidate: subtract a hair of cost
         score = price * served - cost_s * (1.0 + 1e-12)
-        return np.asarray(np.argmax(score, axis=0), dtype=np.int64)
+        if not switch_s.any():
+            return np.asarray(np.argmax(score, axis=0), dtype=np.int64)
+        return _best_path(score, switch_s * (1.0 + 1e-12))
 
     most = choose(1e30)
     if float(served[most, columns].sum()) < needed:
@@ -287,25 +426,31 @@ def _cheapest_choice(
             high = mid
         else:
             low = mid
-    return _tidy(served, cost_s, needed, choose(high))
+    return _tidy(served, cost_s, switch_s, needed, choose(high))
 
 
 def _tidy(
     served: FloatArray,
     cost_s: FloatArray,
+    switch_s: FloatArray,
     needed: float,
     choice: npt.NDArray[np.int64],
 ) -> npt.NDArray[np.int64]:
     """Greedily move intervals to cheaper candidates while the total serves ``needed``.
 
     The Lagrangian choice overshoots where many intervals switch at one price; each step
-    takes the move saving the most GPU-seconds per request lost.
+    takes the move saving the most GPU-seconds (cold starts to and from the neighbours
+    included) per request lost.
     """
     choice = choice.copy()
     columns = np.arange(served.shape[1])
     slack = float(served[choice, columns].sum()) - needed
     while True:
         saved = cost_s[choice, columns][None, :] - cost_s
+        before, after = choice[:-1], choice[1:]
+        # switching cost into each interval (from its left neighbour) and out of it
+        saved[:, 1:] += switch_s[before, after][None, :] - switch_s[before, :].T
+        saved[:, :-1] += switch_s[before, after][None, :] - switch_s[:, after]
         lost = served[choice, columns][None, :] - served
         allowed = (saved > 0) & (lost <= slack + 1e-9)
         if not allowed.any():

@@ -274,6 +274,8 @@ class ReplayReport:
                 "gpu_hours": o.gpu_hours,
                 "feasible": o.feasible,
                 "candidates": [list(c) for c in o.candidates],
+                "cold_start_s": o.cold_start_s,
+                "cold_start_gpu_hours": o.cold_start_gpu_hours,
             }
         out: dict[str, Any] = _clean(
             {
@@ -842,6 +844,7 @@ async def areplay(
                 decode_options=oracle_options(static.decode),
                 attainment_target=static.target,
                 warmup_s=options.warmup_s,
+                cold_start_s=resolved.sim.cold_start_s,
                 progress=_deployment_progress(progress, "interval oracle: simulating"),
             )
     floor = None

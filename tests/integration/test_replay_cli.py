@@ -89,10 +89,13 @@ class TestReplayCommand:
 
     def test_whole_worker_floor_and_interval_oracle(self, tmp_path: Path) -> None:
         """The whole-worker floor is printed under the capacity floor; the interval
-        oracle, asked for, is printed and reported, never above the best static."""
+        oracle, asked for, is printed and reported, never above the best static, and
+        pays the run's cold start."""
         args = (
             "--duration-s",
             "1200",
+            "--cold-start-s",
+            "120",
             "--load-scale",
             "4",
             "--load-shift-s",
@@ -127,6 +130,8 @@ class TestReplayCommand:
         assert oracle["gpu_hours"] <= baselines["best_static"]["gpu_hours"]
         static = baselines["best_static"]
         assert [static["prefill"], static["decode"]] in oracle["candidates"]
+        assert oracle["cold_start_s"] == 120.0
+        assert 0.0 <= oracle["cold_start_gpu_hours"] <= oracle["gpu_hours"]
 
     def test_interval_oracle_needs_best_static(self, tmp_path: Path) -> None:
         """Without best_static the oracle is skipped with a note, not an error."""

@@ -8,7 +8,13 @@ import pytest
 from dynamo_planner.sim.baselines import run_static
 from dynamo_planner.sim.engine import SimConfig
 from dynamo_planner.sim.engine_model import EngineModel
-from dynamo_planner.sim.oracle import interval_oracle, interval_oracles, oracle_options
+from dynamo_planner.sim.oracle import (
+    CandidateOutcomes,
+    interval_oracle,
+    interval_oracles,
+    oracle_options,
+    simulate_candidates,
+)
 from dynamo_planner.traces import RequestTrace
 
 
@@ -116,6 +122,7 @@ class TestIntervalOracle:
             ({"prefill_options": []}, "prefill_options"),
             ({"decode_options": [0, 1]}, "decode_options"),
             ({"warmup_s": 1e6}, "warmup_s"),
+            ({"cold_start_s": -1.0}, "cold_start_s"),
         ],
     )
     def test_bad_arguments(
@@ -166,3 +173,140 @@ def test_several_intervals_from_one_set_of_runs(model: EngineModel) -> None:
     assert coarse.feasible
     assert min(fine.attainment, coarse.attainment) >= 0.9
     assert fine.gpu_hours <= coarse.gpu_hours
+
+
+def outcomes(
+    in_time: list[list[list[float]]], options: list[tuple[int, int]]
+) -> CandidateOutcomes:
+    """Hand-made outcomes: per candidate, per 60 s interval, the requests' in-time flags.
+
+    Every interval holds the same number of requests, arriving at its start.
+    """
+    per_interval = len(in_time[0][0])
+    bins = len(in_time[0])
+    arrival = np.repeat(np.arange(bins) * 60.0, per_interval)
+    arrival[-per_interval:] += 59.0  # the last interval spans 59 s of arrivals
+    return CandidateOutcomes(
+        options=tuple(options),
+        in_time=np.array([np.concatenate(rows) for rows in in_time], dtype=np.float64),
+        gpus=np.array([p + d for p, d in options], dtype=np.float64),
+        prefill_gpus=1,
+        decode_gpus=1,
+        arrival_s=arrival,
+        warmup_s=0.0,
+    )
+
+
+class TestColdStart:
+    """An oracle that pays cold starts weighs a step up against staying up."""
+
+    # One prefill worker serves all requests except in interval 2, a short spike
+    # where it serves half; two serve every request.
+    SPIKE = outcomes(
+        [
+            [[1, 1], [1, 1], [1, 0], [1, 1], [1, 1]],
+            [[1, 1], [1, 1], [1, 1], [1, 1], [1, 1]],
+        ],
+        [(1, 1), (2, 1)],
+    )
+
+    def test_instant_workers_step_up_for_the_spike_only(self) -> None:
+        """Without a cold start the second worker runs in the spike's interval only."""
+        oracle = self.SPIKE.oracle(interval_s=60.0, attainment_target=1.0)
+        assert oracle.prefill == (1, 1, 2, 1, 1)
+        assert oracle.cold_start_gpu_hours == 0.0
+        # 2 GPUs, 3 in the spike; the last interval is 59 s long
+        assert oracle.gpu_hours == pytest.approx(((4 * 2 + 3) * 60.0 - 2.0) / 3600)
+
+    def test_the_cold_start_is_paid_for_each_step_up(self) -> None:
+        """A 30 s cold start adds 30 GPU-seconds for the one step up, none for the
+        step down."""
+        instant = self.SPIKE.oracle(interval_s=60.0, attainment_target=1.0)
+        oracle = self.SPIKE.oracle(
+            interval_s=60.0, attainment_target=1.0, cold_start_s=30.0
+        )
+        assert oracle.prefill == instant.prefill
+        assert oracle.cold_start_gpu_hours == pytest.approx(30.0 / 3600)
+        assert oracle.gpu_hours == pytest.approx(instant.gpu_hours + 30.0 / 3600)
+
+    def test_a_long_cold_start_makes_the_step_up_pointless_where_a_miss_is_allowed(
+        self,
+    ) -> None:
+        """With one miss allowed, a cold start longer than the interval makes serving
+        the spike worse cheaper than stepping up; without it, stepping up is cheapest
+        at any cold start."""
+        allowed = self.SPIKE.oracle(
+            interval_s=60.0, attainment_target=0.9, cold_start_s=120.0
+        )
+        assert allowed.prefill == (1, 1, 1, 1, 1)
+        assert allowed.attainment == pytest.approx(0.9)
+        required = self.SPIKE.oracle(
+            interval_s=60.0, attainment_target=1.0, cold_start_s=120.0
+        )
+        assert required.prefill == (1, 1, 2, 1, 1)
+        assert required.cold_start_gpu_hours == pytest.approx(120.0 / 3600)
+
+    def test_two_spikes_close_together_are_bridged(self) -> None:
+        """Between two spikes one interval apart, staying up costs 60 GPU-seconds and
+        stepping up again costs the cold start: with 120 s the oracle stays up. (The
+        first interval may start at any size: the deployment is already running.)"""
+        twin = outcomes(
+            [
+                [[1, 1], [1, 1], [1, 1], [1, 0], [1, 1], [1, 0], [1, 1]],
+                [[1, 1], [1, 1], [1, 1], [1, 1], [1, 1], [1, 1], [1, 1]],
+            ],
+            [(1, 1), (2, 1)],
+        )
+        quick = twin.oracle(interval_s=60.0, attainment_target=1.0, cold_start_s=10.0)
+        assert quick.prefill == (1, 1, 1, 2, 1, 2, 1)
+        assert quick.cold_start_gpu_hours == pytest.approx(2 * 10.0 / 3600)
+        slow = twin.oracle(interval_s=60.0, attainment_target=1.0, cold_start_s=120.0)
+        assert slow.prefill == (1, 1, 1, 2, 2, 2, 1)
+        assert slow.cold_start_gpu_hours == pytest.approx(120.0 / 3600)
+
+    def test_a_longer_cold_start_never_costs_less(self, model: EngineModel) -> None:
+        """On simulated runs: GPU-hours grow with the cold start, the target still holds,
+        and the cold start's share is what the steps up cost."""
+        found = simulate_candidates(
+            two_phase(seed=4),
+            model,
+            SimConfig(),
+            prefill_options=[1, 2, 3],
+            decode_options=[1, 2],
+            **TARGETS,
+        )
+        oracles = [
+            found.oracle(interval_s=60.0, attainment_target=0.9, cold_start_s=c)
+            for c in (0.0, 60.0, 180.0, 600.0)
+        ]
+        costs = [o.gpu_hours for o in oracles]
+        assert costs == sorted(costs)
+        for o in oracles:
+            assert o.feasible
+            assert o.attainment >= 0.9
+            steps = np.diff(np.add(o.prefill, o.decode))
+            assert o.cold_start_gpu_hours == pytest.approx(
+                o.cold_start_s * float(np.maximum(steps, 0).sum()) / 3600
+            )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_path_search_finds_the_best_path(seed: int) -> None:
+    """The dynamic programme's path scores as well as the best of every path, on small
+    random problems."""
+    import itertools
+
+    from dynamo_planner.sim.oracle import _best_path
+
+    rng = np.random.default_rng(seed)
+    score = rng.normal(size=(3, 5))
+    switch = rng.uniform(0, 1, size=(3, 3)) * (rng.uniform() < 0.8)
+
+    def value(path: tuple[int, ...]) -> float:
+        inside = sum(score[k, b] for b, k in enumerate(path))
+        between = sum(switch[a, b] for a, b in itertools.pairwise(path))
+        return float(inside - between)
+
+    best = max(value(p) for p in itertools.product(range(3), repeat=5))
+    found = tuple(int(k) for k in _best_path(score, switch))
+    assert value(found) == pytest.approx(best)
