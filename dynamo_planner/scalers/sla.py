@@ -132,10 +132,11 @@ CALIBRATION_BOUNDS = (0.5, 2.0)
 MIN_CALIBRATION_REQUESTS = 20
 """Fewest requests in an interval for it to calibrate the model."""
 MAX_DECODE_REPLICAS = 100_000
+"""Most decode replicas the search tries before calling the ITL target unreachable."""
 STEADY_INTERVALS = 2
+"""Decisions the running replicas must have been unchanged for an interval to calibrate."""
 MIN_SPREAD_POINTS = 3
 """Observed intervals needed to measure the spread of a forecast that has none."""
-"""Decisions the running replicas must have been unchanged for an interval to calibrate."""
 DISPERSION_BOUNDS = (0.5, 20.0)
 """The range an observed index of dispersion is kept in before the queue uses it."""
 WRITE_OFF_MARGIN = 1.25
