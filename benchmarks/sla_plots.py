@@ -383,44 +383,50 @@ def backlog(profile: PerfProfile) -> None:
 
 
 def decode_spread(profile: PerfProfile) -> None:
-    """Decode ITL p99 on Mooncake x10 at its mean load: simulator against the model.
+    """Decode ITL p99 on Mooncake at its mean load: simulator against the model.
 
-    The model's worker carries its own Poisson population; an even split of the
-    aggregate's fluctuation over the workers is shown beside it.
+    At x10 on 7 and 8 workers, and at x1 on 1 and 2. The model's worker carries its own
+    Poisson population; an even split of the aggregate's fluctuation over the workers is
+    shown beside it.
     """
     from dynamo_planner.interpolators.fitted import FittedInterpolator
     from dynamo_planner.scalers.decode_model import DecodeLaw
     from dynamo_planner.sim import run_static
 
-    trace = load_scale(spread_ties(load_requests(MOONCAKE), 3.0), 10, shift_s=60.0)
-    counted = np.asarray(trace.arrival_s) >= 600.0
-    rate = float(counted.sum()) / (float(trace.arrival_s[-1]) - 600.0)
-    pick = np.random.default_rng(0).choice(int(counted.sum()), 1024, replace=False)
-    isl = np.asarray(trace.isl_tokens, dtype=float)[counted][pick]
-    osl = np.asarray(trace.osl_tokens, dtype=float)[counted][pick]
     law = DecodeLaw.from_interpolator(FittedInterpolator.from_profile(profile))
     model = EngineModel.from_profile(profile)
-    for workers in (7, 8):
-        est = law.estimate(isl, osl, rate_per_s=rate, replicas=workers, z=2.326)
-        even = est.mean_itl_ms + (est.quantile_itl_ms - est.mean_itl_ms) / np.sqrt(
-            workers
+    for load, prefill, decode_counts in ((10, 16, (7, 8)), (1, 5, (1, 2))):
+        trace = load_scale(
+            spread_ties(load_requests(MOONCAKE), 3.0), load, shift_s=60.0
         )
-        run = run_static(
-            trace,
-            model,
-            SimConfig(),
-            prefill=16,
-            decode=workers,
-            ttft_ms=500.0,
-            itl_ms=ITL_TARGET,
-            warmup_s=600.0,
-        )
-        print(
-            f"Mooncake x10, {workers} decode workers at {rate:.1f} requests/s: simulator "
-            f"ITL p99 {run.itl_ms[2]:.2f} ms ({run.attainment_itl:.2%} within "
-            f"{ITL_TARGET:g} ms); model p99 {est.quantile_itl_ms:.2f} ms (one worker's "
-            f"population), {even:.2f} ms (even split)"
-        )
+        counted = np.asarray(trace.arrival_s) >= 600.0
+        rate = float(counted.sum()) / (float(trace.arrival_s[-1]) - 600.0)
+        size = min(1024, int(counted.sum()))
+        pick = np.random.default_rng(0).choice(int(counted.sum()), size, replace=False)
+        isl = np.asarray(trace.isl_tokens, dtype=float)[counted][pick]
+        osl = np.asarray(trace.osl_tokens, dtype=float)[counted][pick]
+        for workers in decode_counts:
+            est = law.estimate(isl, osl, rate_per_s=rate, replicas=workers, z=2.326)
+            even = est.mean_itl_ms + (est.quantile_itl_ms - est.mean_itl_ms) / np.sqrt(
+                workers
+            )
+            run = run_static(
+                trace,
+                model,
+                SimConfig(),
+                prefill=prefill,
+                decode=workers,
+                ttft_ms=500.0,
+                itl_ms=ITL_TARGET,
+                warmup_s=600.0,
+            )
+            print(
+                f"Mooncake x{load}, {workers} decode worker{'s' if workers != 1 else ''} at "
+                f"{rate:.1f} requests/s: "
+                f"simulator ITL p99 {run.itl_ms[2]:.2f} ms ({run.attainment_itl:.2%} "
+                f"within {ITL_TARGET:g} ms); model p99 {est.quantile_itl_ms:.2f} ms "
+                f"(one worker's population), {even:.2f} ms (even split)"
+            )
 
 
 def dispersion() -> None:
