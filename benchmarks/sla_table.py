@@ -19,7 +19,8 @@ interval can spend less and serve every request in time) and the hindsight inter
 would spend), once with workers that start instantly and once per cold start, paying it
 for every worker added. It prints one table per trace, with attainment (share of counted requests meeting
 both targets), attainment among the requests that *can* meet TTFT (their prefill alone is
-within the target on the simulated engine), GPU-hours, scaling actions, and GPU-hours over
+within the target on the simulated engine), GPU-hours, scaling actions, reversals (a
+component planned down then up, or up then down, in consecutive decisions), and GPU-hours over
 the best static's; then the issue's bars, each marked met or not, with the oracle's ratio
 beside the GPU-hour bar, per setting (a bar below the oracle that pays the setting's cold
 start is out of reach of any real planner).
@@ -102,6 +103,7 @@ class Row:
     attainment_feasible: float
     gpu_hours: float
     actions: int
+    reversals: int
     ttft_p99_ms: float
     itl_p99_ms: float
 
@@ -111,10 +113,22 @@ def feasible_mask(trace: RequestTrace, model: EngineModel) -> np.ndarray:
     return np.asarray(model.prefill_ms_array(trace.isl_tokens) <= TTFT_MS)
 
 
+def reversals(intervals: Any) -> int:
+    """Plan turns: a component planned down then up, or up then down, in consecutive
+    decisions (what hysteresis is there to prevent), summed over prefill and decode."""
+    count = 0
+    for key in ("planned_prefill", "planned_decode"):
+        plan = [getattr(i, key) for i in intervals if getattr(i, key) is not None]
+        steps = np.sign(np.diff(np.asarray(plan, dtype=float)))
+        count += int(np.sum(steps[:-1] * steps[1:] < 0))
+    return count
+
+
 def run_row(
     name: str,
     summary: Any,
     result: Any,
+    intervals: Any,
     feasible: np.ndarray,
     *,
     trace: str,
@@ -134,6 +148,7 @@ def run_row(
         attainment_feasible=float(both[keep].mean()) if keep.any() else math.nan,
         gpu_hours=summary.gpu_hours,
         actions=summary.scaling_actions,
+        reversals=reversals(intervals),
         ttft_p99_ms=summary.ttft_ms[2],
         itl_p99_ms=summary.itl_ms[2],
     )
@@ -403,6 +418,7 @@ def main() -> int:
                             label,
                             run.summary,
                             run.result,
+                            run.intervals,
                             feasible,
                             trace=name,
                             interval_s=interval_s,
@@ -412,7 +428,7 @@ def main() -> int:
                         print(
                             f"  {interval_s:g}/{cold_s:g} {label:<26} {row.attainment:.4f} "
                             f"(feasible {row.attainment_feasible:.4f}) {row.gpu_hours:6.2f} GPU-h "
-                            f"{row.actions:3d} actions",
+                            f"{row.actions:3d} actions {row.reversals:2d} reversals",
                             file=sys.stderr,
                         )
     print(render(rows, statics, args.load, shift_s, args.cold_start_from))
@@ -456,13 +472,13 @@ def render(
         )
         out.append(
             "| interval / cold start | run | attainment | of feasible | GPU-h | "
-            "x best static | actions | TTFT p99 ms | ITL p99 ms |"
+            "x best static | actions | reversals | TTFT p99 ms | ITL p99 ms |"
         )
-        out.append("|---|---|---|---|---|---|---|---|---|")
+        out.append("|---|---|---|---|---|---|---|---|---|---|")
         for w_key, gpu_h in info["whole_worker_floor_gpu_hours"].items():
             out.append(
                 f"| {w_key} s / - | whole-worker floor | | | {gpu_h:.2f} | "
-                f"{gpu_h / base:.3f} | | | |"
+                f"{gpu_h / base:.3f} | | | | |"
             )
             for key, oracle in info["oracle"].items():
                 interval_key, cold_key = key.split("/")
@@ -471,7 +487,7 @@ def render(
                 out.append(
                     f"| {w_key} s / {cold_key} s | interval oracle (hindsight) | "
                     f"{oracle['attainment']:.2%} | | {oracle['gpu_hours']:.2f} | "
-                    f"{oracle['gpu_hours'] / base:.3f} | | | |"
+                    f"{oracle['gpu_hours'] / base:.3f} | | | | |"
                 )
         for r in rows:
             if r.trace != name:
@@ -479,7 +495,8 @@ def render(
             out.append(
                 f"| {r.interval_s:g} s / {r.cold_start_s:g} s | {r.run} | "
                 f"{r.attainment:.2%} | {r.attainment_feasible:.2%} | {r.gpu_hours:.2f} | "
-                f"{r.gpu_hours / base:.3f} | {r.actions} | {r.ttft_p99_ms:,.0f} | "
+                f"{r.gpu_hours / base:.3f} | {r.actions} | {r.reversals} | "
+                f"{r.ttft_p99_ms:,.0f} | "
                 f"{r.itl_p99_ms:.1f} |"
             )
         out.append("")

@@ -54,7 +54,13 @@ read from a second surface: it is concurrency over ITL.
 
 **Hysteresis.** A component scales up at once, and down only after its requirement stayed
 lower for ``scale_down_intervals`` intervals in a row: the plan is the largest requirement
-of the last ``scale_down_intervals`` intervals.
+of the last ``scale_down_intervals`` intervals. One exception (``release_on_fall``): while
+the request count clearly falls (a least-squares slope over the recent intervals below
+minus two standard errors, the mirror of the ramp test below) and the last interval's mean
+TTFT and ITL were within their targets (no backlog to work off), a lower requirement is
+applied at once, unless the component's requirement rose at the previous decision. Noise
+does not pass that test, and a component just raised is never released in the next
+interval, so this does not thrash; after a peak it returns a worker one interval sooner.
 
 **Calibration.** When replicas were steady over the observed interval, the model's mean TTFT
 and ITL at the observed load are compared with the observed means, and the service-time
@@ -214,6 +220,8 @@ class SLAScaler:
         decode_max_miss_multiple: The same for ITL misses and decode (1: decode is
             always sized for ``attainment``).
         feedback_intervals: Intervals whose misses the feedback pools.
+        release_on_fall: Skip the scale-down hold while the request count clearly falls
+            (see the module doc).
     """
 
     interpolator: Interpolator
@@ -246,6 +254,7 @@ class SLAScaler:
         default=1.0, validator=_checks.at_least(1)
     )
     feedback_intervals: int = attrs.field(default=10, validator=_checks.at_least(1))
+    release_on_fall: bool = True
 
     _law: DecodeLaw = attrs.field(init=False)
     _prefill_overhead_ms: float = attrs.field(init=False)
@@ -257,6 +266,7 @@ class SLAScaler:
     _decode_factor: float = attrs.field(init=False, default=1.0)
     _currents: collections.deque[ReplicaState] = attrs.field(init=False)
     _dispersion: float | None = attrs.field(init=False, default=None)
+    _on_target: bool = attrs.field(init=False, default=False)
     _prefill_feedback: MissFeedback = attrs.field(init=False)
     _decode_feedback: MissFeedback = attrs.field(init=False)
 
@@ -398,6 +408,9 @@ class SLAScaler:
             if self.attainment_feedback:
                 reasons.extend(self._observe_misses(observation, details))
         details["arrival_cv2"] = self.burstiness
+        self._on_target = observation is not None and _means_on_target(
+            observation, self.ttft_ms, self.itl_ms
+        )
         if observation is not None and observation.num_req.known:
             self._counts.append(observation.num_req.value)
             if observation.isl_tokens.known and observation.osl_tokens.known:
@@ -596,6 +609,10 @@ class SLAScaler:
             f"{value[0]:.2%} and decode for {value[1]:.2%} ({words})"
         )
 
+    def _falling(self) -> bool:
+        """Whether a scale-down may skip the hold (module doc: Hysteresis)."""
+        return self.release_on_fall and self._on_target and _falling(list(self._counts))
+
     def _intervals_ahead(self, interval_s: float) -> float:
         """How far past the forecast (centred mid-interval) the lookahead reaches.
 
@@ -704,7 +721,9 @@ class SLAScaler:
                 f"more than {interval_s:g} s of queued prefill work (a backlog) and "
                 "serve no new request this interval; adding as many replicas"
             )
-        replicas, hold_words = _hysteresis(self._prefill_needs, need, "prefill")
+        replicas, hold_words = _hysteresis(
+            self._prefill_needs, need, "prefill", falling=self._falling()
+        )
         estimate = chosen
         if rate > 0 and replicas - held != need - held and replicas > held:
             estimate = estimate_prefill(
@@ -814,7 +833,9 @@ class SLAScaler:
         need = floor
         if rate > 0:
             need = self._decode_replicas(law, mix, rate, z, floor, itl_target)
-        replicas, hold_words = _hysteresis(self._decode_needs, need, "decode")
+        replicas, hold_words = _hysteresis(
+            self._decode_needs, need, "decode", falling=self._falling()
+        )
         details: dict[str, Any] = {
             "decode_required": need,
             "decode_replicas": replicas,
@@ -1129,10 +1150,40 @@ def _rising(counts: list[float], t: float = 2.0) -> bool:
     return slope > t * se
 
 
+def _means_on_target(observation: Observation, ttft_ms: float, itl_ms: float) -> bool:
+    """Whether the observed mean TTFT is known and within target, and the ITL too."""
+    ttft, itl = observation.ttft_ms, observation.itl_ms
+    return (
+        ttft.known and ttft.value <= ttft_ms and (not itl.known or itl.value <= itl_ms)
+    )
+
+
+def _falling(counts: list[float], t: float = 2.0) -> bool:
+    """True when the slope is below ``-t`` standard errors, with at least 3 points."""
+    if len(counts) < 3:
+        return False
+    slope, se = _slope(counts)
+    return slope < -t * se
+
+
 def _hysteresis(
-    history: collections.deque[int], need: int, name: str
+    history: collections.deque[int], need: int, name: str, *, falling: bool = False
 ) -> tuple[int, str]:
-    """Record ``need`` and return the largest of the window, with words."""
+    """Record ``need`` and return the largest of the window, with words.
+
+    With ``falling``, a lower ``need`` is returned at once (the window restarts from it)
+    unless the requirement rose at the previous decision.
+    """
+    rose = len(history) >= 2 and history[-1] > history[-2]
+    if falling and not rose and history and need < max(history):
+        held = max(history)
+        history.clear()
+        history.append(need)
+        return need, (
+            f"{name} hysteresis: requirement {need}, below the {held} held; the "
+            "request count is clearly falling (slope below two standard errors), so "
+            "the scale-down is not held back"
+        )
     history.append(need)
     held = max(history)
     window = history.maxlen or 1

@@ -506,6 +506,83 @@ class TestHysteresis:
         assert high.prefill > low.prefill
         assert high.prefill == high.details["prefill_required"]
 
+    def test_releases_at_once_while_the_count_clearly_falls(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """With the observed count falling steadily, a lower requirement is applied at
+        once; without ``release_on_fall`` it is held as usual."""
+        counts = [9000.0, 7000.0, 5000.0, 3000.0, 1000.0]
+        plans = {}
+        for release in (True, False):
+            s = scaler(fitted, scale_down_intervals=3, release_on_fall=release)
+            plans[release] = [
+                decide(s, demand(n), observation=on_target(n)) for n in counts
+            ]
+        fast, held = plans[True], plans[False]
+        for p in fast[2:]:
+            assert p.prefill == p.details["prefill_required"]
+            assert p.decode == p.details["decode_required"]
+        assert held[2].prefill == held[0].prefill
+        assert held[2].decode == held[0].decode
+        assert fast[2].prefill is not None
+        assert held[2].prefill is not None
+        assert fast[2].prefill < held[2].prefill
+        assert any("clearly falling" in r for r in fast[2].reasons)
+        assert not any("clearly falling" in r for p in held for r in p.reasons)
+
+    def test_a_backlog_is_held(self, fitted: FittedInterpolator) -> None:
+        """While the count falls but the last interval's mean TTFT was above the target
+        (a backlog to work off), or was not reported, the hold applies as usual."""
+        counts = [9000.0, 7000.0, 5000.0, 3000.0]
+        for late in (
+            (observation(n, ttft_ms=900.0, itl_ms=10.0) for n in counts),
+            (observation(n) for n in counts),
+        ):
+            s = scaler(fitted, scale_down_intervals=3, calibrate=False)
+            plans = [
+                decide(s, demand(n), observation=o)
+                for n, o in zip(counts, late, strict=True)
+            ]
+            assert plans[2].prefill == plans[0].prefill
+            assert not any("clearly falling" in r for p in plans for r in p.reasons)
+
+    def test_noise_is_held(self, fitted: FittedInterpolator) -> None:
+        """An alternating count is not a fall: each low interval holds the previous
+        high one's requirement."""
+        s = scaler(fitted, scale_down_intervals=2)
+        counts = [5000.0, 2000.0] * 3
+        plans = [decide(s, demand(n), observation=on_target(n)) for n in counts]
+        required = [p.details["prefill_required"] for p in plans]
+        for k in range(1, len(plans), 2):  # the low intervals
+            assert required[k] < required[k - 1]
+            assert plans[k].prefill == required[k - 1]
+            assert not any("clearly falling" in r for r in plans[k].reasons)
+
+    def test_a_requirement_that_just_rose_is_not_released(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """While the count falls, a requirement raised at the previous decision is held
+        for one more interval: no up-and-down in consecutive intervals."""
+        s = scaler(fitted, scale_down_intervals=3)
+        observed = [9000.0, 8000.0, 7000.0, 6000.0, 5000.0]
+        forecast = [1000.0, 1000.0, 5000.0, 1000.0, 1000.0]
+        plans = [
+            decide(s, demand(f), observation=on_target(n))
+            for n, f in zip(observed, forecast, strict=True)
+        ]
+        raised, kept, released = plans[2], plans[3], plans[4]
+        assert raised.prefill is not None
+        assert raised.prefill > plans[1].details["prefill_required"]
+        assert kept.prefill == raised.prefill  # held despite the fall
+        assert released.prefill == released.details["prefill_required"]
+        assert released.prefill is not None
+        assert released.prefill < raised.prefill
+
+
+def on_target(num_req: float) -> Observation:
+    """An observation whose mean TTFT and ITL are within the scaler's targets."""
+    return observation(num_req, ttft_ms=200.0, itl_ms=10.0)
+
 
 class TestCalibration:
     """Observed TTFT/ITL correct the model, bounded and explained."""
