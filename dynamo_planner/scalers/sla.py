@@ -59,7 +59,7 @@ the request count clearly falls (a least-squares slope over the recent intervals
 minus two standard errors, the mirror of the ramp test below) and the last interval's mean
 TTFT and ITL were within their targets (no backlog to work off), a lower requirement is
 applied at once, unless the component's requirement rose at the previous decision. Noise
-does not pass that test, and a component just raised is never released in the next
+rarely passes that test, and a component just raised is never released in the next
 interval, so this does not thrash; after a peak it returns a worker one interval sooner.
 
 **Calibration.** When replicas were steady over the observed interval, the model's mean TTFT
