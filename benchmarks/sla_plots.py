@@ -386,8 +386,9 @@ def decode_spread(profile: PerfProfile) -> None:
     """Decode ITL p99 on Mooncake at its mean load: simulator against the model.
 
     At x10 on 7 and 8 workers, and at x1 on 1 and 2. The model's worker carries its own
-    Poisson population; an even split of the aggregate's fluctuation over the workers is
-    shown beside it.
+    Poisson population (a single worker's spread amplified by ``1 / (1 - load)``); beside
+    it, an even split of the aggregate's fluctuation over several workers, or the spread
+    without the amplification on one.
     """
     from dynamo_planner.interpolators.fitted import FittedInterpolator
     from dynamo_planner.scalers.decode_model import DecodeLaw
@@ -407,9 +408,12 @@ def decode_spread(profile: PerfProfile) -> None:
         osl = np.asarray(trace.osl_tokens, dtype=float)[counted][pick]
         for workers in decode_counts:
             est = law.estimate(isl, osl, rate_per_s=rate, replicas=workers, z=2.326)
-            even = est.mean_itl_ms + (est.quantile_itl_ms - est.mean_itl_ms) / np.sqrt(
-                workers
-            )
+            spread = est.quantile_itl_ms - est.mean_itl_ms
+            if workers == 1:
+                # a single worker's spread is amplified by 1 / (1 - load) = mean / a
+                spread *= law.step_overhead_ms / est.mean_itl_ms
+            even = est.mean_itl_ms + spread / np.sqrt(workers)
+            other = "plain spread" if workers == 1 else "even split"
             run = run_static(
                 trace,
                 model,
@@ -425,7 +429,7 @@ def decode_spread(profile: PerfProfile) -> None:
                 f"{rate:.1f} requests/s: "
                 f"simulator ITL p99 {run.itl_ms[2]:.2f} ms ({run.attainment_itl:.2%} "
                 f"within {ITL_TARGET:g} ms); model p99 {est.quantile_itl_ms:.2f} ms "
-                f"(one worker's population), {even:.2f} ms (even split)"
+                f"(one worker's population), {even:.2f} ms ({other})"
             )
 
 

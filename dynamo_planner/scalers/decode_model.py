@@ -5,7 +5,11 @@ tokens (:class:`DecodeLaw`). A request stays ``OSL x ITL`` in decode, so by Litt
 the requests in decode form a Poisson population whose step work has mean ``lambda
 (ITL/1000) E[OSL (b + c ctx)]`` and variance ``lambda (ITL/1000) E[OSL (b + c ctx)^2]``;
 one of ``D`` workers carries ``1/D`` of the rate and fluctuates like a population of its
-own. :meth:`DecodeLaw.estimate` gives the mean ITL (the fixed point ``ITL = a + mean work
+own. A single worker's fluctuation is amplified by ``1 / (1 - load)``, as its mean is: more
+work slows every step, so its requests stay longer and more of them accumulate. With
+several workers, admission to the least-loaded one counters that loop: on the Mooncake
+trace the plain spread matches the simulator at 2, 7 and 8 workers, the amplified one at
+1 (``python benchmarks/sla_plots.py``). :meth:`DecodeLaw.estimate` gives the mean ITL (the fixed point ``ITL = a + mean work
 / D``), the ITL at a quantile, the concurrency and the KV use
 (:class:`DecodeEstimate`). :class:`~dynamo_planner.scalers.sla.SLAScaler` picks the
 fewest workers whose quantile ITL and KV fit; its module doc explains the choices.
@@ -180,7 +184,12 @@ def _estimate_decode(
     # One worker's requests fluctuate like a Poisson population of its own: admission
     # to the least-loaded worker evens out counts, not the work of requests that stay
     # for their whole decode (see the module docstring).
-    quantile_itl = mean_itl + z * math.sqrt(max(0.0, seconds * work2))
+    spread = math.sqrt(max(0.0, seconds * work2))
+    if replicas == 1:
+        # alone, nothing counters the loop: more work slows every step, requests stay
+        # longer and more accumulate, so the spread grows like the mean, by 1 / (1 - load)
+        spread /= 1.0 - load
+    quantile_itl = mean_itl + z * spread
     kv_mean = seconds * kv1
     kv_quantile = kv_mean + z * math.sqrt(max(0.0, seconds * kv2))
     capacity = max(1, law.max_kv_tokens)
