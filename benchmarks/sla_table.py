@@ -90,6 +90,7 @@ TTFT_MS = 500.0
 ITL_MS = 20.0
 WARMUP_S = 600.0
 ATTAINMENT = 0.99
+FORECAST_QUANTILE = PlannerConfig().forecast_quantile
 LOAD_SHIFT_S = 60.0
 
 
@@ -160,7 +161,7 @@ def config(
     cold_start_s: float,
     *,
     interpolator: str = "auto",
-    forecast_quantile: float = 0.9,
+    forecast_quantile: float = FORECAST_QUANTILE,
     attainment_feedback: bool = True,
 ) -> PlannerConfig:
     """A run's configuration; ``auto`` is ``fitted`` for sla, ``reference`` otherwise."""
@@ -207,7 +208,7 @@ def command(
     ]
     if sla.interpolator != "auto":
         parts.append(f"--interpolator {sla.interpolator}")
-    if sla.forecast_quantile != 0.9:
+    if sla.forecast_quantile != FORECAST_QUANTILE:
         parts.append(f"--forecast-quantile {sla.forecast_quantile:g}")
     if sla.no_attainment_feedback:
         parts.append("--no-attainment-feedback")
@@ -248,8 +249,9 @@ def main() -> int:
     parser.add_argument(
         "--forecast-quantile",
         type=float,
-        default=0.9,
-        help="forecast quantile of the sla runs (default 0.9)",
+        default=FORECAST_QUANTILE,
+        help=f"forecast quantile of the sla runs (default {FORECAST_QUANTILE:g}, the "
+        "configuration's)",
     )
     parser.add_argument(
         "--no-attainment-feedback",

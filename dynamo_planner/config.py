@@ -478,7 +478,7 @@ class PlannerConfig:
         "'reference' reproduces the reference planner's formulas.",
     )
     forecast_quantile: float = _field(
-        0.9,
+        0.75,
         section=_SCALING,
         kind="float",
         flag="--forecast-quantile",

@@ -245,7 +245,7 @@ class Forecast:
     Attributes:
         value: The point forecast (never negative, never NaN).
         upper: The upper quantile of the next value, at level ``quantile``.
-        quantile: The level of ``upper`` (e.g. 0.9).
+        quantile: The level of ``upper`` (e.g. 0.75, the configuration's default).
     """
 
     value: float
@@ -253,7 +253,7 @@ class Forecast:
     quantile: float = 0.9
 
     @classmethod
-    def point(cls, value: float, quantile: float = 0.9) -> Forecast:
+    def point(cls, value: float, quantile: float = 0.75) -> Forecast:
         """A forecast with no spread: the upper quantile equals the value."""
         return cls(value, value, quantile)
 

@@ -25,7 +25,7 @@ __all__ = [
     "quantile_validator",
 ]
 
-DEFAULT_QUANTILE = 0.9
+DEFAULT_QUANTILE = 0.75
 """The default level of :attr:`Forecast.upper`."""
 
 

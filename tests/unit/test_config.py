@@ -69,7 +69,7 @@ LIBRARY_DEFAULTS: dict[str, Any] = {
     "metric_source": None,
     "connector": None,
     "unknown_fallback_intervals": 3,
-    "forecast_quantile": 0.9,
+    "forecast_quantile": 0.75,
     "sla_attainment": 0.99,
     "cold_start_s": 60.0,
     "scale_down_intervals": 2,

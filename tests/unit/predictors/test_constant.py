@@ -57,7 +57,7 @@ class TestConstantExtras:
         forecast = _fed([100, 120, 90, 130, 100, 110]).predict()
         assert forecast.value == 110.0
         assert forecast.upper > forecast.value
-        assert forecast.quantile == 0.9
+        assert forecast.quantile == 0.75  # the default level
 
     def test_rearm_skips_zeros_again(self) -> None:
         """After rearm_idle_skip, zeros are dropped until traffic returns."""
@@ -69,8 +69,8 @@ class TestConstantExtras:
 
     def test_from_config_reads_quantile(self) -> None:
         """from_config takes forecast_quantile from the planner configuration."""
-        predictor = ConstantPredictor.from_config(PlannerConfig(forecast_quantile=0.75))
-        assert predictor.forecast_quantile == 0.75
+        predictor = ConstantPredictor.from_config(PlannerConfig(forecast_quantile=0.95))
+        assert predictor.forecast_quantile == 0.95
 
     @pytest.mark.parametrize("level", [0.0, 1.0, 1.5])
     def test_rejects_bad_quantile(self, level: float) -> None:

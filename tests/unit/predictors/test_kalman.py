@@ -89,7 +89,7 @@ class TestKalmanExtras:
         """On a noisy random walk the 0.9 upper bound covers roughly 90% of next values."""
         rng = np.random.default_rng(7)
         values = 5000 + np.cumsum(rng.normal(0, 20, 600))
-        predictor = KalmanPredictor()
+        predictor = KalmanPredictor(forecast_quantile=0.9)
         hits = 0
         for index, value in enumerate(values):
             if index >= 50:
