@@ -17,11 +17,11 @@ the whole-worker floor (whole workers, changed once an interval: no planner with
 interval can spend less and serve every request in time) and the hindsight interval oracle
 (the cheapest per-interval deployments, chosen knowing the trace: what a perfect planner
 would spend), once with workers that start instantly and once per cold start, paying it
-for every worker added. It prints one table per trace, with attainment (share of counted requests meeting
-both targets), attainment among the requests that *can* meet TTFT (their prefill alone is
-within the target on the simulated engine), GPU-hours, scaling actions, reversals (a
-component planned down then up, or up then down, in consecutive decisions), and GPU-hours over
-the best static's; then the issue's bars, each marked met or not, with the oracle's ratio
+for every worker added. It prints one table per trace, with attainment (share of counted
+requests meeting both targets), attainment among the requests that *can* meet TTFT (their
+prefill alone is within the target on the simulated engine), GPU-hours, scaling actions,
+reversals (a component planned down then up, or up then down, in consecutive decisions),
+and GPU-hours over the best static's; then the issue's bars, each marked met or not, with the oracle's ratio
 beside the GPU-hour bar, per setting (a bar below the oracle that pays the setting's cold
 start is out of reach of any real planner).
 

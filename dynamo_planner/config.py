@@ -57,6 +57,7 @@ from typing import Any, Literal, NoReturn
 import attrs
 
 from dynamo_planner.exceptions import ConfigError
+from dynamo_planner.values import DEFAULT_FORECAST_QUANTILE
 
 __all__ = [
     "DEFAULT_PROMETHEUS_ENDPOINT",
@@ -478,7 +479,7 @@ class PlannerConfig:
         "'reference' reproduces the reference planner's formulas.",
     )
     forecast_quantile: float = _field(
-        0.75,
+        DEFAULT_FORECAST_QUANTILE,
         section=_SCALING,
         kind="float",
         flag="--forecast-quantile",

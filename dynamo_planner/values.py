@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "DEFAULT_FORECAST_QUANTILE",
     "Corrections",
     "DecodePoint",
     "DecodeProfile",
@@ -238,6 +239,10 @@ class Observation:
         return tuple(n for n in names if not getattr(self, n).known)
 
 
+DEFAULT_FORECAST_QUANTILE = 0.75
+"""The default level of :attr:`Forecast.upper` (and of ``forecast_quantile``)."""
+
+
 @attrs.frozen
 class Forecast:
     """A forecast of the next interval's value.
@@ -245,15 +250,17 @@ class Forecast:
     Attributes:
         value: The point forecast (never negative, never NaN).
         upper: The upper quantile of the next value, at level ``quantile``.
-        quantile: The level of ``upper`` (e.g. 0.75, the configuration's default).
+        quantile: The level of ``upper`` (:data:`DEFAULT_FORECAST_QUANTILE` by default).
     """
 
     value: float
     upper: float
-    quantile: float = 0.9
+    quantile: float = DEFAULT_FORECAST_QUANTILE
 
     @classmethod
-    def point(cls, value: float, quantile: float = 0.75) -> Forecast:
+    def point(
+        cls, value: float, quantile: float = DEFAULT_FORECAST_QUANTILE
+    ) -> Forecast:
         """A forecast with no spread: the upper quantile equals the value."""
         return cls(value, value, quantile)
 

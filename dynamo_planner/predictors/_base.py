@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from dynamo_planner.values import Forecast
+from dynamo_planner.values import DEFAULT_FORECAST_QUANTILE, Forecast
 
 __all__ = [
     "IdleSkip",
@@ -25,7 +25,7 @@ __all__ = [
     "quantile_validator",
 ]
 
-DEFAULT_QUANTILE = 0.75
+DEFAULT_QUANTILE = DEFAULT_FORECAST_QUANTILE
 """The default level of :attr:`Forecast.upper`."""
 
 

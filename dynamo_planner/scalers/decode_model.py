@@ -9,9 +9,10 @@ own. A single worker's fluctuation is amplified by ``1 / (1 - load)``, as its me
 work slows every step, so its requests stay longer and more of them accumulate. With
 several workers, admission to the least-loaded one counters that loop: on the Mooncake
 trace the plain spread matches the simulator at 2, 7 and 8 workers, the amplified one at
-1 (``python benchmarks/sla_plots.py``). :meth:`DecodeLaw.estimate` gives the mean ITL (the fixed point ``ITL = a + mean work
-/ D``), the ITL at a quantile, the concurrency and the KV use
-(:class:`DecodeEstimate`). :class:`~dynamo_planner.scalers.sla.SLAScaler` picks the
+1 (``python benchmarks/sla_plots.py``).
+
+:meth:`DecodeLaw.estimate` gives the mean ITL (the fixed point ``ITL = a + mean work /
+D``), the ITL at a quantile, the concurrency and the KV use (:class:`DecodeEstimate`). :class:`~dynamo_planner.scalers.sla.SLAScaler` picks the
 fewest workers whose quantile ITL and KV fit; its module doc explains the choices.
 
 .. versionadded:: 0.1.0

@@ -13,8 +13,9 @@ fits ordinary least squares with an intercept on demand; the fit is a frozen
 
 * slope ``m > 0``: ``x_sla = max(0, (y_target - b) / m)``;
 * slope ``m <= 0`` (latency does not grow with load in the window, e.g. a burst of cache
-  hits), or so small that the division overflows (``m = 1e-309``, a flat line): Dynamo's snapshot-B fallback: the smallest ``x`` among observations whose latency
-  is below the target, or, when there is none, the smallest ``x`` observed (at least 0).
+  hits), or so small that the division overflows (``m = 1e-309``, a flat line): Dynamo's
+  snapshot-B fallback: the smallest ``x`` among observations whose latency is below the
+  target, or, when there is none, the smallest ``x`` observed (at least 0).
 
 The regression is numpy only, centred for numerical stability, and equal to scikit-learn's
 ``LinearRegression`` (which Dynamo uses) up to rounding: all-equal ``x`` gives slope 0 and

@@ -225,7 +225,6 @@ class CandidateOutcomes:
         options: The ``(prefill, decode)`` candidates, in row order.
         in_time: Per candidate (row) and counted request (column), 1.0 where the
             request met both targets on that static deployment, else 0.0.
-        gpus: GPUs of each candidate.
         prefill_gpus: GPUs of one prefill worker.
         decode_gpus: GPUs of one decode worker.
         arrival_s: Arrival time of each counted request.
@@ -234,7 +233,6 @@ class CandidateOutcomes:
 
     options: tuple[tuple[int, int], ...]
     in_time: FloatArray
-    gpus: FloatArray
     prefill_gpus: int
     decode_gpus: int
     arrival_s: FloatArray
@@ -264,13 +262,14 @@ class CandidateOutcomes:
         served = np.stack(
             [np.bincount(index, weights=row, minlength=bins) for row in self.in_time]
         ).astype(np.float64)
-        cost_s = self.gpus[:, None] * lengths_s[None, :]
         prefill = np.array([p for p, _ in self.options], dtype=np.float64)
+        prefill *= self.prefill_gpus
         decode = np.array([d for _, d in self.options], dtype=np.float64)
+        decode *= self.decode_gpus
+        cost_s = (prefill + decode)[:, None] * lengths_s[None, :]
         # GPU-seconds of cold start to go from candidate j (row) to candidate k (column)
-        added = (
-            np.maximum(prefill[None, :] - prefill[:, None], 0.0) * self.prefill_gpus
-            + np.maximum(decode[None, :] - decode[:, None], 0.0) * self.decode_gpus
+        added = np.maximum(prefill[None, :] - prefill[:, None], 0.0) + np.maximum(
+            decode[None, :] - decode[:, None], 0.0
         )
         switch_s = added * float(cold_start_s)
         needed = attainment_target * self.arrival_s.size
@@ -303,7 +302,7 @@ def simulate_candidates(
     warmup_s: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> CandidateOutcomes:
-    """Simulate every candidate static deployment once, for :meth:`CandidateOutcomes.oracle`.
+    """Simulate every candidate static deployment once (see :class:`CandidateOutcomes`).
 
     Takes the arguments of :func:`interval_oracle` that concern the simulations.
 
@@ -332,17 +331,9 @@ def simulate_candidates(
         if progress is not None:
             progress(p, d)
         ok[k] = _in_time(trace, model, config, p, d, ttft_ms, itl_ms)[counted]
-    gpus = np.array(
-        [
-            p * config.prefill_gpus_per_engine + d * config.decode_gpus_per_engine
-            for p, d in options
-        ],
-        dtype=np.float64,
-    )
     return CandidateOutcomes(
         options=tuple(options),
         in_time=ok,
-        gpus=gpus,
         prefill_gpus=config.prefill_gpus_per_engine,
         decode_gpus=config.decode_gpus_per_engine,
         arrival_s=arrival_s[counted],

@@ -189,7 +189,6 @@ def outcomes(
     return CandidateOutcomes(
         options=tuple(options),
         in_time=np.array([np.concatenate(rows) for rows in in_time], dtype=np.float64),
-        gpus=np.array([p + d for p, d in options], dtype=np.float64),
         prefill_gpus=1,
         decode_gpus=1,
         arrival_s=arrival,
