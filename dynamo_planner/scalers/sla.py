@@ -8,7 +8,11 @@ must meet them (``sla_attainment``, 0.99 by default):
 **Demand.** The request rate is the forecast's upper quantile (``Forecast.upper``, at the
 level the predictors report) or, when the forecast has no spread, the forecast plus that
 quantile of the recent one-interval changes (``prior_spread``, 10%, while fewer than three
-intervals were seen). It is then raised to the largest rate expected
+intervals were seen). Part of that band is the next interval's own random draw (which
+requests arrive, and how long they are), which the queueing and decode models below
+already carry; the band is narrowed by it
+(:mod:`~dynamo_planner.scalers.sampling_noise`, ``remove_own_noise``), the mean ISL and
+OSL bands likewise. The rate is then raised to the largest rate expected
 before a worker requested now would serve: ``Demand.peak_num_req`` when the planner looked
 ahead, otherwise the recent upward trend extrapolated to when workers asked for at the
 next decision will serve (``cold_start_s`` plus half an interval past the forecast's
@@ -125,6 +129,7 @@ from dynamo_planner.scalers.queueing import (
     exponential_mix,
     servers_for_target,
 )
+from dynamo_planner.scalers.sampling_noise import SamplingNoise
 from dynamo_planner.values import Demand, Observation, ReplicaPlan, ReplicaState, Status
 
 __all__ = ["DecodeEstimate", "DecodeLaw", "SLAScaler"]
@@ -224,6 +229,9 @@ class SLAScaler:
         feedback_intervals: Intervals whose misses the feedback pools.
         release_on_fall: Skip the scale-down hold while the request count clearly falls
             (see the module doc).
+        remove_own_noise: Narrow the forecast bands of the request count and the mean
+            lengths by the next interval's own sampling noise, which the queueing and
+            decode models already carry (see the module doc).
     """
 
     interpolator: Interpolator
@@ -257,6 +265,7 @@ class SLAScaler:
     )
     feedback_intervals: int = attrs.field(default=10, validator=_checks.at_least(1))
     release_on_fall: bool = True
+    remove_own_noise: bool = True
 
     _law: DecodeLaw = attrs.field(init=False)
     _prefill_overhead_ms: float = attrs.field(init=False)
@@ -271,6 +280,7 @@ class SLAScaler:
     _on_target: bool = attrs.field(init=False, default=False)
     _prefill_feedback: MissFeedback = attrs.field(init=False)
     _decode_feedback: MissFeedback = attrs.field(init=False)
+    _noise: SamplingNoise = attrs.field(init=False, factory=SamplingNoise)
 
     def __attrs_post_init__(self) -> None:
         self._law = DecodeLaw.from_interpolator(self.interpolator)
@@ -419,6 +429,13 @@ class SLAScaler:
                 self._lengths.append(
                     (observation.isl_tokens.value, observation.osl_tokens.value)
                 )
+            self._noise.record(
+                observation.num_req.value,
+                observation.isl_tokens.value if observation.isl_tokens.known else None,
+                observation.osl_tokens.value if observation.osl_tokens.known else None,
+                _clean(observation.isl_samples_tokens),
+                _clean(observation.osl_samples_tokens),
+            )
 
         num_req, demand_words = self._sized_num_req(demand, details)
         reasons.extend(demand_words)
@@ -429,7 +446,12 @@ class SLAScaler:
         rate = num_req / interval_s
         details["rate_per_s"] = rate
         isl_mean, osl_mean = self._sized_lengths(demand, details)
-        mix = _mix(demand, observation, isl_mean=isl_mean, osl_mean=osl_mean)
+        mix = _mix(
+            demand,
+            observation,
+            isl_mean=isl_mean,
+            osl_mean=osl_mean,
+        )
         details["mix_requests"] = int(mix.isl.size)
         details["mix_isl_mean_tokens"] = float(np.mean(mix.isl))
         details["mix_osl_mean_tokens"] = float(np.mean(mix.osl))
@@ -492,6 +514,14 @@ class SLAScaler:
                 )
             upper = forecast.value + spread
             spread_words += f": {upper:,.0f}"
+        kept = self._noise.kept_count(self.burstiness) if self.remove_own_noise else 1.0
+        if kept < 1.0 and upper > forecast.value:
+            upper = forecast.value + kept * (upper - forecast.value)
+            spread_words += (
+                f", narrowed to {upper:,.0f} (keeping {kept:.0%} of the band: the rest "
+                f"is the next interval's own Poisson draw at Ca² {self.burstiness:.2f}, "
+                "which the queue already carries)"
+            )
         lookahead_s = self.cold_start_s
         intervals_ahead = self._intervals_ahead(demand.interval_s)
         if demand.peak_num_req is not None and math.isfinite(demand.peak_num_req):
@@ -514,6 +544,7 @@ class SLAScaler:
                 "forecast_num_req": forecast.value,
                 "forecast_quantile": quantile,
                 "upper_num_req": upper,
+                "num_req_band_kept": kept,
                 "lookahead_s": lookahead_s,
                 "peak_num_req": peak,
             }
@@ -635,6 +666,12 @@ class SLAScaler:
         """
         isl = demand.isl_tokens.upper
         osl = demand.osl_tokens.upper
+        if self.remove_own_noise:
+            isl_kept, osl_kept = self._noise.kept_isl(), self._noise.kept_osl()
+            isl = demand.isl_tokens.value + isl_kept * (isl - demand.isl_tokens.value)
+            osl = demand.osl_tokens.value + osl_kept * (osl - demand.osl_tokens.value)
+            details["isl_band_kept"] = isl_kept
+            details["osl_band_kept"] = osl_kept
         lengths = list(self._lengths)
         ahead = self._intervals_ahead(demand.interval_s)
         isl_peak = isl + max(0.0, _trend([x for x, _ in lengths])) * ahead

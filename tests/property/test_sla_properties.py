@@ -11,7 +11,13 @@ from dynamo_planner.interpolators.fitted import FittedInterpolator
 from dynamo_planner.profiles import load_profile
 from dynamo_planner.protocols import ScalingRequest
 from dynamo_planner.scalers.sla import SLAScaler
-from dynamo_planner.values import Demand, ReplicaPlan, ReplicaState
+from dynamo_planner.values import (
+    Demand,
+    Forecast,
+    Observation,
+    ReplicaPlan,
+    ReplicaState,
+)
 
 INTERVAL_S = 60.0
 
@@ -71,6 +77,61 @@ class TestMonotone:
     ) -> None:
         """Adding requests never lowers prefill or decode replicas."""
         at_least(plan(base + extra, isl, osl), plan(base, isl, osl))
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        history=st.lists(
+            st.floats(100.0, 20_000.0, allow_nan=False), min_size=6, max_size=12
+        ),
+        base=requests,
+        extra=requests,
+        band=st.floats(1.0, 1.5, allow_nan=False),
+    )
+    def test_more_requests_never_fewer_replicas_after_history(
+        self, history: list[float], base: float, extra: float, band: float
+    ) -> None:
+        """With the same observed history (so the same share of the band removed as
+        the next interval's own draw), adding requests never lowers the replicas."""
+
+        def after_history(num_req: float) -> ReplicaPlan:
+            scaler = SLAScaler(interpolator=fitted(), ttft_ms=500.0, itl_ms=20.0)
+            last = None
+            for count in history:
+                seen = Observation(
+                    interval_s=INTERVAL_S,
+                    num_req=count,
+                    isl_tokens=1000.0,
+                    osl_tokens=200.0,
+                )
+                demand = Demand.of(
+                    num_req=count,
+                    isl_tokens=1000.0,
+                    osl_tokens=200.0,
+                    interval_s=INTERVAL_S,
+                )
+                scaler.decide(
+                    ScalingRequest(
+                        demand=demand,
+                        current=ReplicaState(prefill=1, decode=1),
+                        observation=seen,
+                    )
+                )
+                last = seen
+            demand = Demand(
+                interval_s=INTERVAL_S,
+                num_req=Forecast(num_req, num_req * band, 0.75),
+                isl_tokens=Forecast.point(1000.0),
+                osl_tokens=Forecast.point(200.0),
+            )
+            return scaler.decide(
+                ScalingRequest(
+                    demand=demand,
+                    current=ReplicaState(prefill=1, decode=1),
+                    observation=last,
+                )
+            )
+
+        at_least(after_history(base + extra), after_history(base))
 
     @settings(max_examples=40, deadline=None)
     @given(

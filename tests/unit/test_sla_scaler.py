@@ -368,6 +368,51 @@ class TestDemand:
         assert plan.details["prefill_feasible_share"] == pytest.approx(0.9)
         assert any("10.0% of the mix exceeds TTFT" in r for r in plan.reasons)
 
+    def test_own_draw_is_removed_from_the_count_band(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Counts that vary like Poisson draws: the band keeps about sqrt(1/2) of it."""
+        counts = np.random.default_rng(5).poisson(1000.0, 12).astype(float)
+
+        def last_plan(s: SLAScaler) -> ReplicaPlan:
+            plan = None
+            for count in counts:
+                plan = decide(
+                    s, demand(1000.0, upper=1100.0), observation=observation(count)
+                )
+            assert plan is not None
+            return plan
+
+        narrowed = last_plan(scaler(fitted))
+        whole = last_plan(scaler(fitted, remove_own_noise=False))
+        kept = narrowed.details["num_req_band_kept"]
+        assert kept < 0.9
+        assert narrowed.details["upper_num_req"] == pytest.approx(1000.0 + 100.0 * kept)
+        assert whole.details["upper_num_req"] == 1100.0
+        assert any("own Poisson draw" in r for r in narrowed.reasons)
+
+    def test_own_draw_is_removed_from_the_length_band(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Mean ISLs steadier than their draw narrow the ISL band to sqrt(1/2)."""
+        isl = np.random.default_rng(6).exponential(1000.0, 100)
+        s = scaler(fitted)
+        plan = None
+        for _ in range(8):
+            seen = Observation(
+                interval_s=INTERVAL_S,
+                num_req=100.0,
+                isl_tokens=float(np.mean(isl)),
+                osl_tokens=200.0,
+                isl_samples_tokens=tuple(isl.tolist()),
+                osl_samples_tokens=(200.0,) * 100,
+            )
+            d = attrs_evolve(demand(100.0), isl_tokens=Forecast(1000.0, 1200.0, 0.9))
+            plan = decide(s, d, observation=seen)
+        assert plan is not None
+        assert plan.details["isl_band_kept"] == pytest.approx(math.sqrt(0.5))
+        assert plan.details["peak_isl_tokens"] < 1200.0
+
     def test_strict_raises_when_mean_request_misses(
         self, fitted: FittedInterpolator
     ) -> None:
