@@ -16,7 +16,8 @@ OSL bands likewise. The rate is then raised to the largest rate expected
 before a worker requested now would serve: ``Demand.peak_num_req`` when the planner looked
 ahead, otherwise the recent upward trend extrapolated to when workers asked for at the
 next decision will serve (``cold_start_s`` plus half an interval past the forecast's
-middle). The request mix (ISL and OSL per request) comes from the demand's or
+middle). The trend is the least-squares slope less its noise (``sqrt(slope² - SE²)``),
+so counts that merely scatter add nothing. The request mix (ISL and OSL per request) comes from the demand's or
 observation's samples, scaled to the upper forecast means (raised the same way by a rising
 trend); with no samples, an exponential mix around those means stands in.
 
@@ -67,6 +68,12 @@ TTFT and ITL were within their targets (no backlog to work off), a lower require
 applied at once, unless the component's requirement rose at the previous decision. Noise
 rarely passes that test, and a component just raised is never released in the next
 interval, so this does not thrash; after a peak it returns a worker one interval sooner.
+Rises are confirmed (``confirm_rises``) when the cold start is at least one interval: a
+worker asked for now serves no earlier than the next decision, so a component is raised
+above its running replicas only as far as the last two decisions both needed, unless
+the request count rises (the ramp test below). A rise of one interval is then not paid
+for with a cold start that ends after it, and a worker still starting is released when
+the next decision no longer needs it.
 
 **Calibration.** When replicas were steady over the observed interval, the model's mean TTFT
 and ITL at the observed load are compared with the observed means, and the service-time
@@ -232,6 +239,9 @@ class SLAScaler:
         remove_own_noise: Narrow the forecast bands of the request count and the mean
             lengths by the next interval's own sampling noise, which the queueing and
             decode models already carry (see the module doc).
+        confirm_rises: With a cold start of at least one interval, add workers only
+            when two decisions in a row need them, unless the request count rises
+            (see the module doc).
     """
 
     interpolator: Interpolator
@@ -266,6 +276,7 @@ class SLAScaler:
     feedback_intervals: int = attrs.field(default=10, validator=_checks.at_least(1))
     release_on_fall: bool = True
     remove_own_noise: bool = True
+    confirm_rises: bool = True
 
     _law: DecodeLaw = attrs.field(init=False)
     _prefill_overhead_ms: float = attrs.field(init=False)
@@ -281,6 +292,7 @@ class SLAScaler:
     _prefill_feedback: MissFeedback = attrs.field(init=False)
     _decode_feedback: MissFeedback = attrs.field(init=False)
     _noise: SamplingNoise = attrs.field(init=False, factory=SamplingNoise)
+    _interval_s: float = attrs.field(init=False, default=60.0)
 
     def __attrs_post_init__(self) -> None:
         self._law = DecodeLaw.from_interpolator(self.interpolator)
@@ -400,6 +412,7 @@ class SLAScaler:
         demand = request.demand
         _check_demand(demand)
         interval_s = demand.interval_s
+        self._interval_s = interval_s
         observation = request.observation
         reasons: list[str] = []
         details: dict[str, Any] = {
@@ -642,6 +655,32 @@ class SLAScaler:
             f"{value[0]:.2%} and decode for {value[1]:.2%} ({words})"
         )
 
+    def _confirm_rise(
+        self, replicas: int, needs: collections.deque[int], name: str
+    ) -> tuple[int, str | None]:
+        """Hold a rise above the running replicas until a second decision needs it.
+
+        Returns the replicas and, when a rise was held back, the words saying so
+        (module doc: Hysteresis).
+        """
+        if not self.confirm_rises or self.cold_start_s < self._interval_s:
+            return replicas, None
+        if not self._currents or len(needs) < 2:
+            return replicas, None
+        running = int(getattr(self._currents[-1], name))
+        if replicas <= running or _rising(list(self._counts)):
+            return replicas, None
+        confirmed = max(running, min(replicas, needs[-1], needs[-2]))
+        if confirmed == replicas:
+            return replicas, None
+        return confirmed, (
+            f"{name} rise not confirmed: {replicas} needed but {confirmed} planned, the "
+            f"most that the last two decisions both needed ({needs[-2]}, {needs[-1]}; "
+            f"{running} running); a worker asked for now serves only after the "
+            f"{self.cold_start_s:g} s cold start, no earlier than the next decision, "
+            "and the request count is not rising"
+        )
+
     def _falling(self) -> bool:
         """Whether a scale-down may skip the hold (module doc: Hysteresis)."""
         return self.release_on_fall and self._on_target and _falling(list(self._counts))
@@ -763,6 +802,9 @@ class SLAScaler:
         replicas, hold_words = _hysteresis(
             self._prefill_needs, need, "prefill", falling=self._falling()
         )
+        replicas, confirm_words = self._confirm_rise(
+            replicas, self._prefill_needs, "prefill"
+        )
         estimate = chosen
         if rate > 0 and replicas - held != need - held and replicas > held:
             estimate = estimate_prefill(
@@ -783,6 +825,8 @@ class SLAScaler:
         }
         reasons.append(self._prefill_words(replicas, estimate, rate, target, details))
         reasons.append(hold_words)
+        if confirm_words:
+            reasons.append(confirm_words)
         return _Component(
             replicas=replicas,
             reasons=tuple(reasons),
@@ -875,6 +919,9 @@ class SLAScaler:
         replicas, hold_words = _hysteresis(
             self._decode_needs, need, "decode", falling=self._falling()
         )
+        replicas, confirm_words = self._confirm_rise(
+            replicas, self._decode_needs, "decode"
+        )
         details: dict[str, Any] = {
             "decode_required": need,
             "decode_replicas": replicas,
@@ -920,7 +967,9 @@ class SLAScaler:
             words = f"decode: no requests expected; {replicas} replicas (min_endpoint)"
         return _Component(
             replicas=replicas,
-            reasons=tuple(w for w in (infeasible_words, words, hold_words) if w),
+            reasons=tuple(
+                w for w in (infeasible_words, words, hold_words, confirm_words) if w
+            ),
             details=details,
             raised_to_min=rate > 0 and need == floor and floor > 1,
         )
@@ -1179,8 +1228,15 @@ def _slope(counts: list[float]) -> tuple[float, float]:
 
 
 def _trend(counts: list[float]) -> float:
-    """Least-squares slope of the recent values per interval (0 with under 2 points)."""
-    return _slope(counts)[0]
+    """The recent values' least-squares slope per interval, less its noise.
+
+    ``slope² - SE²`` estimates the true slope's square without the bias noise adds, so
+    the trend is ``sqrt(max(0, slope² - SE²))`` with the slope's sign: a slope within
+    one standard error is no trend, and a clear one is kept nearly whole (94% at three
+    standard errors). 0 with under 2 points; the plain slope with 2 (no error known).
+    """
+    slope, se = _slope(counts)
+    return math.copysign(math.sqrt(max(0.0, slope * slope - se * se)), slope)
 
 
 def _rising(counts: list[float], t: float = 2.0) -> bool:

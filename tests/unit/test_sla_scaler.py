@@ -527,14 +527,36 @@ class TestBurstiness:
         assert any("no per-second counts observed" in r for r in plan.reasons)
 
 
+class Running:
+    """Decides with the replicas the previous decision planned as the running ones."""
+
+    def __init__(self, s: SLAScaler) -> None:
+        self.s = s
+        self.current = ReplicaState(prefill=1, decode=1)
+
+    def __call__(
+        self, d: Demand, *, observation: Observation | None = None
+    ) -> ReplicaPlan:
+        plan = decide(self.s, d, current=self.current, observation=observation)
+        assert plan.prefill is not None
+        assert plan.decode is not None
+        self.current = ReplicaState(prefill=plan.prefill, decode=plan.decode)
+        return plan
+
+
 class TestHysteresis:
-    """Scale up at once; scale down only after the requirement stayed low."""
+    """Scale up at once; scale down only after the requirement stayed low.
+
+    Each decision sees the replicas the previous one planned as running: workers start
+    within an interval.
+    """
 
     def test_holds_then_scales_down(self, fitted: FittedInterpolator) -> None:
         """After a peak, the plan holds for K-1 low intervals, then drops."""
         s = scaler(fitted, scale_down_intervals=3)
-        high = decide(s, demand(9000.0))
-        lows = [decide(s, demand(600.0)) for _ in range(3)]
+        step = Running(s)
+        high = step(demand(9000.0))
+        lows = [step(demand(600.0)) for _ in range(3)]
         assert high.prefill is not None
         assert high.prefill > 1
         assert [p.prefill for p in lows[:2]] == [high.prefill, high.prefill]
@@ -545,10 +567,12 @@ class TestHysteresis:
         assert lows[0].details["prefill_hysteresis"][0] == high.prefill
 
     def test_scales_up_at_once(self, fitted: FittedInterpolator) -> None:
-        """A higher requirement is applied in the same interval."""
-        s = scaler(fitted, scale_down_intervals=3)
-        low = decide(s, demand(600.0))
-        high = decide(s, demand(9000.0))
+        """A higher requirement is applied in the same interval (when a worker starts
+        within it; see TestConfirmRises for longer cold starts)."""
+        s = scaler(fitted, scale_down_intervals=3, cold_start_s=30.0)
+        step = Running(s)
+        low = step(demand(600.0))
+        high = step(demand(9000.0))
         assert low.prefill is not None
         assert high.prefill is not None
         assert high.prefill > low.prefill
@@ -563,9 +587,8 @@ class TestHysteresis:
         plans = {}
         for release in (True, False):
             s = scaler(fitted, scale_down_intervals=3, release_on_fall=release)
-            plans[release] = [
-                decide(s, demand(n), observation=on_target(n)) for n in counts
-            ]
+            step = Running(s)
+            plans[release] = [step(demand(n), observation=on_target(n)) for n in counts]
         fast, held = plans[True], plans[False]
         for p in fast[2:]:
             assert p.prefill == p.details["prefill_required"]
@@ -587,8 +610,9 @@ class TestHysteresis:
             (observation(n) for n in counts),
         ):
             s = scaler(fitted, scale_down_intervals=3, calibrate=False)
+            step = Running(s)
             plans = [
-                decide(s, demand(n), observation=o)
+                step(demand(n), observation=o)
                 for n, o in zip(counts, late, strict=True)
             ]
             assert plans[2].prefill == plans[0].prefill
@@ -597,9 +621,10 @@ class TestHysteresis:
     def test_noise_is_held(self, fitted: FittedInterpolator) -> None:
         """An alternating count is not a fall: each low interval holds the previous
         high one's requirement."""
-        s = scaler(fitted, scale_down_intervals=2)
+        s = scaler(fitted, scale_down_intervals=2, cold_start_s=30.0)
+        step = Running(s)
         counts = [5000.0, 2000.0] * 3
-        plans = [decide(s, demand(n), observation=on_target(n)) for n in counts]
+        plans = [step(demand(n), observation=on_target(n)) for n in counts]
         required = [p.details["prefill_required"] for p in plans]
         for k in range(1, len(plans), 2):  # the low intervals
             assert required[k] < required[k - 1]
@@ -611,11 +636,12 @@ class TestHysteresis:
     ) -> None:
         """While the count falls, a requirement raised at the previous decision is held
         for one more interval: no up-and-down in consecutive intervals."""
-        s = scaler(fitted, scale_down_intervals=3)
+        s = scaler(fitted, scale_down_intervals=3, cold_start_s=30.0)
+        step = Running(s)
         observed = [9000.0, 8000.0, 7000.0, 6000.0, 5000.0]
         forecast = [1000.0, 1000.0, 5000.0, 1000.0, 1000.0]
         plans = [
-            decide(s, demand(f), observation=on_target(n))
+            step(demand(f), observation=on_target(n))
             for n, f in zip(observed, forecast, strict=True)
         ]
         raised, kept, released = plans[2], plans[3], plans[4]
@@ -625,6 +651,113 @@ class TestHysteresis:
         assert released.prefill == released.details["prefill_required"]
         assert released.prefill is not None
         assert released.prefill < raised.prefill
+
+
+class TestConfirmRises:
+    """With a cold start of an interval or more, a rise needs two decisions in a row."""
+
+    def test_a_one_interval_rise_is_not_applied(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """A requirement that rises for one decision keeps the running replicas; a
+        second decision that needs it too applies it, and the plans say so."""
+        s = scaler(fitted, cold_start_s=180.0)
+        step = Running(s)
+        low = step(demand(600.0))
+        first = step(demand(9000.0))
+        second = step(demand(9000.0))
+        assert first.details["prefill_required"] > low.prefill
+        assert first.prefill == low.prefill
+        assert any("prefill rise not confirmed" in r for r in first.reasons)
+        assert second.prefill == second.details["prefill_required"]
+        assert not any("not confirmed" in r for r in second.reasons)
+
+    def test_confirms_what_both_decisions_needed(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Rising needs over two decisions apply the lower of the two."""
+        s = scaler(fitted, cold_start_s=120.0)
+        step = Running(s)
+        step(demand(600.0))
+        middle = step(demand(5000.0))
+        high = step(demand(9000.0))
+        assert middle.details["prefill_required"] < high.details["prefill_required"]
+        assert high.prefill == middle.details["prefill_required"]
+
+    def test_a_starting_worker_is_released_when_no_longer_needed(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Workers still starting (not running) are not held by the scale-down hold
+        once the next decision no longer needs them."""
+        s = scaler(fitted, cold_start_s=180.0, scale_down_intervals=3)
+        running = ReplicaState(prefill=1, decode=1)
+        for count in (600.0, 9000.0, 9000.0):
+            raised = decide(s, demand(count), current=running)
+        assert raised.prefill is not None
+        assert raised.prefill > 1
+        after = decide(s, demand(600.0), current=running)
+        assert after.details["prefill_hysteresis"][-2] == raised.prefill
+        assert after.prefill == 1
+
+    def test_rising_counts_apply_at_once(self, fitted: FittedInterpolator) -> None:
+        """A significant rise in the observed count is a ramp: no confirmation."""
+        s = scaler(fitted, cold_start_s=180.0)
+        step = Running(s)
+        plan = None
+        for count in (1000.0, 2000.0, 3000.0, 4000.0, 9000.0):
+            plan = step(demand(count), observation=observation(count))
+        assert plan is not None
+        assert plan.prefill == plan.details["prefill_required"]
+        assert plan.decode == plan.details["decode_required"]
+
+    @pytest.mark.parametrize(
+        "options", [{"cold_start_s": 30.0}, {"confirm_rises": False}]
+    )
+    def test_short_cold_start_or_option_off_applies_at_once(
+        self, fitted: FittedInterpolator, options: dict[str, Any]
+    ) -> None:
+        """A worker that serves within the interval, or the option off: no wait."""
+        s = scaler(fitted, **options)
+        step = Running(s)
+        step(demand(600.0))
+        high = step(demand(9000.0))
+        assert high.prefill == high.details["prefill_required"]
+        assert high.decode == high.details["decode_required"]
+
+    def test_decode_rises_are_confirmed_too(self, fitted: FittedInterpolator) -> None:
+        """The decode component follows the same rule."""
+        s = scaler(fitted, cold_start_s=180.0)
+        step = Running(s)
+        low = step(demand(600.0, osl=2000.0))
+        first = step(demand(9000.0, osl=2000.0))
+        assert first.details["decode_required"] > low.decode
+        assert first.decode == low.decode
+        assert any("decode rise not confirmed" in r for r in first.reasons)
+
+
+class TestTrend:
+    """The lookahead's trend is the slope less its noise."""
+
+    def test_scatter_adds_nothing(self, fitted: FittedInterpolator) -> None:
+        """Counts scattering around a level, whose slope (+8/interval) is within one
+        standard error (16), raise nothing past the upper quantile."""
+        s = scaler(fitted, cold_start_s=120.0)
+        plan = None
+        for count in (1000.0, 1100.0, 950.0, 1080.0, 1000.0, 1090.0):
+            plan = decide(s, demand(count, upper=count), observation=observation(count))
+        assert plan is not None
+        assert plan.details["peak_num_req"] == plan.details["upper_num_req"]
+
+    def test_clean_ramp_is_kept(self, fitted: FittedInterpolator) -> None:
+        """A steady ramp with a little noise keeps nearly all of its slope."""
+        s = scaler(fitted, cold_start_s=120.0)
+        plan = None
+        for count in (1000.0, 1105.0, 1195.0, 1302.0, 1398.0, 1500.0):
+            plan = decide(s, demand(count, upper=count), observation=observation(count))
+        assert plan is not None
+        added = plan.details["peak_num_req"] - plan.details["upper_num_req"]
+        # slope ~100/interval over 2.5 intervals (cold start + half an interval)
+        assert 240.0 < added < 252.0
 
 
 def on_target(num_req: float) -> Observation:
