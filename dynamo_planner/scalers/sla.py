@@ -71,9 +71,10 @@ interval, so this does not thrash; after a peak it returns a worker one interval
 Rises are confirmed (``confirm_rises``) when the cold start is at least one interval: a
 worker asked for now serves no earlier than the next decision, so a component is raised
 above its running replicas only as far as the last two decisions both needed, unless
-the request count rises (the ramp test below). A rise of one interval is then not paid
-for with a cold start that ends after it, and a worker still starting is released when
-the next decision no longer needs it.
+the request count rises (the ramp test below), or the previous plan already asked for
+them (a planned rise is kept and released by the scale-down hold like any other, even
+while its workers start). A rise of one interval is then not paid for with a cold start
+that ends after it.
 
 **Calibration.** When replicas were steady over the observed interval, the model's mean TTFT
 and ITL at the observed load are compared with the observed means, and the service-time
@@ -293,6 +294,7 @@ class SLAScaler:
     _decode_feedback: MissFeedback = attrs.field(init=False)
     _noise: SamplingNoise = attrs.field(init=False, factory=SamplingNoise)
     _interval_s: float = attrs.field(init=False, default=60.0)
+    _planned: dict[str, int] = attrs.field(init=False, factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self._law = DecodeLaw.from_interpolator(self.interpolator)
@@ -658,28 +660,37 @@ class SLAScaler:
     def _confirm_rise(
         self, replicas: int, needs: collections.deque[int], name: str
     ) -> tuple[int, str | None]:
-        """Hold a rise above the running replicas until a second decision needs it.
+        """Hold a new rise above the running replicas until a second decision needs it.
 
-        Returns the replicas and, when a rise was held back, the words saying so
-        (module doc: Hysteresis).
+        A rise the previous plan asked for is kept (the scale-down hold releases it),
+        even while its workers still start: requests do not go up and down. Returns the
+        replicas and, when a rise was held back, the words saying so (module doc:
+        Hysteresis).
         """
-        if not self.confirm_rises or self.cold_start_s < self._interval_s:
-            return replicas, None
-        if not self._currents or len(needs) < 2:
-            return replicas, None
-        running = int(getattr(self._currents[-1], name))
-        if replicas <= running or _rising(list(self._counts)):
-            return replicas, None
-        confirmed = max(running, min(replicas, needs[-1], needs[-2]))
-        if confirmed == replicas:
-            return replicas, None
-        return confirmed, (
-            f"{name} rise not confirmed: {replicas} needed but {confirmed} planned, the "
-            f"most that the last two decisions both needed ({needs[-2]}, {needs[-1]}; "
-            f"{running} running); a worker asked for now serves only after the "
-            f"{self.cold_start_s:g} s cold start, no earlier than the next decision, "
-            "and the request count is not rising"
+        previous = self._planned.get(name)
+        planned, words = replicas, None
+        applies = (
+            self.confirm_rises
+            and self.cold_start_s >= self._interval_s
+            and bool(self._currents)
+            and len(needs) >= 2
         )
+        if applies:
+            running = int(getattr(self._currents[-1], name))
+            if replicas > running and not _rising(list(self._counts)):
+                kept = max(min(needs[-1], needs[-2]), previous or 0)
+                planned = max(running, min(replicas, kept))
+            if planned != replicas:
+                words = (
+                    f"{name} rise not confirmed: {replicas} needed but {planned} "
+                    f"planned (the last two decisions needed {needs[-2]} and "
+                    f"{needs[-1]}, the previous plan {previous}, {running} running); a "
+                    f"worker asked for now serves only after the {self.cold_start_s:g} "
+                    "s cold start, no earlier than the next decision, and the request "
+                    "count is not rising"
+                )
+        self._planned[name] = planned
+        return planned, words
 
     def _falling(self) -> bool:
         """Whether a scale-down may skip the hold (module doc: Hysteresis)."""

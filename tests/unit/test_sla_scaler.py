@@ -684,20 +684,23 @@ class TestConfirmRises:
         assert middle.details["prefill_required"] < high.details["prefill_required"]
         assert high.prefill == middle.details["prefill_required"]
 
-    def test_a_starting_worker_is_released_when_no_longer_needed(
+    def test_a_planned_rise_is_held_while_its_workers_start(
         self, fitted: FittedInterpolator
     ) -> None:
-        """Workers still starting (not running) are not held by the scale-down hold
-        once the next decision no longer needs them."""
-        s = scaler(fitted, cold_start_s=180.0, scale_down_intervals=3)
+        """Workers asked for and still starting (not running) are kept by the next
+        decisions, released by the scale-down hold: requests do not go up and down."""
+        s = scaler(fitted, cold_start_s=180.0, scale_down_intervals=2)
         running = ReplicaState(prefill=1, decode=1)
         for count in (600.0, 9000.0, 9000.0):
             raised = decide(s, demand(count), current=running)
         assert raised.prefill is not None
         assert raised.prefill > 1
-        after = decide(s, demand(600.0), current=running)
-        assert after.details["prefill_hysteresis"][-2] == raised.prefill
-        assert after.prefill == 1
+        held = decide(s, demand(600.0), current=running)
+        released = decide(s, demand(600.0), current=running)
+        assert held.prefill == raised.prefill
+        assert released.prefill == released.details["prefill_required"]
+        assert released.prefill is not None
+        assert released.prefill < raised.prefill
 
     def test_rising_counts_apply_at_once(self, fitted: FittedInterpolator) -> None:
         """A significant rise in the observed count is a ramp: no confirmation."""
