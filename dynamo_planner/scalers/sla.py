@@ -71,10 +71,11 @@ interval, so this does not thrash; after a peak it returns a worker one interval
 Rises are confirmed (``confirm_rises``) when the cold start is at least one interval: a
 worker asked for now serves no earlier than the next decision, so a component is raised
 above its running replicas only as far as the last two decisions both needed, unless
-the request count rises (the ramp test below), or the previous plan already asked for
-them (a planned rise is kept and released by the scale-down hold like any other, even
-while its workers start). A rise of one interval is then not paid for with a cold start
-that ends after it.
+the request count clearly rises (its slope above :data:`CONFIRM_RISE_T`, three, standard
+errors), or the previous plan already asked for them (a planned rise is kept and
+released by the scale-down hold like any other, even while its workers start). The hold
+keeps what was planned; it never raises a component to a need that was held back. A rise
+of one interval is then not paid for with a cold start that ends after it.
 
 **Calibration.** When replicas were steady over the observed interval, the model's mean TTFT
 and ITL at the observed load are compared with the observed means, and the service-time
@@ -168,6 +169,13 @@ feedback count too many misses, not too few."""
 BEST_EFFORT_SLACK = 1.1
 """With ``strict=False``, an ITL target below one request's ITL is replaced by this
 multiple of that ITL (best effort)."""
+CONFIRM_RISE_T = 3.0
+"""Standard errors of the count's slope above which a rise needs no confirmation.
+
+With six points (four degrees of freedom) a flat count's slope passes two standard
+errors in about one interval of seventeen, three in one of fifty. Two (the ramp test of
+the attainment feedback) let one-interval rises through on Mooncake x1.
+"""
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -677,9 +685,13 @@ class SLAScaler:
         )
         if applies:
             running = int(getattr(self._currents[-1], name))
-            if replicas > running and not _rising(list(self._counts)):
+            if previous is not None:
+                # the scale-down hold keeps what was planned; it never raises to a
+                # need that was held back
+                planned = min(replicas, max(needs[-1], previous))
+            if planned > running and not _rising(list(self._counts), CONFIRM_RISE_T):
                 kept = max(min(needs[-1], needs[-2]), previous or 0)
-                planned = max(running, min(replicas, kept))
+                planned = max(running, min(planned, kept))
             if planned != replicas:
                 words = (
                     f"{name} rise not confirmed: {replicas} needed but {planned} "
@@ -687,7 +699,8 @@ class SLAScaler:
                     f"{needs[-1]}, the previous plan {previous}, {running} running); a "
                     f"worker asked for now serves only after the {self.cold_start_s:g} "
                     "s cold start, no earlier than the next decision, and the request "
-                    "count is not rising"
+                    f"count is not clearly rising (slope within {CONFIRM_RISE_T:g} "
+                    "standard errors)"
                 )
         self._planned[name] = planned
         return planned, words

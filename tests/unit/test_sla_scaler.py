@@ -702,6 +702,38 @@ class TestConfirmRises:
         assert released.prefill is not None
         assert released.prefill < raised.prefill
 
+    def test_the_hold_never_raises_to_a_need_held_back(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """A rise held back is not applied later by the scale-down hold, even once the
+        count rises clearly: the next decision plans what it needs itself."""
+        s = scaler(fitted, cold_start_s=180.0, scale_down_intervals=2)
+        step = Running(s)
+        step(demand(600.0))
+        spike = step(demand(9000.0), observation=observation(1000.0))
+        after = step(demand(600.0), observation=observation(2000.0))
+        assert spike.prefill is not None
+        assert spike.prefill < spike.details["prefill_required"]
+        held = after.details["prefill_hysteresis"]
+        assert held[0] == spike.details["prefill_required"]
+        assert held[1] < held[0]
+        assert after.prefill == after.details["prefill_required"]
+
+    def test_a_rise_within_three_standard_errors_waits(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Counts rising by 2.5 standard errors (the feedback's ramp test passes at 2)
+        are not clear enough to skip the confirmation."""
+        s = scaler(fitted, cold_start_s=180.0)
+        step = Running(s)
+        counts = [1000.0, 1150.0, 1000.0, 1200.0, 1150.0]
+        for count in counts:
+            step(demand(600.0), observation=observation(count))
+        spike = step(demand(9000.0), observation=observation(1300.0))
+        assert spike.prefill is not None
+        assert spike.prefill < spike.details["prefill_required"]
+        assert any("not clearly rising" in r for r in spike.reasons)
+
     def test_rising_counts_apply_at_once(self, fitted: FittedInterpolator) -> None:
         """A significant rise in the observed count is a ramp: no confirmation."""
         s = scaler(fitted, cold_start_s=180.0)
