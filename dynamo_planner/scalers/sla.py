@@ -69,9 +69,10 @@ applied at once, unless the component's requirement rose at the previous decisio
 rarely passes that test, and a component just raised is never released in the next
 interval, so this does not thrash; after a peak it returns a worker one interval sooner.
 Rises are confirmed (``confirm_rises``) when the cold start is at least one interval: a
-worker asked for now serves no earlier than the next decision, so a component is raised
-above its running replicas only as far as the last two decisions both needed, unless
-the request count clearly rises (its slope above :data:`CONFIRM_RISE_T`, three, standard
+worker asked for now serves only after a cold start, so a component is raised above its
+running replicas only as far as every decision over the last cold start (at least the
+last two) needed: a need that has not lasted a cold start is likely gone before the
+worker serves. The exceptions: the request count clearly rises (its slope above :data:`CONFIRM_RISE_T`, three, standard
 errors), or the previous plan already asked for them (a planned rise is kept and
 released by the scale-down hold like any other, even while its workers start). The hold
 keeps what was planned; it never raises a component to a need that was held back. A rise
@@ -169,6 +170,8 @@ feedback count too many misses, not too few."""
 BEST_EFFORT_SLACK = 1.1
 """With ``strict=False``, an ITL target below one request's ITL is replaced by this
 multiple of that ITL (best effort)."""
+MAX_CONFIRM_DECISIONS = 32
+"""Most recent requirements kept per component for confirming rises."""
 CONFIRM_RISE_T = 3.0
 """Standard errors of the count's slope above which a rise needs no confirmation.
 
@@ -249,8 +252,8 @@ class SLAScaler:
             lengths by the next interval's own sampling noise, which the queueing and
             decode models already carry (see the module doc).
         confirm_rises: With a cold start of at least one interval, add workers only
-            when two decisions in a row need them, unless the request count rises
-            (see the module doc).
+            when every decision over the last cold start (at least two) needed them,
+            unless the request count clearly rises (see the module doc).
     """
 
     interpolator: Interpolator
@@ -303,6 +306,9 @@ class SLAScaler:
     _noise: SamplingNoise = attrs.field(init=False, factory=SamplingNoise)
     _interval_s: float = attrs.field(init=False, default=60.0)
     _planned: dict[str, int] = attrs.field(init=False, factory=dict)
+    _recent_needs: dict[str, collections.deque[int]] = attrs.field(
+        init=False, factory=dict
+    )
 
     def __attrs_post_init__(self) -> None:
         self._law = DecodeLaw.from_interpolator(self.interpolator)
@@ -666,42 +672,48 @@ class SLAScaler:
         )
 
     def _confirm_rise(
-        self, replicas: int, needs: collections.deque[int], name: str
+        self, replicas: int, need: int, name: str
     ) -> tuple[int, str | None]:
-        """Hold a new rise above the running replicas until a second decision needs it.
+        """Hold a new rise above the running replicas until it has lasted a cold start.
 
-        A rise the previous plan asked for is kept (the scale-down hold releases it),
-        even while its workers still start: requests do not go up and down. Returns the
-        replicas and, when a rise was held back, the words saying so (module doc:
-        Hysteresis).
+        ``replicas`` is the plan after the scale-down hold, ``need`` this decision's
+        requirement. A rise the previous plan asked for is kept (the scale-down hold
+        releases it), even while its workers still start: requests do not go up and
+        down. Returns the replicas and, when a rise was held back, the words saying so
+        (module doc: Hysteresis).
         """
+        recent = self._recent_needs.setdefault(
+            name, collections.deque(maxlen=MAX_CONFIRM_DECISIONS)
+        )
+        recent.append(need)
         previous = self._planned.get(name)
         planned, words = replicas, None
+        decisions = max(2, math.ceil(self.cold_start_s / self._interval_s - 1e-9))
         applies = (
             self.confirm_rises
             and self.cold_start_s >= self._interval_s
             and bool(self._currents)
-            and len(needs) >= 2
+            and len(recent) >= 2
         )
         if applies:
             running = int(getattr(self._currents[-1], name))
             if previous is not None:
                 # the scale-down hold keeps what was planned; it never raises to a
                 # need that was held back
-                planned = min(replicas, max(needs[-1], previous))
+                planned = min(replicas, max(need, previous))
             if planned > running and not _rising(list(self._counts), CONFIRM_RISE_T):
-                kept = max(min(needs[-1], needs[-2]), previous or 0)
-                planned = max(running, min(planned, kept))
-            if planned != replicas:
-                words = (
-                    f"{name} rise not confirmed: {replicas} needed but {planned} "
-                    f"planned (the last two decisions needed {needs[-2]} and "
-                    f"{needs[-1]}, the previous plan {previous}, {running} running); a "
-                    f"worker asked for now serves only after the {self.cold_start_s:g} "
-                    "s cold start, no earlier than the next decision, and the request "
-                    f"count is not clearly rising (slope within {CONFIRM_RISE_T:g} "
-                    "standard errors)"
-                )
+                window = list(recent)[-decisions:]
+                planned = max(running, min(planned, max(min(window), previous or 0)))
+                if planned != replicas:
+                    words = (
+                        f"{name} rise not confirmed: {replicas} needed but {planned} "
+                        f"planned, the most that each of the last {len(window)} "
+                        f"decisions needed ({', '.join(map(str, window))}; previous "
+                        f"plan {previous}, {running} running); a worker asked for now "
+                        f"serves only after the {self.cold_start_s:g} s cold start, and "
+                        "the request count is not clearly rising (slope within "
+                        f"{CONFIRM_RISE_T:g} standard errors)"
+                    )
         self._planned[name] = planned
         return planned, words
 
@@ -826,9 +838,7 @@ class SLAScaler:
         replicas, hold_words = _hysteresis(
             self._prefill_needs, need, "prefill", falling=self._falling()
         )
-        replicas, confirm_words = self._confirm_rise(
-            replicas, self._prefill_needs, "prefill"
-        )
+        replicas, confirm_words = self._confirm_rise(replicas, need, "prefill")
         estimate = chosen
         if rate > 0 and replicas - held != need - held and replicas > held:
             estimate = estimate_prefill(
@@ -943,9 +953,7 @@ class SLAScaler:
         replicas, hold_words = _hysteresis(
             self._decode_needs, need, "decode", falling=self._falling()
         )
-        replicas, confirm_words = self._confirm_rise(
-            replicas, self._decode_needs, "decode"
-        )
+        replicas, confirm_words = self._confirm_rise(replicas, need, "decode")
         details: dict[str, Any] = {
             "decode_required": need,
             "decode_replicas": replicas,

@@ -659,18 +659,20 @@ class TestConfirmRises:
     def test_a_one_interval_rise_is_not_applied(
         self, fitted: FittedInterpolator
     ) -> None:
-        """A requirement that rises for one decision keeps the running replicas; a
-        second decision that needs it too applies it, and the plans say so."""
-        s = scaler(fitted, cold_start_s=180.0)
-        step = Running(s)
-        low = step(demand(600.0))
-        first = step(demand(9000.0))
-        second = step(demand(9000.0))
-        assert first.details["prefill_required"] > low.prefill
-        assert first.prefill == low.prefill
-        assert any("prefill rise not confirmed" in r for r in first.reasons)
-        assert second.prefill == second.details["prefill_required"]
-        assert not any("not confirmed" in r for r in second.reasons)
+        """A requirement that rises keeps the running replicas until it has lasted a
+        cold start (three 60 s decisions for 180 s, at least two), and the plans say
+        so."""
+        for cold_start_s, decisions in ((60.0, 2), (120.0, 2), (180.0, 3)):
+            s = scaler(fitted, cold_start_s=cold_start_s)
+            step = Running(s)
+            low = step(demand(600.0))
+            plans = [step(demand(9000.0)) for _ in range(decisions)]
+            assert plans[0].details["prefill_required"] > low.prefill
+            for plan in plans[:-1]:
+                assert plan.prefill == low.prefill
+                assert any("prefill rise not confirmed" in r for r in plan.reasons)
+            assert plans[-1].prefill == plans[-1].details["prefill_required"]
+            assert not any("not confirmed" in r for r in plans[-1].reasons)
 
     def test_confirms_what_both_decisions_needed(
         self, fitted: FittedInterpolator
@@ -691,7 +693,7 @@ class TestConfirmRises:
         decisions, released by the scale-down hold: requests do not go up and down."""
         s = scaler(fitted, cold_start_s=180.0, scale_down_intervals=2)
         running = ReplicaState(prefill=1, decode=1)
-        for count in (600.0, 9000.0, 9000.0):
+        for count in (600.0, 9000.0, 9000.0, 9000.0):
             raised = decide(s, demand(count), current=running)
         assert raised.prefill is not None
         assert raised.prefill > 1
