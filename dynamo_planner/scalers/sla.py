@@ -17,9 +17,10 @@ before a worker requested now would serve: ``Demand.peak_num_req`` when the plan
 ahead, otherwise the recent upward trend extrapolated to when workers asked for at the
 next decision will serve (``cold_start_s`` plus half an interval past the forecast's
 middle). The trend is the least-squares slope less its noise (``sqrt(slope² - SE²)``),
-so counts that merely scatter add nothing. The request mix (ISL and OSL per request) comes from the demand's or
-observation's samples, scaled to the upper forecast means (raised the same way by a rising
-trend); with no samples, an exponential mix around those means stands in.
+so counts that merely scatter add nothing. The request mix (ISL and OSL per request)
+comes from the demand's or observation's samples, scaled to the upper forecast means
+(raised the same way by a rising trend); with no samples, an exponential mix around
+those means stands in.
 
 **Prefill.** An M/G/c queue with batching (:mod:`dynamo_planner.scalers.queueing`) over the
 mix's prefill times: the fewest replicas whose predicted share of requests with TTFT
@@ -72,11 +73,12 @@ Rises are confirmed (``confirm_rises``) when the cold start is at least one inte
 worker asked for now serves only after a cold start, so a component is raised above its
 running replicas only as far as every decision over the last cold start (at least the
 last two) needed: a need that has not lasted a cold start is likely gone before the
-worker serves. The exceptions: the request count clearly rises (its slope above :data:`CONFIRM_RISE_T`, three, standard
-errors), or the previous plan already asked for them (a planned rise is kept and
-released by the scale-down hold like any other, even while its workers start). The hold
-keeps what was planned; it never raises a component to a need that was held back. A rise
-of one interval is then not paid for with a cold start that ends after it.
+worker serves. The exceptions: the request count clearly rises (its slope above
+:data:`CONFIRM_RISE_T`, three, standard errors), or the previous plan already asked for
+the workers (a planned rise is kept and released by the scale-down hold like any other,
+even while its workers start). The hold keeps what was planned; it never raises a
+component to a need that was held back. A rise of an interval or two is then not paid
+for with a cold start that ends after it.
 
 **Calibration.** When replicas were steady over the observed interval, the model's mean TTFT
 and ITL at the observed load are compared with the observed means, and the service-time
@@ -475,12 +477,7 @@ class SLAScaler:
         rate = num_req / interval_s
         details["rate_per_s"] = rate
         isl_mean, osl_mean = self._sized_lengths(demand, details)
-        mix = _mix(
-            demand,
-            observation,
-            isl_mean=isl_mean,
-            osl_mean=osl_mean,
-        )
+        mix = _mix(demand, observation, isl_mean=isl_mean, osl_mean=osl_mean)
         details["mix_requests"] = int(mix.isl.size)
         details["mix_isl_mean_tokens"] = float(np.mean(mix.isl))
         details["mix_osl_mean_tokens"] = float(np.mean(mix.osl))
