@@ -9,7 +9,8 @@ interval (60, 180 s) and cold start (60, 180 s) with:
 
 * ``reference``: the reference scaler and interpolator, constant predictor;
 * ``reference, perfect forecast``: the same with the true next-interval load;
-* ``sla``: the SLA scaler on the fitted interpolator, constant predictor;
+* ``sla``: the SLA scaler on the fitted interpolator, constant predictor (``--sla-predictor``
+  picks another, e.g. the configuration's default ``auto``);
 * ``sla, perfect forecast``: the same with the true next-interval load.
 
 Beside them, per trace: the best static deployment and the capacity floor; per interval:
@@ -163,6 +164,7 @@ def config(
     interpolator: str = "auto",
     forecast_quantile: float = FORECAST_QUANTILE,
     attainment_feedback: bool = True,
+    predictor: str = "constant",
 ) -> PlannerConfig:
     """A run's configuration; ``auto`` is ``fitted`` for sla, ``reference`` otherwise."""
     return PlannerConfig(
@@ -171,7 +173,7 @@ def config(
         interpolator=interpolator if scaler == "sla" else "auto",
         forecast_quantile=forecast_quantile,
         no_attainment_feedback=not attainment_feedback,
-        load_predictor="constant",
+        load_predictor=predictor if scaler == "sla" else "constant",
         ttft_ms=TTFT_MS,
         itl_ms=ITL_MS,
         adjustment_interval_s=interval_s,
@@ -200,7 +202,7 @@ def command(
     if ties_s:
         parts.append(f"--spread-ties-s {ties_s:g}")
     parts += [
-        "--scaler sla --load-predictor constant",
+        f"--scaler sla --load-predictor {sla.load_predictor}",
         f"--ttft {TTFT_MS:g} --itl {ITL_MS:g} --max-gpu-budget -1",
         f"--adjustment-interval {interval_s:g} --cold-start-s {cold_s:g}",
         f"--start-num-p {start[0]} --start-num-d {start[1]} --warmup-s {WARMUP_S:g}",
@@ -252,6 +254,11 @@ def main() -> int:
         default=FORECAST_QUANTILE,
         help=f"forecast quantile of the sla runs (default {FORECAST_QUANTILE:g}, the "
         "configuration's)",
+    )
+    parser.add_argument(
+        "--sla-predictor",
+        default="constant",
+        help="load predictor of the sla runs (default constant, as the reference's)",
     )
     parser.add_argument(
         "--no-attainment-feedback",
@@ -390,6 +397,7 @@ def main() -> int:
                         interpolator=args.sla_interpolator,
                         forecast_quantile=args.forecast_quantile,
                         attainment_feedback=not args.no_attainment_feedback,
+                        predictor=args.sla_predictor,
                     )
                     for scaler in ("reference", "sla")
                 }
