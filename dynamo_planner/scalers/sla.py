@@ -72,7 +72,7 @@ interval, so this does not thrash; after a peak it returns a worker one interval
 Rises are confirmed (``confirm_rises``) when the cold start is at least one interval: a
 worker asked for now serves only after a cold start, so a component is raised above its
 running replicas only as far as every decision over the last cold start (at least the
-last two) needed: a need that has not lasted a cold start is likely gone before the
+last two, at most the last :data:`MAX_CONFIRM_DECISIONS`, three) needed: a need that has not lasted a cold start is likely gone before the
 worker serves. The exceptions: the request count clearly rises (its slope above
 :data:`CONFIRM_RISE_T`, three, standard errors), or the previous plan already asked for
 the workers (a planned rise is kept and released by the scale-down hold like any other,
@@ -172,8 +172,12 @@ feedback count too many misses, not too few."""
 BEST_EFFORT_SLACK = 1.1
 """With ``strict=False``, an ITL target below one request's ITL is replaced by this
 multiple of that ITL (best effort)."""
-MAX_CONFIRM_DECISIONS = 32
-"""Most recent requirements kept per component for confirming rises."""
+MAX_CONFIRM_DECISIONS = 3
+"""Most decisions a rise must last before it is applied, however long the cold start.
+
+With short intervals and a long cold start (10 s and 600 s), waiting a whole cold start
+would leave a lasting step in demand under-served for minutes before its workers were
+even asked for; three decisions bound that delay to two intervals."""
 CONFIRM_RISE_T = 3.0
 """Standard errors of the count's slope above which a rise needs no confirmation.
 
@@ -685,7 +689,10 @@ class SLAScaler:
         recent.append(need)
         previous = self._planned.get(name)
         planned, words = replicas, None
-        decisions = max(2, math.ceil(self.cold_start_s / self._interval_s - 1e-9))
+        decisions = min(
+            MAX_CONFIRM_DECISIONS,
+            max(2, math.ceil(self.cold_start_s / self._interval_s - 1e-9)),
+        )
         applies = (
             self.confirm_rises
             and self.cold_start_s >= self._interval_s

@@ -660,9 +660,9 @@ class TestConfirmRises:
         self, fitted: FittedInterpolator
     ) -> None:
         """A requirement that rises keeps the running replicas until it has lasted a
-        cold start (three 60 s decisions for 180 s, at least two), and the plans say
-        so."""
-        for cold_start_s, decisions in ((60.0, 2), (120.0, 2), (180.0, 3)):
+        cold start (three 60 s decisions for 180 s; at least two, at most three), and
+        the plans say so."""
+        for cold_start_s, decisions in ((60.0, 2), (120.0, 2), (180.0, 3), (600.0, 3)):
             s = scaler(fitted, cold_start_s=cold_start_s)
             step = Running(s)
             low = step(demand(600.0))
