@@ -12,8 +12,9 @@ trace the plain spread matches the simulator at 2, 7 and 8 workers, the amplifie
 1 (``python benchmarks/sla_plots.py``).
 
 :meth:`DecodeLaw.estimate` gives the mean ITL (the fixed point ``ITL = a + mean work /
-D``), the ITL at a quantile, the concurrency and the KV use (:class:`DecodeEstimate`). :class:`~dynamo_planner.scalers.sla.SLAScaler` picks the
-fewest workers whose quantile ITL and KV fit; its module doc explains the choices.
+D``), the ITL at a quantile, the concurrency and the KV use (:class:`DecodeEstimate`).
+:class:`~dynamo_planner.scalers.sla.SLAScaler` picks the fewest workers whose quantile
+ITL and KV fit; its module doc explains the choices.
 
 .. versionadded:: 0.1.0
 """

@@ -182,8 +182,8 @@ CONFIRM_RISE_T = 3.0
 """Standard errors of the count's slope above which a rise needs no confirmation.
 
 With six points (four degrees of freedom) a flat count's slope passes two standard
-errors in about one interval of seventeen, three in one of fifty. Two (the ramp test of
-the attainment feedback) let one-interval rises through on Mooncake x1.
+errors (the attainment feedback's ramp test) in about one interval of seventeen, three in
+one of fifty. Three was chosen on the replays of ``benchmarks/sla_table.py``.
 """
 
 
@@ -258,7 +258,8 @@ class SLAScaler:
             lengths by the next interval's own sampling noise, which the queueing and
             decode models already carry (see the module doc).
         confirm_rises: With a cold start of at least one interval, add workers only
-            when every decision over the last cold start (at least two) needed them,
+            when every decision over the last cold start (at least two, at most
+            :data:`MAX_CONFIRM_DECISIONS`) needed them,
             unless the request count clearly rises (see the module doc).
     """
 
@@ -310,7 +311,6 @@ class SLAScaler:
     _prefill_feedback: MissFeedback = attrs.field(init=False)
     _decode_feedback: MissFeedback = attrs.field(init=False)
     _noise: SamplingNoise = attrs.field(init=False, factory=SamplingNoise)
-    _interval_s: float = attrs.field(init=False, default=60.0)
     _planned: dict[str, int] = attrs.field(init=False, factory=dict)
     _recent_needs: dict[str, collections.deque[int]] = attrs.field(
         init=False, factory=dict
@@ -434,7 +434,6 @@ class SLAScaler:
         demand = request.demand
         _check_demand(demand)
         interval_s = demand.interval_s
-        self._interval_s = interval_s
         observation = request.observation
         reasons: list[str] = []
         details: dict[str, Any] = {
@@ -499,7 +498,7 @@ class SLAScaler:
             if drain_words:
                 reasons.append(drain_words)
             details["decode_rate_per_s"] = decode_rate
-            sized = self._decode(decode_rate, mix, decode_share)
+            sized = self._decode(decode_rate, mix, decode_share, interval_s)
             decode, raised = sized.replicas, raised or sized.raised_to_min
             reasons.extend(sized.reasons)
             details.update(sized.details)
@@ -673,7 +672,7 @@ class SLAScaler:
         )
 
     def _confirm_rise(
-        self, replicas: int, need: int, name: str
+        self, replicas: int, need: int, name: str, interval_s: float
     ) -> tuple[int, str | None]:
         """Hold a new rise above the running replicas until it has lasted a cold start.
 
@@ -691,11 +690,11 @@ class SLAScaler:
         planned, words = replicas, None
         decisions = min(
             MAX_CONFIRM_DECISIONS,
-            max(2, math.ceil(self.cold_start_s / self._interval_s - 1e-9)),
+            max(2, math.ceil(self.cold_start_s / interval_s - 1e-9)),
         )
         applies = (
             self.confirm_rises
-            and self.cold_start_s >= self._interval_s
+            and self.cold_start_s >= interval_s
             and bool(self._currents)
             and len(recent) >= 2
         )
@@ -842,7 +841,9 @@ class SLAScaler:
         replicas, hold_words = _hysteresis(
             self._prefill_needs, need, "prefill", falling=self._falling()
         )
-        replicas, confirm_words = self._confirm_rise(replicas, need, "prefill")
+        replicas, confirm_words = self._confirm_rise(
+            replicas, need, "prefill", interval_s
+        )
         estimate = chosen
         if rate > 0 and replicas - held != need - held and replicas > held:
             estimate = estimate_prefill(
@@ -929,7 +930,9 @@ class SLAScaler:
         )
 
     # ------------------------------------------------------------------ decode
-    def _decode(self, rate: float, mix: _Mix, attainment: float) -> _Component:
+    def _decode(
+        self, rate: float, mix: _Mix, attainment: float, interval_s: float
+    ) -> _Component:
         law = self._law.scaled(self._decode_factor)
         z = NormalDist().inv_cdf(attainment)
         mean_ctx = float(np.mean(mix.context))
@@ -957,7 +960,9 @@ class SLAScaler:
         replicas, hold_words = _hysteresis(
             self._decode_needs, need, "decode", falling=self._falling()
         )
-        replicas, confirm_words = self._confirm_rise(replicas, need, "decode")
+        replicas, confirm_words = self._confirm_rise(
+            replicas, need, "decode", interval_s
+        )
         details: dict[str, Any] = {
             "decode_required": need,
             "decode_replicas": replicas,
