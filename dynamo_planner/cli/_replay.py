@@ -218,6 +218,14 @@ def add_parser(subparsers: Any) -> None:
         "clamp; unrealistically cheap, for comparisons)",
     )
     sim.add_argument(
+        "--decode-beyond-profile",
+        choices=("linear", "clamp"),
+        default="linear",
+        help="decode step time at contexts longer than the profile's longest: add "
+        "the KV read of the extra context (default) or stay at the longest context's "
+        "curve (unrealistically fast, for comparisons)",
+    )
+    sim.add_argument(
         "--max-decode-batch",
         type=_number(0, strict=True, kind=int),
         help="most requests a decode worker runs at once (default: KV capacity only)",
@@ -456,6 +464,7 @@ def prepare(args: argparse.Namespace) -> ReplayInputs:
         warmup_s=args.warmup_s,
         baselines=_baselines(args.baselines),
         prefill_beyond=args.prefill_beyond_profile,
+        decode_beyond=args.decode_beyond_profile,
     )
     trace = _load_trace(args)
     profile = load_profile(_profile_dir(args, config), select=config.select)

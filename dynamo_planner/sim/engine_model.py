@@ -21,8 +21,15 @@ context ``ISL + OSL/2`` of its requests):
   first point's value below the first point (one request), and linear extrapolation with
   the slope of the upper-half secant beyond the last point (never decreasing);
 * between two profiled contexts, linearly in the context at fixed concurrency (exact for an
-  engine whose step time is affine in batch size and KV tokens); below the smallest or above
-  the largest profiled context, the nearest context's curve.
+  engine whose step time is affine in batch size and KV tokens); below the smallest profiled
+  context, the smallest context's curve;
+* above the largest profiled context, the largest context's curve plus the time to read the
+  extra KV tokens: ``k x n x (c - c_max)``, where ``k`` (ms per request per context token) is
+  the secant over the upper half of the profiled contexts, averaged over the largest
+  context's measured concurrencies (never negative). Reading KV is what a decode step's
+  context costs, so past the profile it keeps growing at the measured rate; holding the
+  last curve instead would make a batch of 30k-token contexts as fast as one of the
+  largest profiled context.
 
 At a measured (concurrency, context) point the model returns the measured ITL exactly.
 
@@ -121,6 +128,8 @@ class EngineModel:
         prefill_ttft_ms: Profiled TTFT at each ISL.
         prefill_tail_slope_ms: TTFT added per token beyond the largest profiled ISL.
         decode_curves: One curve per profiled context, by increasing context.
+        decode_kv_slope_ms: Step time added per running request per context token beyond
+            the largest profiled context.
         max_kv_tokens: KV-cache capacity of one decode engine, in tokens.
         source: Where the profile was read from.
     """
@@ -130,6 +139,7 @@ class EngineModel:
     prefill_tail_slope_ms: float
     decode_curves: tuple[DecodeCurve, ...] = attrs.field(converter=_curve_tuple)
     max_kv_tokens: int
+    decode_kv_slope_ms: float = 0.0
     source: str = ""
     _contexts: tuple[float, ...] = attrs.field(init=False, repr=False)
     _tables: tuple[list[float], ...] = attrs.field(init=False, repr=False)
@@ -148,7 +158,11 @@ class EngineModel:
 
     @classmethod
     def from_profile(
-        cls, profile: PerfProfile, *, prefill_beyond: str = "linear"
+        cls,
+        profile: PerfProfile,
+        *,
+        prefill_beyond: str = "linear",
+        decode_beyond: str = "linear",
     ) -> EngineModel:
         """Build the model from a profile.
 
@@ -162,16 +176,22 @@ class EngineModel:
                 (the default; grows on the upper-half secant) or ``"clamp"`` (stays at the
                 last point's, as the reference interpolator clamps its queries; this
                 makes long prompts unrealistically cheap, for comparisons only).
+            decode_beyond: Decode step time beyond the largest profiled context:
+                ``"linear"`` (the default; the KV read of the extra context, see the
+                module doc) or ``"clamp"`` (the largest context's curve; long contexts
+                then decode unrealistically fast, for comparisons only).
 
         Raises:
             ProfileError: The profile has no prefill or decode point, a non-positive time,
                 or unsorted prefill ISLs.
         """
         source = profile.source or "<profile>"
-        if prefill_beyond not in ("linear", "clamp"):
-            raise ValueError(
-                f"prefill_beyond must be 'linear' or 'clamp', got {prefill_beyond!r}"
-            )
+        for name, value in (
+            ("prefill_beyond", prefill_beyond),
+            ("decode_beyond", decode_beyond),
+        ):
+            if value not in ("linear", "clamp"):
+                raise ValueError(f"{name} must be 'linear' or 'clamp', got {value!r}")
         isl = np.asarray(profile.prefill.isl_tokens, dtype=np.float64)
         ttft = np.asarray(profile.prefill.ttft_ms, dtype=np.float64)
         if isl.size == 0 or isl.size != ttft.size:
@@ -230,6 +250,9 @@ class EngineModel:
             ),
             decode_curves=curves,
             max_kv_tokens=int(dec.max_kv_tokens),
+            decode_kv_slope_ms=(
+                _context_slope(curves) if decode_beyond == "linear" else 0.0
+            ),
             source=profile.source,
         )
 
@@ -263,7 +286,10 @@ class EngineModel:
         if j == 0:
             return curves[0].itl_at(concurrency)
         if j == len(curves):
-            return curves[-1].itl_at(concurrency)
+            last = curves[-1]
+            return last.itl_at(concurrency) + self._beyond_ms(
+                concurrency, context_tokens
+            )
         lo = curves[j - 1]
         hi = curves[j]
         w = (context_tokens - lo.context_tokens) / (
@@ -283,7 +309,9 @@ class EngineModel:
         if j == 0:
             return tables[0][concurrency]
         if j == len(tables):
-            return tables[-1][concurrency]
+            return tables[-1][concurrency] + self._beyond_ms(
+                concurrency, context_tokens
+            )
         c0 = self._contexts[j - 1]
         a = tables[j - 1][concurrency]
         w = (context_tokens - c0) / (self._contexts[j] - c0)
@@ -308,7 +336,15 @@ class EngineModel:
         w = (clipped - ctx[j - 1]) / (ctx[j] - ctx[j - 1])
         lo = np.take_along_axis(per_curve, (j - 1)[None, ...], axis=0)[0]
         hi = np.take_along_axis(per_curve, j[None, ...], axis=0)[0]
-        return np.asarray(lo + w * (hi - lo), dtype=np.float64)
+        beyond = self.decode_kv_slope_ms * n * np.maximum(c - ctx[-1], 0.0)
+        return np.asarray(lo + w * (hi - lo) + beyond, dtype=np.float64)
+
+    def _beyond_ms(self, concurrency: float, context_tokens: float) -> float:
+        """KV read time of the context past the largest profiled one (module doc)."""
+        extra = context_tokens - self._contexts[-1]
+        if extra <= 0.0:
+            return 0.0
+        return self.decode_kv_slope_ms * concurrency * extra
 
     # ------------------------------------------------------------------ aggregated
     def agg_step_ms(
@@ -343,6 +379,24 @@ class EngineModel:
     def decode_contexts_tokens(self) -> tuple[float, ...]:
         """The profiled context lengths, increasing."""
         return self._contexts
+
+
+def _context_slope(curves: Sequence[DecodeCurve]) -> float:
+    """Step time per running request per context token, over the upper contexts.
+
+    The secant between the lowest and the highest context of the upper half of the
+    profiled contexts, per request, averaged over the highest context's measured
+    concurrencies; never negative, and 0 with a single profiled context.
+    """
+    if len(curves) < 2:
+        return 0.0
+    lo = curves[(len(curves) - 1) // 2]
+    hi = curves[-1]
+    span = hi.context_tokens - lo.context_tokens
+    slopes = [
+        (hi.itl_at(n) - lo.itl_at(n)) / (n * span) for n in hi.concurrency if n > 0
+    ]
+    return max(0.0, float(np.mean(slopes))) if slopes else 0.0
 
 
 def _curve_array(curve: DecodeCurve, n: FloatArray) -> FloatArray:

@@ -140,6 +140,8 @@ class ReplayOptions:
         prefill_beyond: Prefill time beyond the profile's largest ISL: ``"linear"`` or
             ``"clamp"`` (see :meth:`EngineModel.from_profile
             <dynamo_planner.sim.engine_model.EngineModel.from_profile>`).
+        decode_beyond: Decode step time beyond the profile's largest context:
+            ``"linear"`` or ``"clamp"`` (same reference).
     """
 
     sim: SimConfig = attrs.field(factory=SimConfig)
@@ -153,6 +155,9 @@ class ReplayOptions:
     drain_limit_s: float = attrs.field(default=3600.0, validator=attrs.validators.gt(0))
     baselines: tuple[str, ...] = attrs.field(default=BASELINES, converter=_baselines)
     prefill_beyond: str = attrs.field(
+        default="linear", validator=attrs.validators.in_(("linear", "clamp"))
+    )
+    decode_beyond: str = attrs.field(
         default="linear", validator=attrs.validators.in_(("linear", "clamp"))
     )
 
@@ -313,6 +318,8 @@ class ReplayReport:
             head += f"; counting requests after {self.options.warmup_s:g} s"
         if self.options.prefill_beyond == "clamp":
             head += "; prefill time clamped beyond the profile"
+        if self.options.decode_beyond == "clamp":
+            head += "; decode step time clamped beyond the profile"
         if self.scaling:
             head += f"\nplanner: {self.scaling}"
         lines = [head, ""]
@@ -768,7 +775,11 @@ async def areplay(
     started = time.perf_counter()
     resolved = _resolve(planner, options)
     agg = resolved.sim.mode == "agg"
-    model = EngineModel.from_profile(profile, prefill_beyond=options.prefill_beyond)
+    model = EngineModel.from_profile(
+        profile,
+        prefill_beyond=options.prefill_beyond,
+        decode_beyond=options.decode_beyond,
+    )
     horizon = max(trace.duration_s, 1e-9)
     notes: list[str] = []
 

@@ -78,9 +78,37 @@ class TestDecode:
         # context 3000 has one point: constant 6
         assert model.decode_step_ms(6, 3000) == pytest.approx(6)
         assert model.decode_step_ms(6, 2000) == pytest.approx(8)
-        # beyond the contexts: the nearest curve
+        # below the contexts: the smallest context's curve
         assert model.decode_step_ms(6, 500) == pytest.approx(10)
+
+    def test_kv_read_beyond_largest_context(self) -> None:
+        """Past the largest context each request reads its extra KV, on the secant."""
+        model = EngineModel.from_profile(tiny_profile())
+        # secant from context 1000 (5 ms at one request) to 3000 (6 ms): 1 ms over
+        # 2000 tokens for one request
+        assert model.decode_kv_slope_ms == pytest.approx(5e-4)
+        # 6 requests, 6000 tokens past 3000: 6 + 5e-4 x 6 x 6000
+        assert model.decode_step_ms(6, 9000) == pytest.approx(24)
+        assert model.decode_step_ms_whole(6, 9000) == pytest.approx(24)
+        assert float(model.decode_step_ms_array(6, 9000)) == pytest.approx(24)
+
+    def test_clamp_beyond_largest_context(self) -> None:
+        """With the clamp, the largest context's curve holds past it."""
+        model = EngineModel.from_profile(tiny_profile(), decode_beyond="clamp")
+        assert model.decode_kv_slope_ms == 0
         assert model.decode_step_ms(6, 9000) == pytest.approx(6)
+        assert float(model.decode_step_ms_array(6, 9000)) == pytest.approx(6)
+        with pytest.raises(ValueError, match="decode_beyond"):
+            EngineModel.from_profile(tiny_profile(), decode_beyond="flat")
+
+    @given(n=st.integers(1, 300), a=st.floats(1, 60000), b=st.floats(1, 60000))
+    def test_more_context_never_faster_beyond_profile(
+        self, model: EngineModel, n: int, a: float, b: float
+    ) -> None:
+        """Past the largest profiled context, a longer context never steps faster."""
+        last = model.decode_contexts_tokens[-1]
+        lo, hi = sorted((last + a, last + b))
+        assert model.decode_step_ms(n, lo) <= model.decode_step_ms(n, hi)
 
     def test_extrapolates_beyond_last_concurrency(self) -> None:
         """Beyond the last measured concurrency the ITL grows on the upper secant."""

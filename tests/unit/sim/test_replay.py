@@ -229,6 +229,29 @@ class TestOptions:
         assert report.capacity_floor is not None
         assert report.to_dict()["attainment"] is None
 
+    def test_clamps_are_said(self, profile: PerfProfile) -> None:
+        """A replay with either clamp says so in its text; the defaults say nothing."""
+        texts = {}
+        for beyond in ("linear", "clamp"):
+            texts[beyond] = replay(
+                ramp_trace(),
+                profile,
+                None,
+                options=ReplayOptions(
+                    interval_s=60,
+                    ttft_ms=500,
+                    itl_ms=50,
+                    baselines=("capacity_floor",),
+                    prefill_beyond=beyond,
+                    decode_beyond=beyond,
+                ),
+            ).format_text()
+        assert "clamped" not in texts["linear"]
+        assert "prefill time clamped beyond the profile" in texts["clamp"]
+        assert "decode step time clamped beyond the profile" in texts["clamp"]
+        with pytest.raises(ValueError, match="decode_beyond"):
+            ReplayOptions(decode_beyond="flat")
+
 
 def _loadbased(**settings: object) -> PlannerConfig:
     values: dict[str, object] = {
