@@ -12,7 +12,9 @@ trace the plain spread matches the simulator at 2, 7 and 8 workers, the amplifie
 1 (``python benchmarks/sla_plots.py``).
 
 :meth:`DecodeLaw.estimate` gives the mean ITL (the fixed point ``ITL = a + mean work /
-D``), the ITL at a quantile, the concurrency and the KV use (:class:`DecodeEstimate`).
+D``), the ITL at a quantile, the concurrency and the KV use (:class:`DecodeEstimate`). Its
+``spread_factor`` scales the spread about the mean; the scaler learns it from observed
+per-request ITLs (:attr:`~dynamo_planner.scalers.sla.SLAScaler.spread_factor`).
 :class:`~dynamo_planner.scalers.sla.SLAScaler` picks the fewest workers whose quantile
 ITL and KV fit; its module doc explains the choices.
 
@@ -108,6 +110,7 @@ class DecodeLaw:
         rate_per_s: float,
         replicas: int,
         z: float,
+        spread_factor: float = 1.0,
     ) -> DecodeEstimate:
         """Mean and quantile ITL, concurrency and KV use for a request mix on replicas.
 
@@ -117,10 +120,20 @@ class DecodeLaw:
             rate_per_s: Requests per second entering decode.
             replicas: Decode replicas.
             z: Standard-normal quantile of the ITL reported (2.326 for p99).
+            spread_factor: Multiplies the ITL's spread about its mean (a calibration;
+                1: the model's own).
         """
         isl = np.asarray(isl_tokens, dtype=np.float64)
         osl = np.maximum(np.asarray(osl_tokens, dtype=np.float64), 1.0)
-        return _estimate_decode(self, isl, osl, rate=rate_per_s, replicas=replicas, z=z)
+        return _estimate_decode(
+            self,
+            isl,
+            osl,
+            rate=rate_per_s,
+            replicas=replicas,
+            z=z,
+            spread_factor=spread_factor,
+        )
 
     def scaled(self, factor: float) -> DecodeLaw:
         """The law with every step cost multiplied by ``factor``."""
@@ -161,6 +174,7 @@ def _estimate_decode(
     rate: float,
     replicas: int,
     z: float,
+    spread_factor: float = 1.0,
 ) -> DecodeEstimate:
     """Mean and quantile ITL, concurrency and KV use on ``replicas`` decode workers."""
     a = law.step_overhead_ms
@@ -191,7 +205,7 @@ def _estimate_decode(
         # alone, nothing counters the loop: more work slows every step, requests stay
         # longer and more accumulate, so the spread grows like the mean, by 1 / (1 - load)
         spread /= 1.0 - load
-    quantile_itl = mean_itl + z * spread
+    quantile_itl = mean_itl + z * spread * spread_factor
     kv_mean = seconds * kv1
     kv_quantile = kv_mean + z * math.sqrt(max(0.0, seconds * kv2))
     capacity = max(1, law.max_kv_tokens)

@@ -86,7 +86,13 @@ scale factor that reconciles them is blended into the running factor (half-life 
 interval), bounded to ``[0.5, 2]``. An interval no factor in that range explains, or whose
 mean TTFT is above the target (a backlog, e.g. requests queued on a worker during a cold
 start), is a transient and is ignored. The factors multiply prefill times and decode step
-times in every later sizing, and every plan states them.
+times in every later sizing, and every plan states them. Where the source gives per-request
+ITLs (``Observation.itl_samples_ms``), the observed spread of ITL about its mean, at the
+attainment quantile, is compared with the decode model's in the same way, and the ratio,
+bounded to :data:`SPREAD_BOUNDS`, is blended into :attr:`SLAScaler.spread_factor`, which
+scales the model's spread in every later sizing. The model gives each worker a Poisson
+population of its own; admission to the worker with the fewest reserved KV tokens evens
+out work as well as counts, so the observed spread is often narrower.
 
 **Attainment feedback.** The model is conservative where the traffic is smooth: on
 Azure x10 it sizes for 99% and 99.99% of the requests meet both targets. The target is a
@@ -172,6 +178,12 @@ feedback count too many misses, not too few."""
 BEST_EFFORT_SLACK = 1.1
 """With ``strict=False``, an ITL target below one request's ITL is replaced by this
 multiple of that ITL (best effort)."""
+SPREAD_BOUNDS = (0.25, 2.0)
+"""Bounds of the decode spread factor (see :attr:`SLAScaler.spread_factor`)."""
+MIN_SPREAD_SAMPLES = 50
+"""Fewest per-request ITLs an interval needs to measure the spread."""
+SPREAD_TAIL_SAMPLES = 10
+"""Fewest requests above the quantile the spread is measured at."""
 MAX_CONFIRM_DECISIONS = 3
 """Most decisions a rise must last before it is applied, however long the cold start.
 
@@ -305,6 +317,7 @@ class SLAScaler:
     _lengths: collections.deque[tuple[float, float]] = attrs.field(init=False)
     _prefill_factor: float = attrs.field(init=False, default=1.0)
     _decode_factor: float = attrs.field(init=False, default=1.0)
+    _spread_factor: float = attrs.field(init=False, default=1.0)
     _currents: collections.deque[ReplicaState] = attrs.field(init=False)
     _dispersion: float | None = attrs.field(init=False, default=None)
     _on_target: bool = attrs.field(init=False, default=False)
@@ -377,6 +390,20 @@ class SLAScaler:
     def calibration(self) -> tuple[float, float]:
         """The current ``(prefill, decode)`` calibration factors."""
         return self._prefill_factor, self._decode_factor
+
+    @property
+    def spread_factor(self) -> float:
+        """The factor on the decode model's ITL spread, learned from per-request ITLs.
+
+        Each calibrated interval with at least :data:`MIN_SPREAD_SAMPLES` per-request
+        ITLs measures the observed spread, the ITL at the attainment quantile less the
+        mean (at a lower quantile while fewer than :data:`SPREAD_TAIL_SAMPLES` requests
+        would lie above it), against the model's at the running replicas. The ratio,
+        bounded to :data:`SPREAD_BOUNDS`, is blended into this factor with weight
+        :attr:`calibration_weight`. 1 until measured, and where the source gives only
+        per-token histograms.
+        """
+        return self._spread_factor
 
     @property
     def burstiness(self) -> float:
@@ -976,7 +1003,12 @@ class SLAScaler:
         }
         if rate > 0 and replicas > 0:
             est = law.estimate(
-                mix.isl, mix.osl, rate_per_s=rate, replicas=replicas, z=z
+                mix.isl,
+                mix.osl,
+                rate_per_s=rate,
+                replicas=replicas,
+                z=z,
+                spread_factor=self._spread_factor,
             )
             if infeasible_words:
                 details["decode_best_effort_itl_ms"] = itl_target
@@ -984,6 +1016,7 @@ class SLAScaler:
                 {
                     "predicted_itl_ms": est.quantile_itl_ms,
                     "predicted_mean_itl_ms": est.mean_itl_ms,
+                    "decode_spread_factor": self._spread_factor,
                     "decode_concurrency_per_replica": est.concurrency_per_replica,
                     "decode_kv_usage": est.kv_usage,
                     "decode_throughput_per_gpu": est.concurrency_per_replica
@@ -996,7 +1029,8 @@ class SLAScaler:
             words = (
                 f"decode: {replicas} replicas x {self.decode_gpus_per_engine} GPUs: "
                 f"predicted ITL p{attainment * 100:.4g} {est.quantile_itl_ms:.1f} ms "
-                f"(mean {est.mean_itl_ms:.1f} ms) vs target {self.itl_ms:g} ms; "
+                f"(mean {est.mean_itl_ms:.1f} ms, spread x{self._spread_factor:.2f}) vs "
+                f"target {self.itl_ms:g} ms; "
                 f"{est.concurrency_per_replica:,.0f} requests per replica by Little's "
                 f"law ({rate:.2f}/s x {duration_s:.2f} s in decode / {replicas}), "
                 f"KV {est.kv_usage:.0%} (p{attainment * 100:.4g} "
@@ -1031,7 +1065,12 @@ class SLAScaler:
         replicas = max(floor, 1, math.floor(rate * itl_target * work1 / 1000 / room))
         while replicas <= MAX_DECODE_REPLICAS:
             est = law.estimate(
-                mix.isl, mix.osl, rate_per_s=rate, replicas=replicas, z=z
+                mix.isl,
+                mix.osl,
+                rate_per_s=rate,
+                replicas=replicas,
+                z=z,
+                spread_factor=self._spread_factor,
             )
             if est.quantile_itl_ms <= itl_target and est.kv_quantile_usage <= 1.0:
                 return replicas
@@ -1133,7 +1172,61 @@ class SLAScaler:
                     details,
                 )
             )
+            words.append(
+                self._update_spread(observation, mix, rate, current.decode, details)
+            )
         return words or [f"calibration: nothing to compare; {factors}"]
+
+    def _update_spread(
+        self,
+        observation: Observation,
+        mix: _Mix,
+        rate: float,
+        replicas: int,
+        details: dict[str, Any],
+    ) -> str:
+        """Fold the last interval's ITL spread into :attr:`spread_factor`; say so."""
+        samples = _clean(observation.itl_samples_ms)
+        previous = self._spread_factor
+        if samples.size < MIN_SPREAD_SAMPLES:
+            seen = (
+                f"{samples.size} per-request ITLs, {MIN_SPREAD_SAMPLES} needed"
+                if samples.size
+                else "no per-request ITLs observed"
+            )
+            return (
+                f"calibration: ITL spread not measured ({seen}); spread factor stays "
+                f"{previous:.2f}"
+            )
+        quantile = min(self.attainment, 1.0 - SPREAD_TAIL_SAMPLES / samples.size)
+        mean = float(np.mean(samples))
+        observed = float(np.quantile(samples, quantile)) - mean
+        est = self._law.scaled(self._decode_factor).estimate(
+            mix.isl,
+            mix.osl,
+            rate_per_s=rate,
+            replicas=replicas,
+            z=NormalDist().inv_cdf(quantile),
+        )
+        modelled = est.quantile_itl_ms - est.mean_itl_ms
+        head = (
+            f"calibration: observed ITL p{quantile * 100:.4g} {mean + observed:.2f} ms, "
+            f"{observed:.2f} ms over the mean, vs the model's {modelled:.2f} ms at "
+            f"{replicas} decode replicas"
+        )
+        if not (math.isfinite(modelled) and modelled > 0 and observed > 0):
+            return f"{head}; not comparable, spread factor stays {previous:.2f}"
+        low, high = SPREAD_BOUNDS
+        found = min(high, max(low, observed / modelled))
+        value = _blend(previous, found, self.calibration_weight, SPREAD_BOUNDS)
+        self._spread_factor = value
+        details["decode_spread_observed_ms"] = observed
+        details["decode_spread_modelled_ms"] = modelled
+        return (
+            f"{head} -> interval spread factor {found:.2f}; spread factor now "
+            f"{value:.2f} (blended with weight {self.calibration_weight:g}, bounded to "
+            f"[{low:g}, {high:g}])"
+        )
 
     def _update_factor(
         self,
@@ -1337,8 +1430,13 @@ def _hysteresis(
     )
 
 
-def _blend(previous: float, found: float, weight: float) -> float:
-    low, high = CALIBRATION_BOUNDS
+def _blend(
+    previous: float,
+    found: float,
+    weight: float,
+    bounds: tuple[float, float] = CALIBRATION_BOUNDS,
+) -> float:
+    low, high = bounds
     w = min(1.0, weight)
     value = math.exp((1.0 - w) * math.log(previous) + w * math.log(found))
     return min(high, max(low, value))

@@ -255,6 +255,14 @@ class TestSizing:
                 sd /= 1 - load
             assert est.quantile_itl_ms == pytest.approx(est.mean_itl_ms + z * sd)
             assert est.mean_itl_ms == pytest.approx(law.step_overhead_ms / (1 - load))
+            scaled = law.estimate(
+                isl, osl, rate_per_s=5.0, replicas=replicas, z=z, spread_factor=0.4
+            )
+            assert scaled.mean_itl_ms == est.mean_itl_ms
+            assert scaled.quantile_itl_ms == pytest.approx(
+                est.mean_itl_ms + 0.4 * z * sd
+            )
+            assert scaled.kv_quantile_usage == est.kv_quantile_usage
 
     def test_longer_context_needs_more_decode(self, fitted: FittedInterpolator) -> None:
         """The same rate at 10x the context needs more decode replicas."""
@@ -864,6 +872,73 @@ class TestCalibration:
         assert plan is not None
         assert s.calibration == (1.0, 1.0)
         assert any("not steady" in r for r in plan.reasons)
+
+    def spread(
+        self,
+        fitted: FittedInterpolator,
+        itl_samples: tuple[float, ...],
+        num_req: float = 2000.0,
+        times: int = 6,
+    ) -> tuple[SLAScaler, ReplicaPlan]:
+        """A scaler fed ``times`` steady intervals of these per-request ITLs."""
+        s = scaler(fitted)
+        obs = attrs_evolve(
+            observation(
+                num_req,
+                isl=8000.0,
+                osl=300.0,
+                itl_ms=float(np.mean(itl_samples)) if itl_samples else 12.0,
+            ),
+            itl_samples_ms=itl_samples,
+        )
+        plan = None
+        for _ in range(times):
+            plan = decide(
+                s,
+                demand(num_req, isl=8000.0, osl=300.0),
+                current=ReplicaState(prefill=6, decode=8),
+                observation=obs,
+            )
+        assert plan is not None
+        return s, plan
+
+    def test_narrow_spread_lowers_spread_factor(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """ITLs closer to their mean than the model says lower the factor, to 0.25 at least."""
+        s, plan = self.spread(fitted, tuple(np.linspace(11.9, 12.1, 200)))
+        assert 0.25 <= s.spread_factor < 0.5
+        assert plan.details["decode_spread_factor"] == s.spread_factor
+        assert any("spread factor now" in r for r in plan.reasons)
+
+    def test_wide_spread_raises_spread_factor(self, fitted: FittedInterpolator) -> None:
+        """A long tail of slow requests raises the factor, to 2 at most."""
+        s, _ = self.spread(fitted, (10.0,) * 180 + (30.0,) * 20)
+        assert 1.0 < s.spread_factor <= 2.0
+
+    def test_spread_sizes_decode(self, fitted: FittedInterpolator) -> None:
+        """The same demand needs fewer decode workers after narrow spreads than wide ones."""
+        narrow, _ = self.spread(fitted, tuple(np.linspace(11.9, 12.1, 200)), 3000.0)
+        wide, _ = self.spread(fitted, (10.0,) * 180 + (30.0,) * 20, 3000.0)
+        assert narrow.calibration == pytest.approx(wide.calibration)
+        needs = [
+            decide(
+                s,
+                demand(3000.0, isl=8000.0, osl=300.0),
+                current=ReplicaState(prefill=6, decode=8),
+            ).details["decode_required"]
+            for s in (narrow, wide)
+        ]
+        assert needs[0] < needs[1]
+
+    def test_spread_needs_per_request_itls(self, fitted: FittedInterpolator) -> None:
+        """Without per-request ITLs (or with too few) the factor stays 1, and says so."""
+        s, plan = self.spread(fitted, ())
+        assert s.spread_factor == 1.0
+        assert any("no per-request ITLs observed" in r for r in plan.reasons)
+        s, plan = self.spread(fitted, (12.0,) * 49)
+        assert s.spread_factor == 1.0
+        assert any("49 per-request ITLs, 50 needed" in r for r in plan.reasons)
 
     def test_disabled(self, fitted: FittedInterpolator) -> None:
         """With calibrate=False the factors stay 1 and no calibration is reported."""
