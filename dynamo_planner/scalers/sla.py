@@ -402,6 +402,11 @@ class SLAScaler:
         bounded to :data:`SPREAD_BOUNDS`, is blended into this factor with weight
         :attr:`calibration_weight`. 1 until measured, and where the source gives only
         per-token histograms.
+
+        The factor measures how admission to the worker with the fewest reserved KV
+        tokens evens out work across several workers. A single worker has nothing to
+        even out (the model amplifies its spread instead), so the factor is learned on
+        two or more decode workers and applied only to sizings of two or more.
         """
         return self._spread_factor
 
@@ -1008,7 +1013,7 @@ class SLAScaler:
                 rate_per_s=rate,
                 replicas=replicas,
                 z=z,
-                spread_factor=self._spread_factor,
+                spread_factor=self._spread_on(replicas),
             )
             if infeasible_words:
                 details["decode_best_effort_itl_ms"] = itl_target
@@ -1016,7 +1021,7 @@ class SLAScaler:
                 {
                     "predicted_itl_ms": est.quantile_itl_ms,
                     "predicted_mean_itl_ms": est.mean_itl_ms,
-                    "decode_spread_factor": self._spread_factor,
+                    "decode_spread_factor": self._spread_on(replicas),
                     "decode_concurrency_per_replica": est.concurrency_per_replica,
                     "decode_kv_usage": est.kv_usage,
                     "decode_throughput_per_gpu": est.concurrency_per_replica
@@ -1029,7 +1034,7 @@ class SLAScaler:
             words = (
                 f"decode: {replicas} replicas x {self.decode_gpus_per_engine} GPUs: "
                 f"predicted ITL p{attainment * 100:.4g} {est.quantile_itl_ms:.1f} ms "
-                f"(mean {est.mean_itl_ms:.1f} ms, spread x{self._spread_factor:.2f}) vs "
+                f"(mean {est.mean_itl_ms:.1f} ms, spread x{self._spread_on(replicas):.2f}) vs "
                 f"target {self.itl_ms:g} ms; "
                 f"{est.concurrency_per_replica:,.0f} requests per replica by Little's "
                 f"law ({rate:.2f}/s x {duration_s:.2f} s in decode / {replicas}), "
@@ -1070,7 +1075,7 @@ class SLAScaler:
                 rate_per_s=rate,
                 replicas=replicas,
                 z=z,
-                spread_factor=self._spread_factor,
+                spread_factor=self._spread_on(replicas),
             )
             if est.quantile_itl_ms <= itl_target and est.kv_quantile_usage <= 1.0:
                 return replicas
@@ -1177,6 +1182,10 @@ class SLAScaler:
             )
         return words or [f"calibration: nothing to compare; {factors}"]
 
+    def _spread_on(self, replicas: int) -> float:
+        """The spread factor for ``replicas`` decode workers: 1 for a single one."""
+        return self._spread_factor if replicas >= 2 else 1.0
+
     def _update_spread(
         self,
         observation: Observation,
@@ -1188,6 +1197,11 @@ class SLAScaler:
         """Fold the last interval's ITL spread into :attr:`spread_factor`; say so."""
         samples = _clean(observation.itl_samples_ms)
         previous = self._spread_factor
+        if replicas < 2:
+            return (
+                "calibration: ITL spread not measured on one decode worker (the factor "
+                f"is how admission evens out several); spread factor stays {previous:.2f}"
+            )
         if samples.size < MIN_SPREAD_SAMPLES:
             seen = (
                 f"{samples.size} per-request ITLs, {MIN_SPREAD_SAMPLES} needed"

@@ -931,6 +931,31 @@ class TestCalibration:
         ]
         assert needs[0] < needs[1]
 
+    def test_spread_is_for_several_workers(self, fitted: FittedInterpolator) -> None:
+        """One decode worker neither teaches the factor nor uses it."""
+        s = scaler(fitted)
+        narrow = tuple(np.linspace(11.9, 12.1, 200))
+        obs = attrs_evolve(observation(200.0, itl_ms=12.0), itl_samples_ms=narrow)
+        plan = None
+        for _ in range(4):
+            plan = decide(
+                s,
+                demand(200.0),
+                current=ReplicaState(prefill=1, decode=1),
+                observation=obs,
+            )
+        assert plan is not None
+        assert s.spread_factor == 1.0
+        assert any("on one decode worker" in r for r in plan.reasons)
+        learned, _ = self.spread(fitted, narrow)
+        for _ in range(3):  # past the scale-down hold
+            plan = decide(
+                learned, demand(200.0), current=ReplicaState(prefill=1, decode=1)
+            )
+        assert learned.spread_factor < 0.5
+        assert plan.details["decode_replicas"] == 1
+        assert plan.details["decode_spread_factor"] == 1.0
+
     def test_spread_needs_per_request_itls(self, fitted: FittedInterpolator) -> None:
         """Without per-request ITLs (or with too few) the factor stays 1, and says so."""
         s, plan = self.spread(fitted, ())
