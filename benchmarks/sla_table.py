@@ -126,6 +126,23 @@ def reversals(intervals: Any) -> int:
     return count
 
 
+def decode_words(run: Any) -> str:
+    """Mean decode workers ready after the warm-up, and the sla spread factor's range."""
+    ready = [i.decode_ready for i in run.intervals if i.start_s >= WARMUP_S]
+    words = f"decode workers {np.mean(ready):.2f} on average" if ready else ""
+    factors = [
+        plan.details["decode_spread_factor"]
+        for t, plan in run.plans
+        if t >= WARMUP_S and "decode_spread_factor" in plan.details
+    ]
+    if factors:
+        words += (
+            f"; spread factor {min(factors):.2f} to {max(factors):.2f} "
+            f"(median {np.median(factors):.2f})"
+        )
+    return words
+
+
 def run_row(
     name: str,
     summary: Any,
@@ -438,7 +455,8 @@ def main() -> int:
                         print(
                             f"  {interval_s:g}/{cold_s:g} {label:<26} {row.attainment:.4f} "
                             f"(feasible {row.attainment_feasible:.4f}) {row.gpu_hours:6.2f} GPU-h "
-                            f"{row.actions:3d} actions {row.reversals:2d} reversals",
+                            f"{row.actions:3d} actions {row.reversals:2d} reversals; "
+                            f"{decode_words(run)}",
                             file=sys.stderr,
                         )
     print(render(rows, statics, args.load, shift_s, args.cold_start_from))
