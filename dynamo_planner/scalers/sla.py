@@ -396,9 +396,10 @@ class SLAScaler:
         """The factor on the decode model's ITL spread, learned from per-request ITLs.
 
         Each calibrated interval with at least :data:`MIN_SPREAD_SAMPLES` per-request
-        ITLs measures the observed spread, the ITL at the attainment quantile less the
-        mean (at a lower quantile while fewer than :data:`SPREAD_TAIL_SAMPLES` requests
-        would lie above it), against the model's at the running replicas. The ratio,
+        ITLs, whose mean ITL the calibration explains (not a transient), measures the
+        observed spread, the ITL at the attainment quantile less the mean (at a lower
+        quantile while fewer than :data:`SPREAD_TAIL_SAMPLES` requests would lie above
+        it), against the model's at the running replicas. The ratio,
         bounded to :data:`SPREAD_BOUNDS`, is blended into this factor with weight
         :attr:`calibration_weight`. 1 until measured, and where the source gives only
         per-token histograms.
@@ -1141,16 +1142,15 @@ class SLAScaler:
                 )
                 return est.mean_ttft_s * 1000.0
 
-            words.append(
-                self._update_factor(
-                    "prefill",
-                    "TTFT",
-                    observation.ttft_ms.value,
-                    mean_ttft_ms,
-                    current.prefill,
-                    details,
-                )
+            said, _ = self._update_factor(
+                "prefill",
+                "TTFT",
+                observation.ttft_ms.value,
+                mean_ttft_ms,
+                current.prefill,
+                details,
             )
+            words.append(said)
         if (
             self.mode in ("disagg", "decode")
             and observation.itl_ms.status is Status.OK
@@ -1167,18 +1167,24 @@ class SLAScaler:
                     .mean_itl_ms
                 )
 
+            said, steady_itl = self._update_factor(
+                "decode",
+                "ITL",
+                observation.itl_ms.value,
+                mean_itl_ms,
+                current.decode,
+                details,
+            )
+            words.append(said)
             words.append(
-                self._update_factor(
-                    "decode",
-                    "ITL",
-                    observation.itl_ms.value,
-                    mean_itl_ms,
+                self._update_spread(
+                    observation,
+                    mix,
+                    rate,
                     current.decode,
                     details,
+                    transient=not steady_itl,
                 )
-            )
-            words.append(
-                self._update_spread(observation, mix, rate, current.decode, details)
             )
         return words or [f"calibration: nothing to compare; {factors}"]
 
@@ -1193,14 +1199,25 @@ class SLAScaler:
         rate: float,
         replicas: int,
         details: dict[str, Any],
+        *,
+        transient: bool = False,
     ) -> str:
-        """Fold the last interval's ITL spread into :attr:`spread_factor`; say so."""
+        """Fold the last interval's ITL spread into :attr:`spread_factor`; say so.
+
+        Not on one decode worker, nor in an interval whose mean ITL the calibration
+        took for a transient.
+        """
         samples = _clean(observation.itl_samples_ms)
         previous = self._spread_factor
         if replicas < 2:
             return (
                 "calibration: ITL spread not measured on one decode worker (the factor "
                 f"is how admission evens out several); spread factor stays {previous:.2f}"
+            )
+        if transient:
+            return (
+                "calibration: ITL spread not measured in a transient; spread factor "
+                f"stays {previous:.2f}"
             )
         if samples.size < MIN_SPREAD_SAMPLES:
             seen = (
@@ -1250,7 +1267,12 @@ class SLAScaler:
         model: Any,
         replicas: int,
         details: dict[str, Any],
-    ) -> str:
+    ) -> tuple[str, bool]:
+        """Blend the interval's factor into the component's running factor.
+
+        Returns the words, and whether a factor in :data:`CALIBRATION_BOUNDS` explained
+        the interval (if not, it is a transient and changes nothing).
+        """
         low, high = CALIBRATION_BOUNDS
         attribute = f"_{component}_factor"
         previous: float = getattr(self, attribute)
@@ -1267,14 +1289,14 @@ class SLAScaler:
                 f"{head}; no factor in [{low:g}, {high:g}] explains it, so the interval "
                 f"is treated as a transient (e.g. a backlog) and ignored; {component} "
                 f"factor stays {previous:.2f}"
-            )
+            ), False
         value = _blend(previous, found, self.calibration_weight)
         setattr(self, attribute, value)
         return (
             f"{head} -> interval factor {found:.2f}; {component} factor now {value:.2f} "
             f"(blended with weight {self.calibration_weight:g}, bounded to "
             f"[{low:g}, {high:g}])"
-        )
+        ), True
 
 
 # --------------------------------------------------------------------------------------

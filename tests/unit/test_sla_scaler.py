@@ -931,6 +931,29 @@ class TestCalibration:
         ]
         assert needs[0] < needs[1]
 
+    def test_spread_not_learned_in_a_transient(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """An interval whose mean ITL no decode factor explains teaches no spread."""
+        s = scaler(fitted)
+        wide = (10.0,) * 180 + (300.0,) * 20
+        # a mean ITL under the step overhead at any factor in [0.5, 2]
+        obs = attrs_evolve(
+            observation(2000.0, isl=8000.0, osl=300.0, itl_ms=1.0),
+            itl_samples_ms=wide,
+        )
+        plan = None
+        for _ in range(4):
+            plan = decide(
+                s,
+                demand(2000.0, isl=8000.0, osl=300.0),
+                current=ReplicaState(prefill=6, decode=8),
+                observation=obs,
+            )
+        assert plan is not None
+        assert s.spread_factor == 1.0
+        assert any("not measured in a transient" in r for r in plan.reasons)
+
     def test_spread_is_for_several_workers(self, fitted: FittedInterpolator) -> None:
         """One decode worker neither teaches the factor nor uses it."""
         s = scaler(fitted)
