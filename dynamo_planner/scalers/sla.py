@@ -1008,14 +1008,7 @@ class SLAScaler:
             ),
         }
         if rate > 0 and replicas > 0:
-            est = law.estimate(
-                mix.isl,
-                mix.osl,
-                rate_per_s=rate,
-                replicas=replicas,
-                z=z,
-                spread_factor=self._spread_on(replicas),
-            )
+            est = self._decode_estimate(law, mix, rate, replicas, z)
             if infeasible_words:
                 details["decode_best_effort_itl_ms"] = itl_target
             details.update(
@@ -1070,14 +1063,7 @@ class SLAScaler:
         # lower bound: the mean ITL alone within target
         replicas = max(floor, 1, math.floor(rate * itl_target * work1 / 1000 / room))
         while replicas <= MAX_DECODE_REPLICAS:
-            est = law.estimate(
-                mix.isl,
-                mix.osl,
-                rate_per_s=rate,
-                replicas=replicas,
-                z=z,
-                spread_factor=self._spread_on(replicas),
-            )
+            est = self._decode_estimate(law, mix, rate, replicas, z)
             if est.quantile_itl_ms <= itl_target and est.kv_quantile_usage <= 1.0:
                 return replicas
             replicas += 1
@@ -1187,6 +1173,19 @@ class SLAScaler:
                 )
             )
         return words or [f"calibration: nothing to compare; {factors}"]
+
+    def _decode_estimate(
+        self, law: DecodeLaw, mix: _Mix, rate: float, replicas: int, z: float
+    ) -> DecodeEstimate:
+        """The decode model on ``replicas`` workers, with the calibrated spread."""
+        return law.estimate(
+            mix.isl,
+            mix.osl,
+            rate_per_s=rate,
+            replicas=replicas,
+            z=z,
+            spread_factor=self._spread_on(replicas),
+        )
 
     def _spread_on(self, replicas: int) -> float:
         """The spread factor for ``replicas`` decode workers: 1 for a single one."""
