@@ -167,6 +167,11 @@ def prefill_figure(plt: Any, profile: PerfProfile) -> None:
         f"{fitted.decode.per_kv_token_ms:.3g} n ctx ms "
         f"({fitted.decode.points_excluded} saturated points left out)"
     )
+    print(
+        f"simulator past the largest profiled context "
+        f"({model.decode_contexts_tokens[-1]:,.0f} tokens): each running request adds "
+        f"{model.decode_kv_slope_ms:.2g} ms per step per extra context token"
+    )
     mooncake = load_requests(MOONCAKE)
     isl = np.asarray(mooncake.isl_tokens)
     sim_ok = float(np.mean(model.prefill_ms_array(isl) <= 500))

@@ -72,8 +72,8 @@ interval, so this does not thrash; after a peak it returns a worker one interval
 Rises are confirmed (``confirm_rises``) when the cold start is at least one interval: a
 worker asked for now serves only after a cold start, so a component is raised above its
 running replicas only as far as every decision over the last cold start (at least the
-last two, at most the last :data:`MAX_CONFIRM_DECISIONS`, three) needed: a need that has not lasted a cold start is likely gone before the
-worker serves. The exceptions: the request count clearly rises (its slope above
+last two, at most the last :data:`MAX_CONFIRM_DECISIONS`, three) needed: a need that has
+not lasted a cold start is likely gone before the worker serves. The exceptions: the request count clearly rises (its slope above
 :data:`CONFIRM_RISE_T`, three, standard errors), or the previous plan already asked for
 the workers (a planned rise is kept and released by the scale-down hold like any other,
 even while its workers start). The hold keeps what was planned; it never raises a
@@ -271,8 +271,8 @@ class SLAScaler:
             decode models already carry (see the module doc).
         confirm_rises: With a cold start of at least one interval, add workers only
             when every decision over the last cold start (at least two, at most
-            :data:`MAX_CONFIRM_DECISIONS`) needed them,
-            unless the request count clearly rises (see the module doc).
+            :data:`MAX_CONFIRM_DECISIONS`) needed them, unless the request count clearly
+            rises (see the module doc).
     """
 
     interpolator: Interpolator
@@ -399,8 +399,8 @@ class SLAScaler:
         ITLs, whose mean ITL the calibration explains (not a transient), measures the
         observed spread, the ITL at the attainment quantile less the mean (at a lower
         quantile while fewer than :data:`SPREAD_TAIL_SAMPLES` requests would lie above
-        it), against the model's at the running replicas. The ratio,
-        bounded to :data:`SPREAD_BOUNDS`, is blended into this factor with weight
+        it), against the model's at the running replicas. The ratio, bounded to
+        :data:`SPREAD_BOUNDS`, is blended into this factor with weight
         :attr:`calibration_weight`. 1 until measured, and where the source gives only
         per-token histograms.
 
@@ -1206,7 +1206,6 @@ class SLAScaler:
         Not on one decode worker, nor in an interval whose mean ITL the calibration
         took for a transient.
         """
-        samples = _clean(observation.itl_samples_ms)
         previous = self._spread_factor
         if replicas < 2:
             return (
@@ -1218,6 +1217,7 @@ class SLAScaler:
                 "calibration: ITL spread not measured in a transient; spread factor "
                 f"stays {previous:.2f}"
             )
+        samples = _clean(observation.itl_samples_ms)
         if samples.size < MIN_SPREAD_SAMPLES:
             seen = (
                 f"{samples.size} per-request ITLs, {MIN_SPREAD_SAMPLES} needed"

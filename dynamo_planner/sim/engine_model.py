@@ -57,7 +57,11 @@ import numpy.typing as npt
 from dynamo_planner.exceptions import ProfileError
 from dynamo_planner.values import PerfProfile
 
-__all__ = ["DecodeCurve", "EngineModel"]
+__all__ = ["BEYOND_PROFILE", "DecodeCurve", "EngineModel"]
+
+BEYOND_PROFILE = ("linear", "clamp")
+"""How times go on past the profile: ``prefill_beyond`` and ``decode_beyond`` of
+:meth:`EngineModel.from_profile`."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -190,7 +194,7 @@ class EngineModel:
             ("prefill_beyond", prefill_beyond),
             ("decode_beyond", decode_beyond),
         ):
-            if value not in ("linear", "clamp"):
+            if value not in BEYOND_PROFILE:
                 raise ValueError(f"{name} must be 'linear' or 'clamp', got {value!r}")
         isl = np.asarray(profile.prefill.isl_tokens, dtype=np.float64)
         ttft = np.asarray(profile.prefill.ttft_ms, dtype=np.float64)
@@ -286,8 +290,7 @@ class EngineModel:
         if j == 0:
             return curves[0].itl_at(concurrency)
         if j == len(curves):
-            last = curves[-1]
-            return last.itl_at(concurrency) + self._beyond_ms(
+            return curves[-1].itl_at(concurrency) + self._beyond_ms(
                 concurrency, context_tokens
             )
         lo = curves[j - 1]
@@ -329,14 +332,14 @@ class EngineModel:
         )
         per_curve = np.stack([_curve_array(curve, n) for curve in self.decode_curves])
         ctx = np.asarray(self._contexts)
+        beyond = self.decode_kv_slope_ms * n * np.maximum(c - ctx[-1], 0.0)
         if ctx.size == 1:
-            return np.asarray(per_curve[0], dtype=np.float64)
+            return np.asarray(per_curve[0] + beyond, dtype=np.float64)
         clipped = np.clip(c, ctx[0], ctx[-1])
         j = np.clip(np.searchsorted(ctx, clipped, side="right"), 1, ctx.size - 1)
         w = (clipped - ctx[j - 1]) / (ctx[j] - ctx[j - 1])
         lo = np.take_along_axis(per_curve, (j - 1)[None, ...], axis=0)[0]
         hi = np.take_along_axis(per_curve, j[None, ...], axis=0)[0]
-        beyond = self.decode_kv_slope_ms * n * np.maximum(c - ctx[-1], 0.0)
         return np.asarray(lo + w * (hi - lo) + beyond, dtype=np.float64)
 
     def _beyond_ms(self, concurrency: float, context_tokens: float) -> float:

@@ -65,7 +65,7 @@ from dynamo_planner.sim.edges import (
     SimRouterSource,
 )
 from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation
-from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.sim.engine_model import BEYOND_PROFILE, EngineModel
 from dynamo_planner.sim.metrics import (
     IntervalRow,
     RunSummary,
@@ -155,10 +155,10 @@ class ReplayOptions:
     drain_limit_s: float = attrs.field(default=3600.0, validator=attrs.validators.gt(0))
     baselines: tuple[str, ...] = attrs.field(default=BASELINES, converter=_baselines)
     prefill_beyond: str = attrs.field(
-        default="linear", validator=attrs.validators.in_(("linear", "clamp"))
+        default="linear", validator=attrs.validators.in_(BEYOND_PROFILE)
     )
     decode_beyond: str = attrs.field(
-        default="linear", validator=attrs.validators.in_(("linear", "clamp"))
+        default="linear", validator=attrs.validators.in_(BEYOND_PROFILE)
     )
 
 

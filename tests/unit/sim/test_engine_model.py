@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given
@@ -90,6 +91,16 @@ class TestDecode:
         # 6 requests, 6000 tokens past 3000: 6 + 5e-4 x 6 x 6000
         assert model.decode_step_ms(6, 9000) == pytest.approx(24)
         assert model.decode_step_ms_whole(6, 9000) == pytest.approx(24)
+        assert float(model.decode_step_ms_array(6, 9000)) == pytest.approx(24)
+
+    def test_one_context_array_matches_scalar(self) -> None:
+        """With a single profiled context, the array path adds the KV read too."""
+        model = attrs.evolve(
+            EngineModel.from_profile(tiny_profile()),
+            decode_curves=EngineModel.from_profile(tiny_profile()).decode_curves[1:],
+            decode_kv_slope_ms=5e-4,
+        )
+        assert model.decode_step_ms(6, 9000) == pytest.approx(24)
         assert float(model.decode_step_ms_array(6, 9000)) == pytest.approx(24)
 
     def test_clamp_beyond_largest_context(self) -> None:
