@@ -267,7 +267,8 @@ def add_parser(subparsers: Any) -> None:
         help="comma-separated baselines to compute, or 'none' "
         "(default: best_static,perfect_forecast,capacity_floor; interval_oracle, the "
         "hindsight per-interval deployments, simulates a grid around the best static "
-        "one and is slower)",
+        "one and is slower; hindsight_schedule replays the oracle's schedule and "
+        "removes workers while the target holds, slower still)",
     )
     out = parser.add_argument_group("Output")
     out.add_argument(

@@ -8,7 +8,8 @@
 * :mod:`~dynamo_planner.sim.edges` - the clock, metric source and connector a
   :class:`~dynamo_planner.planner.Planner` drives it through;
 * :mod:`~dynamo_planner.sim.metrics` and :mod:`~dynamo_planner.sim.baselines` - how runs
-  are judged, and what they are compared with;
+  are judged, and what they are compared with; :mod:`~dynamo_planner.sim.oracle` and
+  :mod:`~dynamo_planner.sim.schedule` - what a planner knowing the future would spend;
 * :mod:`~dynamo_planner.sim.replay` - the replay entry point;
   :mod:`~dynamo_planner.sim.plot` - its plot (needs matplotlib).
 
@@ -34,6 +35,12 @@ from dynamo_planner.sim.replay import (
     replay,
     run_planner,
 )
+from dynamo_planner.sim.schedule import (
+    RefinedSchedule,
+    ScheduleRun,
+    refine_schedule,
+    replay_schedule,
+)
 from dynamo_planner.sim.workload import (
     load_scale,
     rate_scale,
@@ -46,8 +53,10 @@ __all__ = [
     "EngineModel",
     "IntervalOracle",
     "OraclePredictor",
+    "RefinedSchedule",
     "ReplayOptions",
     "ReplayReport",
+    "ScheduleRun",
     "SimClock",
     "SimConfig",
     "SimConnector",
@@ -60,7 +69,9 @@ __all__ = [
     "interval_oracle",
     "load_scale",
     "rate_scale",
+    "refine_schedule",
     "replay",
+    "replay_schedule",
     "run_planner",
     "run_static",
     "spread_ties",

@@ -28,9 +28,12 @@ It is an estimate, not a bound: an interval's attainment is measured with the sa
 deployment before and after it (queues that spill over an interval boundary are those of
 that deployment), a worker serves from the first moment of its interval, and the
 Lagrangian choice can be a little above the exact optimum where the attainment steps are
-coarse. What it shows is how much a *perfect* dynamic planner could save over the best
-static deployment on a trace, which no real planner (with forecast error) can beat; when
-it is already above a GPU-hour target, that target is out of reach. GPU-hours run from
+coarse. A deployment short of workers only for a few intervals is judged by a static run
+short of them all along, so the estimate is pessimistic about cheap intervals after busy
+ones (on Azure conversation x10 at 180 s intervals, its schedule replayed and refined by
+:func:`~dynamo_planner.sim.schedule.refine_schedule` spends 3% less). What it shows is
+roughly how much a *perfect* dynamic planner could save over the best static deployment
+on a trace; the refined schedule is a figure such a planner can reach. GPU-hours run from
 ``warmup_s`` to the last arrival (the static runs' drain after it is not counted).
 
 .. versionadded:: 0.1.0

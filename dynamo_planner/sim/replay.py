@@ -73,6 +73,7 @@ from dynamo_planner.sim.metrics import (
     summarize,
 )
 from dynamo_planner.sim.oracle import IntervalOracle, interval_oracle, oracle_options
+from dynamo_planner.sim.schedule import RefinedSchedule, ScheduleRun, refine_schedule
 from dynamo_planner.traces import RequestTrace
 from dynamo_planner.values import PerfProfile, ReplicaPlan, ReplicaState
 
@@ -96,9 +97,19 @@ __all__ = [
     "scaling_modes",
 ]
 
-BASELINES = ("best_static", "perfect_forecast", "capacity_floor", "interval_oracle")
+BASELINES = (
+    "best_static",
+    "perfect_forecast",
+    "capacity_floor",
+    "interval_oracle",
+    "hindsight_schedule",
+)
 """Names of the baselines :func:`replay` can compute (``interval_oracle`` needs
-``best_static``: it searches around that deployment)."""
+``best_static``: it searches around that deployment; ``hindsight_schedule`` needs
+``interval_oracle``: it replays and refines the oracle's schedule)."""
+
+MAX_SCHEDULE_REPLAYS = 400
+"""Most schedules the ``hindsight_schedule`` baseline replays."""
 
 Progress = Callable[[str, float], None]
 """Progress callback: ``(phase, fraction done)``."""
@@ -197,6 +208,8 @@ class ReplayReport:
         best_static: The best static deployment, if computed.
         capacity_floor: The capacity floor, if computed.
         interval_oracle: The hindsight per-interval oracle, if computed.
+        hindsight_schedule: The oracle's schedule replayed and refined
+            (:func:`~dynamo_planner.sim.schedule.refine_schedule`), if computed.
         wall_s: Wall-clock seconds the replay took.
         planner_wall_s: Wall-clock seconds of the planner run alone.
         scaling: The planner's scaling modes (see :func:`scaling_modes`), ``""`` for a
@@ -218,6 +231,7 @@ class ReplayReport:
     capacity_floor: CapacityFloor | None
     wall_s: float
     interval_oracle: IntervalOracle | None = None
+    hindsight_schedule: RefinedSchedule | None = None
     planner_wall_s: float = math.nan
     scaling: str = ""
     notes: tuple[str, ...] = ()
@@ -281,6 +295,19 @@ class ReplayReport:
                 "candidates": [list(c) for c in o.candidates],
                 "cold_start_s": o.cold_start_s,
                 "cold_start_gpu_hours": o.cold_start_gpu_hours,
+            }
+        if self.hindsight_schedule:
+            h = self.hindsight_schedule
+            baselines["hindsight_schedule"] = {
+                "attainment": h.best.attainment,
+                "gpu_hours": h.best.gpu_hours,
+                "prefill": list(h.best.prefill),
+                "decode": list(h.best.decode),
+                "oracle_replayed_attainment": h.initial.attainment,
+                "oracle_replayed_gpu_hours": h.initial.gpu_hours,
+                "workers_removed": len(h.removals),
+                "replays": h.replays,
+                "exhausted": h.exhausted,
             }
         out: dict[str, Any] = _clean(
             {
@@ -353,6 +380,12 @@ class ReplayReport:
             lines.append(
                 f"{'interval oracle (hindsight)':<28} {'':>9} {'':>22} {'':>20} "
                 f"{'':>8} {'':>7} {_pct(o.attainment):>7} {o.gpu_hours:>7.2f}"
+            )
+        if self.hindsight_schedule:
+            b = self.hindsight_schedule.best
+            lines.append(
+                f"{'hindsight schedule':<28} {'':>9} {'':>22} {'':>20} "
+                f"{'':>8} {'':>7} {_pct(b.attainment):>7} {b.gpu_hours:>7.2f}"
             )
         lines.extend(f"note: {note}" for note in self.notes)
         if self.best_static and not self.best_static.feasible:
@@ -858,6 +891,33 @@ async def areplay(
                 cold_start_s=resolved.sim.cold_start_s,
                 progress=_deployment_progress(progress, "interval oracle: simulating"),
             )
+    schedule = None
+    if "hindsight_schedule" in options.baselines:
+        if hindsight is None or static is None:
+            notes.append(
+                "the hindsight schedule refines the interval oracle's (add "
+                "interval_oracle to the baselines)"
+            )
+        else:
+            schedule = refine_schedule(
+                trace,
+                model,
+                attrs.evolve(
+                    resolved.sim,
+                    initial_prefill=static.prefill,
+                    initial_decode=static.decode,
+                ),
+                prefill=hindsight.prefill,
+                decode=hindsight.decode,
+                interval_s=resolved.interval_s,
+                cold_start_s=resolved.sim.cold_start_s,
+                ttft_ms=resolved.ttft_ms,
+                itl_ms=resolved.itl_ms,
+                attainment_target=static.target,
+                warmup_s=options.warmup_s,
+                max_replays=MAX_SCHEDULE_REPLAYS,
+                progress=_replays_progress(progress),
+            )
     floor = None
     if "capacity_floor" in options.baselines:
         # agg engines do both kinds of work on the decode engine's GPUs
@@ -890,11 +950,28 @@ async def areplay(
         best_static=static,
         capacity_floor=floor,
         interval_oracle=hindsight,
+        hindsight_schedule=schedule,
         wall_s=time.perf_counter() - started,
         planner_wall_s=planner_wall,
         scaling=scaling_modes(planner) if isinstance(planner, PlannerConfig) else "",
         notes=tuple(notes),
     )
+
+
+def _replays_progress(
+    progress: Progress | None,
+) -> Callable[[int, ScheduleRun], None] | None:
+    """A refinement callback reporting the replays done and the best schedule's cost."""
+    if progress is None:
+        return None
+
+    def report(done: int, best: ScheduleRun) -> None:
+        progress(
+            f"hindsight schedule: {done} replays, best {best.gpu_hours:.2f} GPU-h",
+            math.nan,
+        )
+
+    return report
 
 
 def _deployment_progress(

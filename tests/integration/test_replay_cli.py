@@ -90,7 +90,8 @@ class TestReplayCommand:
     def test_whole_worker_floor_and_interval_oracle(self, tmp_path: Path) -> None:
         """The whole-worker floor is printed under the capacity floor; the interval
         oracle, asked for, is printed and reported, never above the best static, and
-        pays the run's cold start."""
+        pays the run's cold start; its schedule, replayed and refined, meets the target
+        at no more GPU-hours than its replay."""
         args = (
             "--duration-s",
             "1200",
@@ -112,13 +113,15 @@ class TestReplayCommand:
             "-1",
             "--no-plot",
             "--baselines",
-            "best_static,capacity_floor,interval_oracle",
+            "best_static,capacity_floor,interval_oracle,hindsight_schedule",
         )
         text = replay(tmp_path, *args)
         assert text.returncode == 0, text.stderr
         assert "whole-worker floor" in text.stdout
         assert "interval oracle (hindsight)" in text.stdout
         assert "interval oracle: simulating" in text.stderr  # progress
+        assert "hindsight schedule" in text.stdout
+        assert "hindsight schedule: 1 replays" in text.stderr
         done = replay(tmp_path, *args, "--format", "json")
         assert done.returncode == 0, done.stderr
         baselines = json.loads(done.stdout)["baselines"]
@@ -132,9 +135,16 @@ class TestReplayCommand:
         assert [static["prefill"], static["decode"]] in oracle["candidates"]
         assert oracle["cold_start_s"] == 120.0
         assert 0.0 <= oracle["cold_start_gpu_hours"] <= oracle["gpu_hours"]
+        schedule = baselines["hindsight_schedule"]
+        assert schedule["attainment"] >= 0.99
+        assert schedule["gpu_hours"] <= schedule["oracle_replayed_gpu_hours"]
+        assert schedule["replays"] >= schedule["workers_removed"] + 1
+        assert len(schedule["prefill"]) == len(schedule["decode"]) == 20
+        assert min(schedule["prefill"] + schedule["decode"]) >= 1
 
     def test_interval_oracle_needs_best_static(self, tmp_path: Path) -> None:
-        """Without best_static the oracle is skipped with a note, not an error."""
+        """Without best_static the oracle is skipped with a note, not an error, and so
+        is the hindsight schedule that refines it."""
         done = replay(
             tmp_path,
             "--duration-s",
@@ -143,10 +153,11 @@ class TestReplayCommand:
             "constant",
             "--no-plot",
             "--baselines",
-            "interval_oracle",
+            "interval_oracle,hindsight_schedule",
         )
         assert done.returncode == 0, done.stderr
         assert "the interval oracle needs the best static deployment" in done.stdout
+        assert "the hindsight schedule refines the interval oracle's" in done.stdout
 
     def test_config_file_and_load_scale(self, tmp_path: Path) -> None:
         """Settings come from --config; --load-scale multiplies the requests."""

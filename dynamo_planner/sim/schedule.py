@@ -1,0 +1,379 @@
+"""Hindsight schedules replayed in the simulator, and refined there.
+
+The :mod:`interval oracle <dynamo_planner.sim.oracle>` judges each candidate deployment
+by static runs, so it is an estimate: a deployment that is short of workers only in some
+intervals is judged as if it had been short all along, with the queues that built up
+before. :func:`replay_schedule` runs a per-interval schedule in the simulator as a
+planner that knows the future would: each worker an interval needs is asked for one cold
+start before that interval and holds its GPUs meanwhile, and a worker is released at the
+start of the first interval that no longer needs it (after serving what it holds).
+
+:func:`refine_schedule` then removes workers from such a schedule, one interval and one
+component at a time, while the replayed attainment stays at the target and the GPU-hours
+fall (greedy; a removal that failed is not tried again). The result is a schedule that
+exists and meets the target in the simulator: a GPU-hour figure that a perfect dynamic
+planner can reach, where the oracle's is only an estimate. It is not the optimum, only
+the cheapest schedule the greedy search found.
+
+Each interval ``k`` covers ``[warmup_s + k x interval_s, warmup_s + (k + 1) x
+interval_s)``; before ``warmup_s`` the configuration's initial deployment runs (ready at
+time 0), and after the last interval the last interval's deployment. Attainment and
+GPU-hours are counted as for every run (:func:`~dynamo_planner.sim.metrics.summarize`):
+requests arriving from ``warmup_s`` on, GPU time from ``warmup_s`` to the end of the run.
+
+Example:
+    >>> from dynamo_planner.data import H200_PROFILE_DIR
+    >>> from dynamo_planner.profiles import load_profile
+    >>> from dynamo_planner.sim import EngineModel, SimConfig
+    >>> from dynamo_planner.traces import RequestTrace
+    >>> trace = RequestTrace(
+    ...     arrival_s=[0.5 * i for i in range(240)],
+    ...     isl_tokens=[1000] * 240,
+    ...     osl_tokens=[50] * 240,
+    ... )
+    >>> model = EngineModel.from_profile(load_profile(H200_PROFILE_DIR))
+    >>> run = replay_schedule(
+    ...     trace, model, SimConfig(initial_prefill=2, initial_decode=1),
+    ...     prefill=[2, 1], decode=[1, 1], interval_s=60.0, cold_start_s=60.0,
+    ...     ttft_ms=500.0, itl_ms=20.0,
+    ... )
+    >>> run.attainment
+    1.0
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import attrs
+import numpy as np
+
+from dynamo_planner.sim.baselines import end_of_run
+from dynamo_planner.sim.engine import SimConfig, Simulation, WorkerSpan
+from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.sim.metrics import RunSummary, summarize
+from dynamo_planner.traces import RequestTrace
+
+__all__ = ["RefinedSchedule", "ScheduleRun", "refine_schedule", "replay_schedule"]
+
+_EPS = 1e-9
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleRun:
+    """One schedule replayed by :func:`replay_schedule`.
+
+    Attributes:
+        prefill: Prefill workers per interval.
+        decode: Decode workers per interval.
+        interval_s: The interval length.
+        cold_start_s: The cold start paid for every added worker.
+        summary: The run's attainment, latencies and GPU-hours.
+        workers: Every worker's life (when it was requested, ready and released).
+    """
+
+    prefill: tuple[int, ...]
+    decode: tuple[int, ...]
+    interval_s: float
+    cold_start_s: float
+    summary: RunSummary
+    workers: tuple[WorkerSpan, ...]
+
+    @property
+    def attainment(self) -> float:
+        """Share of counted requests meeting both targets."""
+        return self.summary.attainment
+
+    @property
+    def gpu_hours(self) -> float:
+        """GPU-hours from ``warmup_s`` to the end of the run."""
+        return self.summary.gpu_hours
+
+
+@attrs.frozen(kw_only=True)
+class RefinedSchedule:
+    """The outcome of :func:`refine_schedule`.
+
+    Attributes:
+        initial: The schedule as given, replayed.
+        best: The cheapest schedule found that meets the target (``initial`` when the
+            initial schedule misses the target, or no removal kept it).
+        removals: The removals taken, in order: ``(component, interval index)`` with
+            component ``"prefill"`` or ``"decode"``.
+        replays: Schedules simulated, ``initial`` included.
+        exhausted: True when every removal was tried (the search ended by itself),
+            False when ``max_replays`` stopped it.
+    """
+
+    initial: ScheduleRun
+    best: ScheduleRun
+    removals: tuple[tuple[str, int], ...]
+    replays: int
+    exhausted: bool
+
+
+def replay_schedule(
+    trace: RequestTrace,
+    model: EngineModel,
+    config: SimConfig,
+    *,
+    prefill: Sequence[int],
+    decode: Sequence[int],
+    interval_s: float,
+    cold_start_s: float,
+    ttft_ms: float,
+    itl_ms: float,
+    warmup_s: float = 0.0,
+) -> ScheduleRun:
+    """Run a per-interval schedule, asking for each worker one cold start early.
+
+    Args:
+        trace: The requests.
+        model: The engine model.
+        config: Deployment behaviour; its initial counts run before ``warmup_s`` and its
+            cold start is replaced by ``cold_start_s``.
+        prefill: Prefill workers per interval (from ``warmup_s``).
+        decode: Decode workers per interval, as many as ``prefill``.
+        interval_s: Interval length.
+        cold_start_s: Time from asking for a worker to it serving.
+        ttft_ms: TTFT target.
+        itl_ms: ITL target.
+        warmup_s: Start of the first interval; earlier requests are not counted.
+
+    Raises:
+        ValueError: Schedules of different or zero length, a count below 1, a
+            non-positive interval, a negative cold start or warm-up, or an agg
+            configuration.
+    """
+    p, d = _checked(prefill, decode, interval_s, cold_start_s, warmup_s, config)
+    sim = Simulation(trace, model, attrs.evolve(config, cold_start_s=cold_start_s))
+    starts = [warmup_s + k * interval_s for k in range(len(p))]
+    times = sorted({t for s in starts for t in (s, s - cold_start_s) if t >= 0.0})
+    initial = (config.initial_prefill, config.initial_decode)
+    for t in times:
+        sim.run_until(t)
+        sim.scale_to(*_needed(t, p, d, initial, interval_s, cold_start_s, warmup_s))
+    sim.run_to_completion()
+    result = sim.result(end_of_run(sim))
+    summary = summarize(
+        result,
+        name="hindsight schedule",
+        ttft_ms=ttft_ms,
+        itl_ms=itl_ms,
+        warmup_s=warmup_s,
+    )
+    return ScheduleRun(
+        prefill=p,
+        decode=d,
+        interval_s=float(interval_s),
+        cold_start_s=float(cold_start_s),
+        summary=summary,
+        workers=tuple(result.workers),
+    )
+
+
+def refine_schedule(
+    trace: RequestTrace,
+    model: EngineModel,
+    config: SimConfig,
+    *,
+    prefill: Sequence[int],
+    decode: Sequence[int],
+    interval_s: float,
+    cold_start_s: float,
+    ttft_ms: float,
+    itl_ms: float,
+    attainment_target: float,
+    warmup_s: float = 0.0,
+    max_replays: int = 400,
+    progress: Callable[[int, ScheduleRun], None] | None = None,
+) -> RefinedSchedule:
+    """Remove workers from a schedule while its replayed attainment meets the target.
+
+    Removals are tried in order of the load the remaining workers would carry (the
+    interval's prompt tokens per prefill worker left, its output tokens per decode
+    worker left), lightest first. A removal is taken when the replayed attainment stays
+    at least ``attainment_target`` and the GPU-hours fall (a removal between two
+    intervals that need the worker costs a cold start, which can exceed the saving);
+    a removal that failed once is not tried again (removing other workers mostly lowers
+    attainment further), so at most one replay per interval and component is spent on
+    failures.
+
+    Args:
+        trace: The requests.
+        model: The engine model.
+        config: As for :func:`replay_schedule`.
+        prefill: The starting schedule's prefill workers per interval (e.g. an
+            :class:`~dynamo_planner.sim.oracle.IntervalOracle`'s).
+        decode: Its decode workers per interval.
+        interval_s: Interval length.
+        cold_start_s: Cold start of every added worker.
+        ttft_ms: TTFT target.
+        itl_ms: ITL target.
+        attainment_target: Share of counted requests that must meet both targets.
+        warmup_s: Start of the first interval.
+        max_replays: Most schedules to simulate, the initial one included.
+        progress: Called after each replay with the number done and the best run so far.
+
+    Raises:
+        ValueError: As :func:`replay_schedule`, or ``max_replays`` below 1.
+    """
+    if max_replays < 1:
+        raise ValueError(f"max_replays must be >= 1, got {max_replays!r}")
+
+    def run(p: Sequence[int], d: Sequence[int]) -> ScheduleRun:
+        return replay_schedule(
+            trace,
+            model,
+            config,
+            prefill=p,
+            decode=d,
+            interval_s=interval_s,
+            cold_start_s=cold_start_s,
+            ttft_ms=ttft_ms,
+            itl_ms=itl_ms,
+            warmup_s=warmup_s,
+        )
+
+    initial = best = run(prefill, decode)
+    replays = 1
+    if progress is not None:
+        progress(replays, best)
+    removals: list[tuple[str, int]] = []
+    if not best.attainment >= attainment_target:
+        return RefinedSchedule(
+            initial=initial, best=best, removals=(), replays=replays, exhausted=True
+        )
+    isl, osl = _tokens_per_interval(trace, len(best.prefill), interval_s, warmup_s)
+    failed: set[tuple[str, int, int]] = set()
+    while True:
+        candidates = _removals(best, isl, osl, failed)
+        if not candidates:
+            exhausted = True
+            break
+        if replays >= max_replays:
+            exhausted = False
+            break
+        component, k = candidates[0]
+        p, d = list(best.prefill), list(best.decode)
+        counts = p if component == "prefill" else d
+        counts[k] -= 1
+        trial = run(p, d)
+        replays += 1
+        if (
+            trial.attainment >= attainment_target
+            and trial.gpu_hours < best.gpu_hours - _EPS
+        ):
+            best = trial
+            removals.append((component, k))
+        else:
+            failed.add((component, k, counts[k] + 1))
+        if progress is not None:
+            progress(replays, best)
+    return RefinedSchedule(
+        initial=initial,
+        best=best,
+        removals=tuple(removals),
+        replays=replays,
+        exhausted=exhausted,
+    )
+
+
+def _removals(
+    run: ScheduleRun,
+    isl: Sequence[float],
+    osl: Sequence[float],
+    failed: set[tuple[str, int, int]],
+) -> list[tuple[str, int]]:
+    """Removals not yet failed, lightest load per remaining worker first."""
+    scored: list[tuple[float, str, int]] = []
+    for name, counts, tokens in (
+        ("prefill", run.prefill, isl),
+        ("decode", run.decode, osl),
+    ):
+        for k, n in enumerate(counts):
+            if n > 1 and (name, k, n) not in failed:
+                scored.append((tokens[k] / (n - 1), name, k))
+    scored.sort()
+    return [(name, k) for _, name, k in scored]
+
+
+def _tokens_per_interval(
+    trace: RequestTrace, bins: int, interval_s: float, warmup_s: float
+) -> tuple[list[float], list[float]]:
+    """Prompt and output tokens of the requests arriving in each interval."""
+    arrival = np.asarray(trace.arrival_s, dtype=np.float64)
+    index = np.floor((arrival - warmup_s) / interval_s).astype(np.int64)
+    keep = (index >= 0) & (index < bins)
+    isl = np.bincount(
+        index[keep],
+        weights=np.asarray(trace.isl_tokens, dtype=np.float64)[keep],
+        minlength=bins,
+    )
+    osl = np.bincount(
+        index[keep],
+        weights=np.asarray(trace.osl_tokens, dtype=np.float64)[keep],
+        minlength=bins,
+    )
+    return isl.tolist(), osl.tolist()
+
+
+def _needed(
+    t: float,
+    prefill: Sequence[int],
+    decode: Sequence[int],
+    initial: tuple[int, int],
+    interval_s: float,
+    cold_start_s: float,
+    warmup_s: float,
+) -> tuple[int, int]:
+    """Workers to have asked for at ``t``: the most any interval in reach needs.
+
+    An interval is in reach when it overlaps ``[t, t + cold_start_s]``: a worker asked
+    for now serves from ``t + cold_start_s``.
+    """
+    first = math.floor((t - warmup_s) / interval_s + _EPS)
+    last = math.floor((t + cold_start_s - warmup_s) / interval_s + _EPS)
+    p = d = 0
+    for k in range(first, last + 1):
+        if k < 0:
+            pk, dk = initial
+        else:
+            j = min(k, len(prefill) - 1)
+            pk, dk = prefill[j], decode[j]
+        p, d = max(p, pk), max(d, dk)
+    return p, d
+
+
+def _checked(
+    prefill: Sequence[int],
+    decode: Sequence[int],
+    interval_s: float,
+    cold_start_s: float,
+    warmup_s: float,
+    config: SimConfig,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    if config.mode == "agg":
+        raise ValueError("schedules cover disaggregated deployments only")
+    p = tuple(int(x) for x in prefill)
+    d = tuple(int(x) for x in decode)
+    if not p or len(p) != len(d):
+        raise ValueError(
+            "prefill and decode must be schedules of the same non-zero length, got "
+            f"{len(p)} and {len(d)} intervals"
+        )
+    low = min((*p, *d))
+    if low < 1:
+        raise ValueError(
+            f"every interval needs at least 1 worker of each kind, got {low}"
+        )
+    if not (math.isfinite(interval_s) and interval_s > 0):
+        raise ValueError(f"interval_s must be > 0, got {interval_s!r}")
+    if not (math.isfinite(cold_start_s) and cold_start_s >= 0):
+        raise ValueError(f"cold_start_s must be >= 0, got {cold_start_s!r}")
+    if not (math.isfinite(warmup_s) and warmup_s >= 0):
+        raise ValueError(f"warmup_s must be >= 0, got {warmup_s!r}")
+    return p, d

@@ -1,0 +1,257 @@
+"""Tests of hindsight schedules replayed (and refined) in the simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dynamo_planner.sim.baselines import run_static
+from dynamo_planner.sim.engine import SimConfig
+from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.sim.oracle import interval_oracle
+from dynamo_planner.sim.schedule import refine_schedule, replay_schedule
+from dynamo_planner.traces import RequestTrace
+
+TARGETS = {"ttft_ms": 300.0, "itl_ms": 12.0}
+
+
+def busy_then_quiet(seed: int = 0) -> RequestTrace:
+    """Poisson arrivals: 300 s at 24 requests/s, then 300 s at a quarter of that."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for start, rate in ((0.0, 24.0), (300.0, 6.0)):
+        gaps = rng.exponential(1 / rate, size=int(rate * 300 * 2))
+        t = start + np.cumsum(gaps)
+        parts.append(t[t < start + 300.0])
+    arrival = np.concatenate(parts)
+    return RequestTrace(
+        arrival_s=arrival,
+        isl_tokens=np.full(arrival.size, 3000.0),
+        osl_tokens=np.full(arrival.size, 150.0),
+        source="busy then quiet",
+    )
+
+
+def start(prefill: int, decode: int) -> SimConfig:
+    return SimConfig(initial_prefill=prefill, initial_decode=decode)
+
+
+class TestReplaySchedule:
+    """A schedule runs as a planner knowing the future would run it."""
+
+    def test_a_constant_schedule_is_the_static_deployment(
+        self, model: EngineModel
+    ) -> None:
+        """Holding the initial deployment throughout scales nothing: the run is the
+        static run, request for request and GPU-second for GPU-second."""
+        trace = busy_then_quiet()
+        run = replay_schedule(
+            trace,
+            model,
+            start(3, 2),
+            prefill=[3] * 5,
+            decode=[2] * 5,
+            interval_s=60.0,
+            cold_start_s=60.0,
+            warmup_s=120.0,
+            **TARGETS,
+        )
+        static = run_static(
+            trace, model, SimConfig(), prefill=3, decode=2, warmup_s=120.0, **TARGETS
+        )
+        assert run.attainment == static.attainment
+        assert run.gpu_hours == pytest.approx(static.gpu_hours)
+        assert run.prefill == (3,) * 5
+        assert run.decode == (2,) * 5
+
+    def test_workers_are_asked_for_one_cold_start_early(
+        self, model: EngineModel
+    ) -> None:
+        """A worker the second interval needs is requested a cold start before that
+        interval and serves from its first moment; one it no longer needs is released
+        at its start (after draining)."""
+        trace = busy_then_quiet()
+        run = replay_schedule(
+            trace,
+            model,
+            start(1, 1),
+            prefill=[1, 3, 1],
+            decode=[1, 1, 1],
+            interval_s=60.0,
+            cold_start_s=45.0,
+            warmup_s=120.0,
+            **TARGETS,
+        )
+        added = [
+            w for w in run.workers if w.component == "prefill" and w.requested_s > 0
+        ]
+        assert len(added) == 2
+        for w in added:
+            assert w.requested_s == pytest.approx(180.0 - 45.0)
+            assert w.ready_s == pytest.approx(180.0)
+            assert w.released_s >= 240.0
+
+    def test_bad_schedules_are_refused(self, model: EngineModel) -> None:
+        """Mismatched lengths, empty schedules, zero workers and agg are named."""
+        trace = busy_then_quiet()
+        kwargs = {"interval_s": 60.0, "cold_start_s": 0.0, **TARGETS}
+        with pytest.raises(ValueError, match="same non-zero length"):
+            replay_schedule(
+                trace, model, start(1, 1), prefill=[1, 2], decode=[1], **kwargs
+            )
+        with pytest.raises(ValueError, match="same non-zero length"):
+            replay_schedule(trace, model, start(1, 1), prefill=[], decode=[], **kwargs)
+        with pytest.raises(ValueError, match="at least 1 worker"):
+            replay_schedule(
+                trace, model, start(1, 1), prefill=[0], decode=[1], **kwargs
+            )
+        with pytest.raises(ValueError, match="interval_s"):
+            replay_schedule(
+                trace,
+                model,
+                start(1, 1),
+                prefill=[1],
+                decode=[1],
+                interval_s=0.0,
+                cold_start_s=0.0,
+                **TARGETS,
+            )
+        with pytest.raises(ValueError, match="disaggregated"):
+            replay_schedule(
+                trace,
+                model,
+                SimConfig(mode="agg", initial_decode=1),
+                prefill=[1],
+                decode=[1],
+                **kwargs,
+            )
+
+
+class TestRefineSchedule:
+    """Refining removes workers while the replayed attainment holds."""
+
+    def test_removes_workers_where_the_load_falls(self, model: EngineModel) -> None:
+        """From a static-sized schedule, the refined one meets the target at fewer
+        GPU-hours, and the workers it removed are in the quiet half."""
+        trace = busy_then_quiet(seed=1)
+        static = run_static(
+            trace, model, SimConfig(), prefill=4, decode=2, warmup_s=0.0, **TARGETS
+        )
+        target = min(0.99, static.attainment - 1e-6)
+        found = refine_schedule(
+            trace,
+            model,
+            start(4, 2),
+            prefill=[4] * 10,
+            decode=[2] * 10,
+            interval_s=60.0,
+            cold_start_s=30.0,
+            attainment_target=target,
+            **TARGETS,
+        )
+        assert found.exhausted
+        assert found.initial.gpu_hours == pytest.approx(static.gpu_hours)
+        assert found.best.attainment >= target
+        assert found.best.gpu_hours < found.initial.gpu_hours
+        assert found.removals
+        assert found.replays >= len(found.removals) + 1
+        busy = sum(found.best.prefill[:5]) + sum(found.best.decode[:5])
+        quiet = sum(found.best.prefill[5:]) + sum(found.best.decode[5:])
+        assert quiet < busy
+        # what it reports is what a replay of its schedule gives
+        again = replay_schedule(
+            trace,
+            model,
+            start(4, 2),
+            prefill=found.best.prefill,
+            decode=found.best.decode,
+            interval_s=60.0,
+            cold_start_s=30.0,
+            **TARGETS,
+        )
+        assert again.attainment == found.best.attainment
+        assert again.gpu_hours == pytest.approx(found.best.gpu_hours)
+
+    def test_improves_on_the_oracle(self, model: EngineModel) -> None:
+        """The oracle's schedule, refined, never costs more than its replay, and meets
+        the target wherever its replay did."""
+        trace = busy_then_quiet(seed=2)
+        oracle = interval_oracle(
+            trace,
+            model,
+            SimConfig(),
+            interval_s=60.0,
+            prefill_options=[1, 2, 3, 4],
+            decode_options=[1, 2],
+            attainment_target=0.95,
+            cold_start_s=30.0,
+            **TARGETS,
+        )
+        found = refine_schedule(
+            trace,
+            model,
+            start(oracle.prefill[0], oracle.decode[0]),
+            prefill=oracle.prefill,
+            decode=oracle.decode,
+            interval_s=60.0,
+            cold_start_s=30.0,
+            attainment_target=0.95,
+            **TARGETS,
+        )
+        assert found.best.gpu_hours <= found.initial.gpu_hours
+        if found.initial.attainment >= 0.95:
+            assert found.best.attainment >= 0.95
+
+    def test_a_schedule_missing_the_target_is_returned_as_is(
+        self, model: EngineModel
+    ) -> None:
+        """One worker of each kind misses a 99% target: nothing is removed."""
+        found = refine_schedule(
+            busy_then_quiet(),
+            model,
+            start(1, 1),
+            prefill=[1] * 10,
+            decode=[1] * 10,
+            interval_s=60.0,
+            cold_start_s=30.0,
+            attainment_target=0.99,
+            **TARGETS,
+        )
+        assert found.initial.attainment < 0.99
+        assert found.best is found.initial
+        assert found.removals == ()
+        assert found.replays == 1
+
+    def test_max_replays_stops_the_search(self, model: EngineModel) -> None:
+        """With one replay allowed, the initial schedule is the answer, and the search
+        says it stopped early."""
+        progress: list[int] = []
+        found = refine_schedule(
+            busy_then_quiet(),
+            model,
+            start(4, 2),
+            prefill=[4] * 10,
+            decode=[2] * 10,
+            interval_s=60.0,
+            cold_start_s=30.0,
+            attainment_target=0.5,
+            max_replays=1,
+            progress=lambda n, _run: progress.append(n),
+            **TARGETS,
+        )
+        assert not found.exhausted
+        assert found.best is found.initial
+        assert progress == [1]
+        with pytest.raises(ValueError, match="max_replays"):
+            refine_schedule(
+                busy_then_quiet(),
+                model,
+                start(1, 1),
+                prefill=[1],
+                decode=[1],
+                interval_s=60.0,
+                cold_start_s=0.0,
+                attainment_target=0.5,
+                max_replays=0,
+                **TARGETS,
+            )
