@@ -719,13 +719,18 @@ def bars(name: str, info: dict[str, Any], rows: list[Row], load: int) -> list[st
             f"oracle {ratio:.3f} x paying the cold start ({instant:.3f} x starting "
             f"workers instantly)"
         )
-        if found:
+        if found and found["attainment"] >= target:
             best = found["gpu_hours"] / base
             line += (
                 f", its schedule replayed and refined {best:.3f} x at "
                 f"{found['attainment']:.2%}"
             )
             ratio = min(ratio, best)
+        elif found:
+            line += (
+                f", its schedule replayed {found['gpu_hours'] / base:.3f} x at "
+                f"{found['attainment']:.4%}, just under the target (not refined)"
+            )
         line += f", the whole-worker floor {floor:.3f} x"
         if ratio <= bar:
             line += f"; the bar leaves a real planner {bar - ratio:+.3f} over hindsight"

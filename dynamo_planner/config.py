@@ -505,14 +505,16 @@ class PlannerConfig:
         help="Time from requesting a worker to it serving; the 'sla' scaler sizes for "
         "the largest demand expected before a new worker would be ready.",
     )
-    scale_down_intervals: int = _field(
-        2,
+    scale_down_intervals: int | None = _field(
+        None,
         section=_SCALING,
         kind="int",
+        optional=True,
         flag="--scale-down-intervals",
         validators=(_range_validator(ge=1),),
         help="Hysteresis of the 'sla' scaler: a component scales down only after its "
-        "requirement stayed lower for this many intervals in a row.",
+        "requirement stayed lower for this many intervals in a row (default: 2, or 1 "
+        "for intervals of two minutes or more).",
     )
     no_attainment_feedback: bool = _field(
         False,

@@ -72,7 +72,7 @@ LIBRARY_DEFAULTS: dict[str, Any] = {
     "forecast_quantile": 0.75,
     "sla_attainment": 0.99,
     "cold_start_s": 60.0,
-    "scale_down_intervals": 2,
+    "scale_down_intervals": None,
     "no_attainment_feedback": False,
     "max_num_batched_tokens": 8192,
     "prometheus_verify_tls": True,

@@ -574,6 +574,72 @@ class TestHysteresis:
         assert any("holding" in r for r in lows[0].reasons)
         assert lows[0].details["prefill_hysteresis"][0] == high.prefill
 
+    @pytest.mark.parametrize(
+        ("interval_s", "held"), [(10.0, 1), (60.0, 1), (120.0, 0), (180.0, 0)]
+    )
+    def test_default_hold_is_one_interval_below_two_minutes(
+        self, fitted: FittedInterpolator, interval_s: float, held: int
+    ) -> None:
+        """Without ``scale_down_intervals`` a peak is held for one low decision at
+        intervals under two minutes, and released at the first low decision from two
+        minutes on (one decision has then seen two minutes of low traffic)."""
+        s = scaler(fitted, cold_start_s=30.0)
+        step = Running(s)
+        scale = interval_s / INTERVAL_S
+
+        def at(num_req: float) -> Demand:
+            return attrs_evolve(demand(num_req * scale), interval_s=interval_s)
+
+        high = step(at(9000.0))
+        lows = [step(at(600.0)) for _ in range(3)]
+        assert high.prefill is not None
+        assert [p.prefill for p in lows[:held]] == [high.prefill] * held
+        assert lows[held].prefill == lows[held].details["prefill_required"]
+        assert lows[held].prefill is not None
+        assert lows[held].prefill < high.prefill
+
+    @pytest.mark.parametrize(
+        ("dipping", "held"),
+        [("num_req", True), ("isl", True), ("osl", True), (None, False)],
+    )
+    def test_a_forecast_dip_is_held_one_interval(
+        self, fitted: FittedInterpolator, dipping: str | None, held: bool
+    ) -> None:
+        """With a one-interval window (180 s), a lower requirement is applied at once
+        when the traffic just observed is as low as the forecast, but held for one
+        more interval when the forecast puts the count, the mean ISL or the mean OSL
+        below what was just observed: demand has not been low yet."""
+        s = scaler(fitted, cold_start_s=30.0)
+        step = Running(s)
+        low = {"num_req": 3000.0, "isl": 800.0, "osl": 150.0}
+        # the interval just observed has the dipping quantity higher than forecast
+        higher = {"num_req": 9000.0, "isl": 1155.0, "osl": 211.0}
+        seen = {k: higher[k] if k == dipping else v for k, v in low.items()}
+
+        def seen_obs(values: dict[str, float]) -> Observation:
+            return attrs_evolve(
+                observation(values["num_req"], isl=values["isl"], osl=values["osl"]),
+                interval_s=180.0,
+            )
+
+        def forecast(values: dict[str, float]) -> Demand:
+            return attrs_evolve(
+                demand(values["num_req"], isl=values["isl"], osl=values["osl"]),
+                interval_s=180.0,
+            )
+
+        high = step(forecast({"num_req": 27000.0, "isl": 1155.0, "osl": 211.0}))
+        after = step(forecast(low), observation=seen_obs(seen))
+        assert high.prefill is not None
+        assert after.prefill is not None
+        required = after.details["prefill_required"]
+        assert required < high.prefill
+        if held:
+            assert after.prefill == high.prefill
+            assert any("demand has not been low yet" in r for r in after.reasons)
+        else:
+            assert after.prefill == required
+
     def test_scales_up_at_once(self, fitted: FittedInterpolator) -> None:
         """A higher requirement is applied in the same interval (when a worker starts
         within it; see TestConfirmRises for longer cold starts)."""
