@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -17,22 +19,9 @@ from dynamo_planner.sim.oracle import (
 )
 from dynamo_planner.traces import RequestTrace
 
-
-def two_phase(seed: int = 0) -> RequestTrace:
-    """Poisson arrivals: 300 s at a low rate, then 300 s at four times that rate."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for start, rate in ((0.0, 6.0), (300.0, 24.0)):
-        gaps = rng.exponential(1 / rate, size=int(rate * 300 * 2))
-        t = start + np.cumsum(gaps)
-        parts.append(t[t < start + 300.0])
-    arrival = np.concatenate(parts)
-    return RequestTrace(
-        arrival_s=arrival,
-        isl_tokens=np.full(arrival.size, 3000.0),
-        osl_tokens=np.full(arrival.size, 150.0),
-        source="two phases",
-    )
+Phased = Callable[..., RequestTrace]
+TWO_PHASES = (6.0, 24.0)
+"""300 s at a low rate, then 300 s at four times that rate (the ``phased`` fixture)."""
 
 
 TARGETS = {"ttft_ms": 300.0, "itl_ms": 12.0}
@@ -49,12 +38,12 @@ class TestIntervalOracle:
     """The oracle picks cheap deployments where the load is low."""
 
     def test_cheaper_than_the_static_deployment_it_contains(
-        self, model: EngineModel
+        self, phased: Phased, model: EngineModel
     ) -> None:
         """With a static deployment among the candidates that meets the target, the
         oracle meets it too at no more GPU-hours, and uses fewer workers in the quiet
         phase than in the busy one."""
-        trace = two_phase()
+        trace = phased(TWO_PHASES)
         big = run_static(
             trace, model, SimConfig(), prefill=4, decode=2, warmup_s=0.0, **TARGETS
         )
@@ -81,9 +70,11 @@ class TestIntervalOracle:
             oracle.candidates
         )
 
-    def test_a_lower_target_never_costs_more(self, model: EngineModel) -> None:
+    def test_a_lower_target_never_costs_more(
+        self, phased: Phased, model: EngineModel
+    ) -> None:
         """Relaxing the attainment target never raises the oracle's GPU-hours."""
-        trace = two_phase(seed=1)
+        trace = phased(TWO_PHASES, seed=1)
         kwargs = {
             "interval_s": 60.0,
             "prefill_options": [1, 2, 3],
@@ -98,9 +89,11 @@ class TestIntervalOracle:
         ]
         assert costs == sorted(costs)
 
-    def test_unreachable_target_is_flagged(self, model: EngineModel) -> None:
+    def test_unreachable_target_is_flagged(
+        self, phased: Phased, model: EngineModel
+    ) -> None:
         """When no candidate reaches the target, the most-serving choice is reported."""
-        trace = two_phase(seed=2)
+        trace = phased(TWO_PHASES, seed=2)
         oracle = interval_oracle(
             trace,
             model,
@@ -126,7 +119,11 @@ class TestIntervalOracle:
         ],
     )
     def test_bad_arguments(
-        self, model: EngineModel, kwargs: dict[str, object], match: str
+        self,
+        phased: Phased,
+        model: EngineModel,
+        kwargs: dict[str, object],
+        match: str,
     ) -> None:
         """Bad arguments are refused with the argument named."""
         args: dict[str, object] = {
@@ -137,13 +134,13 @@ class TestIntervalOracle:
         }
         args.update(kwargs)
         with pytest.raises(ValueError, match=match):
-            interval_oracle(two_phase(), model, SimConfig(), **args)  # type: ignore[arg-type]
+            interval_oracle(phased(TWO_PHASES), model, SimConfig(), **args)  # type: ignore[arg-type]
 
-    def test_agg_is_refused(self, model: EngineModel) -> None:
+    def test_agg_is_refused(self, phased: Phased, model: EngineModel) -> None:
         """The oracle covers disaggregated deployments."""
         with pytest.raises(ValueError, match="disaggregated"):
             interval_oracle(
-                two_phase(),
+                phased(TWO_PHASES),
                 model,
                 SimConfig(mode="agg", initial_prefill=0),
                 interval_s=60.0,
@@ -153,12 +150,14 @@ class TestIntervalOracle:
             )
 
 
-def test_several_intervals_from_one_set_of_runs(model: EngineModel) -> None:
+def test_several_intervals_from_one_set_of_runs(
+    phased: Phased, model: EngineModel
+) -> None:
     """interval_oracles gives one oracle per interval, each choosing per interval of its
     own length; deciding every 60 s never costs more than every 180 s, since any
     180 s choice is also a 60 s one."""
     fine, coarse = interval_oracles(
-        two_phase(seed=3),
+        phased(TWO_PHASES, seed=3),
         model,
         SimConfig(),
         intervals_s=(60.0, 180.0),
@@ -263,11 +262,13 @@ class TestColdStart:
         assert slow.prefill == (1, 1, 1, 2, 2, 2, 1)
         assert slow.cold_start_gpu_hours == pytest.approx(120.0 / 3600)
 
-    def test_a_longer_cold_start_never_costs_less(self, model: EngineModel) -> None:
+    def test_a_longer_cold_start_never_costs_less(
+        self, phased: Phased, model: EngineModel
+    ) -> None:
         """On simulated runs: GPU-hours grow with the cold start, the target still holds,
         and the cold start's share is what the steps up cost."""
         found = simulate_candidates(
-            two_phase(seed=4),
+            phased(TWO_PHASES, seed=4),
             model,
             SimConfig(),
             prefill_options=[1, 2, 3],

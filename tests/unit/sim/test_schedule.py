@@ -2,33 +2,50 @@
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from dynamo_planner.sim.baselines import run_static
 from dynamo_planner.sim.engine import SimConfig
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sim.oracle import interval_oracle
-from dynamo_planner.sim.schedule import refine_schedule, replay_schedule
+from dynamo_planner.sim.schedule import (
+    RefinedSchedule,
+    refine_schedule,
+    replay_schedule,
+)
 from dynamo_planner.traces import RequestTrace
 
 TARGETS = {"ttft_ms": 300.0, "itl_ms": 12.0}
 
 
-def busy_then_quiet(seed: int = 0) -> RequestTrace:
-    """Poisson arrivals: 300 s at 24 requests/s, then 300 s at a quarter of that."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    for start, rate in ((0.0, 24.0), (300.0, 6.0)):
-        gaps = rng.exponential(1 / rate, size=int(rate * 300 * 2))
-        t = start + np.cumsum(gaps)
-        parts.append(t[t < start + 300.0])
-    arrival = np.concatenate(parts)
-    return RequestTrace(
-        arrival_s=arrival,
-        isl_tokens=np.full(arrival.size, 3000.0),
-        osl_tokens=np.full(arrival.size, 150.0),
-        source="busy then quiet",
+Phased = Callable[..., RequestTrace]
+BUSY_THEN_QUIET = (24.0, 6.0)
+"""300 s at 24 requests/s, then 300 s at a quarter of that (the ``phased`` fixture)."""
+
+
+def refine(
+    trace: RequestTrace,
+    model: EngineModel,
+    deployment: tuple[int, int],
+    target: float,
+    **options: Any,
+) -> RefinedSchedule:
+    """Refine ten 60 s intervals of ``deployment``, started warm, 30 s cold starts."""
+    p, d = deployment
+    return refine_schedule(
+        trace,
+        model,
+        start(p, d),
+        prefill=options.pop("prefill", [p] * 10),
+        decode=options.pop("decode", [d] * 10),
+        interval_s=60.0,
+        cold_start_s=30.0,
+        attainment_target=target,
+        **TARGETS,
+        **options,
     )
 
 
@@ -40,11 +57,11 @@ class TestReplaySchedule:
     """A schedule runs as a planner knowing the future would run it."""
 
     def test_a_constant_schedule_is_the_static_deployment(
-        self, model: EngineModel
+        self, phased: Phased, model: EngineModel
     ) -> None:
         """Holding the initial deployment throughout scales nothing: the run is the
         static run, request for request and GPU-second for GPU-second."""
-        trace = busy_then_quiet()
+        trace = phased(BUSY_THEN_QUIET)
         run = replay_schedule(
             trace,
             model,
@@ -65,12 +82,12 @@ class TestReplaySchedule:
         assert run.decode == (2,) * 5
 
     def test_workers_are_asked_for_one_cold_start_early(
-        self, model: EngineModel
+        self, phased: Phased, model: EngineModel
     ) -> None:
         """A worker the second interval needs is requested a cold start before that
         interval and serves from its first moment; one it no longer needs is released
         at its start (after draining)."""
-        trace = busy_then_quiet()
+        trace = phased(BUSY_THEN_QUIET)
         run = replay_schedule(
             trace,
             model,
@@ -91,9 +108,11 @@ class TestReplaySchedule:
             assert w.ready_s == pytest.approx(180.0)
             assert w.released_s >= 240.0
 
-    def test_bad_schedules_are_refused(self, model: EngineModel) -> None:
+    def test_bad_schedules_are_refused(
+        self, phased: Phased, model: EngineModel
+    ) -> None:
         """Mismatched lengths, empty schedules, zero workers and agg are named."""
-        trace = busy_then_quiet()
+        trace = phased(BUSY_THEN_QUIET)
         kwargs = {"interval_s": 60.0, "cold_start_s": 0.0, **TARGETS}
         with pytest.raises(ValueError, match="same non-zero length"):
             replay_schedule(
@@ -130,25 +149,17 @@ class TestReplaySchedule:
 class TestRefineSchedule:
     """Refining removes workers while the replayed attainment holds."""
 
-    def test_removes_workers_where_the_load_falls(self, model: EngineModel) -> None:
+    def test_removes_workers_where_the_load_falls(
+        self, phased: Phased, model: EngineModel
+    ) -> None:
         """From a static-sized schedule, the refined one meets the target at fewer
         GPU-hours, and the workers it removed are in the quiet half."""
-        trace = busy_then_quiet(seed=1)
+        trace = phased(BUSY_THEN_QUIET, seed=1)
         static = run_static(
             trace, model, SimConfig(), prefill=4, decode=2, warmup_s=0.0, **TARGETS
         )
         target = min(0.99, static.attainment - 1e-6)
-        found = refine_schedule(
-            trace,
-            model,
-            start(4, 2),
-            prefill=[4] * 10,
-            decode=[2] * 10,
-            interval_s=60.0,
-            cold_start_s=30.0,
-            attainment_target=target,
-            **TARGETS,
-        )
+        found = refine(trace, model, (4, 2), target)
         assert found.exhausted
         assert found.initial.gpu_hours == pytest.approx(static.gpu_hours)
         assert found.best.attainment >= target
@@ -172,10 +183,10 @@ class TestRefineSchedule:
         assert again.attainment == found.best.attainment
         assert again.gpu_hours == pytest.approx(found.best.gpu_hours)
 
-    def test_improves_on_the_oracle(self, model: EngineModel) -> None:
+    def test_improves_on_the_oracle(self, phased: Phased, model: EngineModel) -> None:
         """The oracle's schedule, refined, never costs more than its replay, and meets
         the target wherever its replay did."""
-        trace = busy_then_quiet(seed=2)
+        trace = phased(BUSY_THEN_QUIET, seed=2)
         oracle = interval_oracle(
             trace,
             model,
@@ -187,71 +198,44 @@ class TestRefineSchedule:
             cold_start_s=30.0,
             **TARGETS,
         )
-        found = refine_schedule(
+        found = refine(
             trace,
             model,
-            start(oracle.prefill[0], oracle.decode[0]),
+            (oracle.prefill[0], oracle.decode[0]),
+            0.95,
             prefill=oracle.prefill,
             decode=oracle.decode,
-            interval_s=60.0,
-            cold_start_s=30.0,
-            attainment_target=0.95,
-            **TARGETS,
         )
         assert found.best.gpu_hours <= found.initial.gpu_hours
         if found.initial.attainment >= 0.95:
             assert found.best.attainment >= 0.95
 
     def test_a_schedule_missing_the_target_is_returned_as_is(
-        self, model: EngineModel
+        self, phased: Phased, model: EngineModel
     ) -> None:
         """One worker of each kind misses a 99% target: nothing is removed."""
-        found = refine_schedule(
-            busy_then_quiet(),
-            model,
-            start(1, 1),
-            prefill=[1] * 10,
-            decode=[1] * 10,
-            interval_s=60.0,
-            cold_start_s=30.0,
-            attainment_target=0.99,
-            **TARGETS,
-        )
+        found = refine(phased(BUSY_THEN_QUIET), model, (1, 1), 0.99)
         assert found.initial.attainment < 0.99
         assert found.best is found.initial
         assert found.removals == ()
         assert found.replays == 1
 
-    def test_max_replays_stops_the_search(self, model: EngineModel) -> None:
+    def test_max_replays_stops_the_search(
+        self, phased: Phased, model: EngineModel
+    ) -> None:
         """With one replay allowed, the initial schedule is the answer, and the search
         says it stopped early."""
         progress: list[int] = []
-        found = refine_schedule(
-            busy_then_quiet(),
+        found = refine(
+            phased(BUSY_THEN_QUIET),
             model,
-            start(4, 2),
-            prefill=[4] * 10,
-            decode=[2] * 10,
-            interval_s=60.0,
-            cold_start_s=30.0,
-            attainment_target=0.5,
+            (4, 2),
+            0.5,
             max_replays=1,
             progress=lambda n, _run: progress.append(n),
-            **TARGETS,
         )
         assert not found.exhausted
         assert found.best is found.initial
         assert progress == [1]
         with pytest.raises(ValueError, match="max_replays"):
-            refine_schedule(
-                busy_then_quiet(),
-                model,
-                start(1, 1),
-                prefill=[1],
-                decode=[1],
-                interval_s=60.0,
-                cold_start_s=0.0,
-                attainment_target=0.5,
-                max_replays=0,
-                **TARGETS,
-            )
+            refine(phased(BUSY_THEN_QUIET), model, (1, 1), 0.5, max_replays=0)
