@@ -65,7 +65,7 @@ from dynamo_planner.protocols import Clock
 from dynamo_planner.sim.edges import OraclePredictor
 from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation
 from dynamo_planner.sim.engine_model import EngineModel
-from dynamo_planner.sim.metrics import RunSummary, summarize
+from dynamo_planner.sim.metrics import RunSummary, planner_intervals, summarize
 from dynamo_planner.traces import RequestTrace
 
 __all__ = [
@@ -214,15 +214,14 @@ def _whole_worker_gpu_s(
     interval_s: float,
     start_s: float,
 ) -> float:
-    """GPU-seconds of whole workers, ``ceil(work / interval)`` per interval of arrivals."""
+    """GPU-seconds of whole workers, ``ceil(work / interval)`` per planner interval."""
     if arrival_s.size == 0:
         return 0.0
-    index = np.floor((arrival_s - start_s) / interval_s).astype(np.int64)
-    work_s = np.bincount(index, weights=gpu_s / gpus_per_engine)
-    # the last interval lasts until the last arrival, not a whole interval
-    lengths_s = np.full(work_s.shape, interval_s)
-    lengths_s[-1] = max(
-        float(arrival_s.max()) - (start_s + interval_s * (work_s.size - 1)), 1e-9
+    # the planner's intervals; the first counts from start_s, the last ends at the
+    # last arrival
+    index, lengths_s = planner_intervals(arrival_s, start_s, interval_s)
+    work_s = np.bincount(
+        index, weights=gpu_s / gpus_per_engine, minlength=lengths_s.size
     )
     workers = np.ceil(work_s / lengths_s - 1e-9)
     return float(np.sum(workers * lengths_s)) * gpus_per_engine

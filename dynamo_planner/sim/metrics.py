@@ -32,9 +32,11 @@ from dynamo_planner.values import ReplicaPlan
 __all__ = [
     "IntervalRow",
     "RunSummary",
+    "first_interval_start",
     "gpu_seconds_between",
     "interval_table",
     "meets_targets",
+    "planner_intervals",
     "summarize",
     "workers_over_time",
 ]
@@ -50,6 +52,41 @@ def _quantiles(values: FloatArray) -> tuple[float, float, float]:
         return (math.nan, math.nan, math.nan)
     q = np.quantile(values, _QUANTILES, method="inverted_cdf")
     return (float(q[0]), float(q[1]), float(q[2]))
+
+
+def first_interval_start(warmup_s: float, interval_s: float) -> float:
+    """Start of the planner interval that holds ``warmup_s``.
+
+    A planner decides every ``interval_s`` from the start of the trace, so its intervals
+    are ``[j x interval_s, (j + 1) x interval_s)``. The per-interval yardsticks (the
+    whole-worker floor, the interval oracle, hindsight schedules) use the planner's
+    intervals from the one holding ``warmup_s``, counting that one from ``warmup_s`` on.
+    """
+    return math.floor(warmup_s / interval_s + 1e-9) * interval_s
+
+
+def planner_intervals(
+    arrival_s: FloatArray, warmup_s: float, interval_s: float
+) -> tuple[npt.NDArray[np.int64], FloatArray]:
+    """Which planner interval each arrival falls in, and each interval's counted length.
+
+    Interval 0 is the one holding ``warmup_s`` (:func:`first_interval_start`); it counts
+    from ``warmup_s``, and the last one ends at the last arrival.
+
+    Args:
+        arrival_s: Arrival times, none before ``warmup_s``; at least one.
+        warmup_s: Start of the counted time.
+        interval_s: The planner's interval.
+    """
+    origin = first_interval_start(warmup_s, interval_s)
+    index = np.floor((arrival_s - origin) / interval_s).astype(np.int64)
+    bins = int(index.max()) + 1
+    ends = origin + interval_s * np.arange(1, bins + 1, dtype=np.float64)
+    ends[-1] = float(arrival_s.max())
+    starts = np.maximum(
+        origin + interval_s * np.arange(bins, dtype=np.float64), warmup_s
+    )
+    return index, np.maximum(ends - starts, 1e-9)
 
 
 def meets_targets(

@@ -16,6 +16,11 @@ what such a planner would spend:
    each interval takes the candidate maximising ``λ x served - GPU-seconds``, and ``λ``
    is bisected to the smallest price whose choice meets the target.
 
+The intervals are the planner's, ``[j x interval_s, (j + 1) x interval_s)`` from the start
+of the trace, from the one holding ``warmup_s``
+(:func:`~dynamo_planner.sim.metrics.first_interval_start`), so the oracle changes
+deployments where a planner with that interval can.
+
 With ``cold_start_s`` the oracle pays for cold starts as a planner does: knowing the
 future, it asks for each added worker ``cold_start_s`` before the interval it is needed
 in, and holds its GPUs meanwhile, so every step up costs ``cold_start_s`` GPU-seconds per
@@ -30,8 +35,8 @@ that deployment), a worker serves from the first moment of its interval, and the
 Lagrangian choice can be a little above the exact optimum where the attainment steps are
 coarse. A deployment short of workers only for a few intervals is judged by a static run
 short of them all along, so the estimate is pessimistic about cheap intervals after busy
-ones (on Azure conversation x10 at 180 s intervals, its schedule replayed and refined by
-:func:`~dynamo_planner.sim.schedule.refine_schedule` spends 3% less). What it shows is
+ones (on Azure conversation x10 at 60 s intervals, its schedule replayed and refined by
+:func:`~dynamo_planner.sim.schedule.refine_schedule` spends 1% less). What it shows is
 roughly how much a *perfect* dynamic planner could save over the best static deployment
 on a trace; the refined schedule is a figure such a planner can reach. GPU-hours run from
 ``warmup_s`` to the last arrival (the static runs' drain after it is not counted).
@@ -51,7 +56,7 @@ import numpy.typing as npt
 from dynamo_planner.sim.baselines import static_result
 from dynamo_planner.sim.engine import SimConfig
 from dynamo_planner.sim.engine_model import EngineModel
-from dynamo_planner.sim.metrics import meets_targets
+from dynamo_planner.sim.metrics import meets_targets, planner_intervals
 from dynamo_planner.traces import RequestTrace
 
 __all__ = [
@@ -255,13 +260,8 @@ class CandidateOutcomes:
         """
         _check_interval(interval_s)
         _check_cold_start(cold_start_s)
-        index = np.floor((self.arrival_s - self.warmup_s) / interval_s).astype(np.int64)
-        bins = int(index.max()) + 1
-        lengths_s = np.full(bins, float(interval_s))
-        lengths_s[-1] = max(
-            float(self.arrival_s.max()) - (self.warmup_s + interval_s * (bins - 1)),
-            1e-9,
-        )
+        index, lengths_s = planner_intervals(self.arrival_s, self.warmup_s, interval_s)
+        bins = lengths_s.size
         served = np.stack(
             [np.bincount(index, weights=row, minlength=bins) for row in self.in_time]
         ).astype(np.float64)

@@ -15,9 +15,11 @@ exists and meets the target in the simulator: a GPU-hour figure that a perfect d
 planner can reach, where the oracle's is only an estimate. It is not the optimum, only
 the cheapest schedule the greedy search found.
 
-Each interval ``k`` covers ``[warmup_s + k x interval_s, warmup_s + (k + 1) x
-interval_s)``; before ``warmup_s`` the configuration's initial deployment runs (ready at
-time 0), and after the last interval the last interval's deployment. Attainment and
+The intervals are the planner's, ``[j x interval_s, (j + 1) x interval_s)`` from the start
+of the trace: interval ``k`` of a schedule is the ``k``-th from the one holding
+``warmup_s`` (:func:`~dynamo_planner.sim.metrics.first_interval_start`), as in the oracle.
+Before it the configuration's initial deployment runs (ready at time 0), and after the
+last interval the last interval's deployment. Attainment and
 GPU-hours are counted as for every run (:func:`~dynamo_planner.sim.metrics.summarize`):
 requests arriving from ``warmup_s`` on, GPU time from ``warmup_s`` to the end of the run.
 
@@ -54,7 +56,7 @@ import numpy as np
 from dynamo_planner.sim.baselines import end_of_run
 from dynamo_planner.sim.engine import SimConfig, Simulation, WorkerSpan
 from dynamo_planner.sim.engine_model import EngineModel
-from dynamo_planner.sim.metrics import RunSummary, summarize
+from dynamo_planner.sim.metrics import RunSummary, first_interval_start, summarize
 from dynamo_planner.traces import RequestTrace
 
 __all__ = ["RefinedSchedule", "ScheduleRun", "refine_schedule", "replay_schedule"]
@@ -133,15 +135,16 @@ def replay_schedule(
     Args:
         trace: The requests.
         model: The engine model.
-        config: Deployment behaviour; its initial counts run before ``warmup_s`` and its
-            cold start is replaced by ``cold_start_s``.
-        prefill: Prefill workers per interval (from ``warmup_s``).
+        config: Deployment behaviour; its initial counts run before the first interval
+            and its cold start is replaced by ``cold_start_s``.
+        prefill: Prefill workers per interval (from the one holding ``warmup_s``).
         decode: Decode workers per interval, as many as ``prefill``.
         interval_s: Interval length.
         cold_start_s: Time from asking for a worker to it serving.
         ttft_ms: TTFT target.
         itl_ms: ITL target.
-        warmup_s: Start of the first interval; earlier requests are not counted.
+        warmup_s: Earlier requests are not counted, nor GPU time before it; the first
+            interval is the planner's that holds it.
 
     Raises:
         ValueError: Schedules of different or zero length, a count below 1, a
@@ -150,12 +153,13 @@ def replay_schedule(
     """
     p, d = _checked(prefill, decode, interval_s, cold_start_s, warmup_s, config)
     sim = Simulation(trace, model, attrs.evolve(config, cold_start_s=cold_start_s))
-    starts = [warmup_s + k * interval_s for k in range(len(p))]
+    origin = first_interval_start(warmup_s, interval_s)
+    starts = [origin + k * interval_s for k in range(len(p))]
     times = sorted({t for s in starts for t in (s, s - cold_start_s) if t >= 0.0})
     initial = (config.initial_prefill, config.initial_decode)
     for t in times:
         sim.run_until(t)
-        sim.scale_to(*_needed(t, p, d, initial, interval_s, cold_start_s, warmup_s))
+        sim.scale_to(*_needed(t, p, d, initial, interval_s, cold_start_s, origin))
     sim.run_to_completion()
     result = sim.result(end_of_run(sim))
     summary = summarize(
@@ -214,7 +218,7 @@ def refine_schedule(
         ttft_ms: TTFT target.
         itl_ms: ITL target.
         attainment_target: Share of counted requests that must meet both targets.
-        warmup_s: Start of the first interval.
+        warmup_s: As for :func:`replay_schedule`.
         max_replays: Most schedules to simulate, the initial one included.
         progress: Called after each replay with the number done and the best run so far.
 
@@ -247,7 +251,9 @@ def refine_schedule(
         return RefinedSchedule(
             initial=initial, best=best, removals=(), replays=replays, exhausted=True
         )
-    isl, osl = _tokens_per_interval(trace, len(best.prefill), interval_s, warmup_s)
+    isl, osl = _tokens_per_interval(
+        trace, len(best.prefill), interval_s, first_interval_start(warmup_s, interval_s)
+    )
     failed: set[tuple[str, int, int]] = set()
     while True:
         candidates = _removals(best, isl, osl, failed)
@@ -302,11 +308,11 @@ def _removals(
 
 
 def _tokens_per_interval(
-    trace: RequestTrace, bins: int, interval_s: float, warmup_s: float
+    trace: RequestTrace, bins: int, interval_s: float, origin_s: float
 ) -> tuple[list[float], list[float]]:
     """Prompt and output tokens of the requests arriving in each interval."""
     arrival = np.asarray(trace.arrival_s, dtype=np.float64)
-    index = np.floor((arrival - warmup_s) / interval_s).astype(np.int64)
+    index = np.floor((arrival - origin_s) / interval_s).astype(np.int64)
     keep = (index >= 0) & (index < bins)
     isl = np.bincount(
         index[keep],
@@ -328,15 +334,15 @@ def _needed(
     initial: tuple[int, int],
     interval_s: float,
     cold_start_s: float,
-    warmup_s: float,
+    origin_s: float,
 ) -> tuple[int, int]:
     """Workers to have asked for at ``t``: the most any interval in reach needs.
 
     An interval is in reach when it overlaps ``[t, t + cold_start_s]``: a worker asked
     for now serves from ``t + cold_start_s``.
     """
-    first = math.floor((t - warmup_s) / interval_s + _EPS)
-    last = math.floor((t + cold_start_s - warmup_s) / interval_s + _EPS)
+    first = math.floor((t - origin_s) / interval_s + _EPS)
+    last = math.floor((t + cold_start_s - origin_s) / interval_s + _EPS)
     p = d = 0
     for k in range(first, last + 1):
         if k < 0:

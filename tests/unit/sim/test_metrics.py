@@ -9,8 +9,10 @@ import pytest
 
 from dynamo_planner.sim.engine import SimResult, WorkerSpan
 from dynamo_planner.sim.metrics import (
+    first_interval_start,
     gpu_seconds_between,
     interval_table,
+    planner_intervals,
     summarize,
     workers_over_time,
 )
@@ -144,3 +146,25 @@ class TestIntervalTable:
         assert rows[1].ttft_ms[0] == pytest.approx(100)
         assert rows[1].attainment == 0.0  # ITL 900 ms > 500 ms
         assert len(rows[0].as_row()) == len(rows[0].FIELDS)
+
+
+class TestPlannerIntervals:
+    """The per-interval yardsticks use the planner's intervals."""
+
+    def test_intervals_start_where_the_planner_decides(self) -> None:
+        """With a warm-up inside a planner interval, interval 0 is that one, counted
+        from the warm-up; the last ends at the last arrival."""
+        assert first_interval_start(600.0, 180.0) == 540.0
+        assert first_interval_start(600.0, 60.0) == 600.0
+        assert first_interval_start(0.0, 180.0) == 0.0
+        arrival = np.array([600.0, 700.0, 720.0, 1000.0])
+        index, lengths = planner_intervals(arrival, 600.0, 180.0)
+        assert index.tolist() == [0, 0, 1, 2]
+        assert lengths.tolist() == pytest.approx([120.0, 180.0, 100.0])
+        assert lengths.sum() == pytest.approx(arrival.max() - 600.0)
+
+    def test_one_interval_spans_warmup_to_last_arrival(self) -> None:
+        """All arrivals in the warm-up's interval: one interval, warm-up to last."""
+        index, lengths = planner_intervals(np.array([610.0, 650.0]), 600.0, 180.0)
+        assert index.tolist() == [0, 0]
+        assert lengths.tolist() == pytest.approx([50.0])

@@ -310,3 +310,25 @@ def test_the_path_search_finds_the_best_path(seed: int) -> None:
     best = max(value(p) for p in itertools.product(range(3), repeat=5))
     found = tuple(int(k) for k in _best_path(score, switch))
     assert value(found) == pytest.approx(best)
+
+
+def test_intervals_are_the_planners(phased: Phased, model: EngineModel) -> None:
+    """With a warm-up inside a planner interval, the oracle's first interval is that
+    one, counted from the warm-up: 600 s of trace at 180 s intervals from a 100 s
+    warm-up are four intervals, and one deployment held throughout costs its GPUs from
+    the warm-up to the last arrival."""
+    trace = phased(TWO_PHASES)
+    oracle = interval_oracle(
+        trace,
+        model,
+        SimConfig(),
+        interval_s=180.0,
+        prefill_options=[3],
+        decode_options=[2],
+        attainment_target=0.0,
+        warmup_s=100.0,
+        **TARGETS,
+    )
+    assert len(oracle.prefill) == 4
+    span_h = (float(np.max(trace.arrival_s)) - 100.0) / 3600.0
+    assert oracle.gpu_hours == pytest.approx(5 * span_h)

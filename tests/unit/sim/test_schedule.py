@@ -86,7 +86,8 @@ class TestReplaySchedule:
     ) -> None:
         """A worker the second interval needs is requested a cold start before that
         interval and serves from its first moment; one it no longer needs is released
-        at its start (after draining)."""
+        at its start (after draining). The intervals are the planner's: from a 150 s
+        warm-up at 60 s, the first is [120 s, 180 s) and the second [180 s, 240 s)."""
         trace = phased(BUSY_THEN_QUIET)
         run = replay_schedule(
             trace,
@@ -96,7 +97,7 @@ class TestReplaySchedule:
             decode=[1, 1, 1],
             interval_s=60.0,
             cold_start_s=45.0,
-            warmup_s=120.0,
+            warmup_s=150.0,
             **TARGETS,
         )
         added = [
