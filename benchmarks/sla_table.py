@@ -1,6 +1,6 @@
 """The SLA scaler against the reference scaler, perfect forecasts, oracles and static deployments.
 
-Run: ``python benchmarks/sla_table.py`` (about 12 minutes on 2 cores; ``--quick`` runs one
+Run: ``python benchmarks/sla_table.py`` (about 9 minutes on 2 cores; ``--quick`` runs one
 setting per trace). For each trace (Azure 2023 conversation, bundled; Mooncake
 conversation, ``data/traces/mooncake``, its 3 s timestamp buckets spread uniformly) at load
 x10, on the bundled H200 Llama-3.1-8B profile, with targets TTFT 500 ms / ITL 20 ms,
