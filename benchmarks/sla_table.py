@@ -47,8 +47,9 @@ deployment; where a trace has some (Mooncake: 15%), no deployment reaches 0.99, 
 target is ``0.99 x`` the feasible share (stated in the output) for the best static search,
 the oracle, and the attainment bar.
 
-``--sla-interpolator`` and ``--forecast-quantile`` change the sla runs (the docs quote
-``--sla-interpolator reference`` and ``--forecast-quantile 0.75``).
+``--sla-interpolator``, ``--forecast-quantile`` and ``--scale-down-intervals`` change the
+sla runs (the docs quote ``--sla-interpolator reference``, ``--forecast-quantile 0.9``
+and ``--scale-down-intervals 2``).
 
 ``--json PATH`` writes every figure; ``--load 1`` checks the load-x1 bar. Each setting's
 ``sla`` run is printed as the ``dynamo-planner replay`` command that reproduces it.
@@ -186,6 +187,7 @@ def config(
     interpolator: str = "auto",
     forecast_quantile: float = FORECAST_QUANTILE,
     attainment_feedback: bool = True,
+    scale_down_intervals: int | None = None,
     predictor: str = "constant",
 ) -> PlannerConfig:
     """A run's configuration; ``auto`` is ``fitted`` for sla, ``reference`` otherwise."""
@@ -195,6 +197,7 @@ def config(
         interpolator=interpolator if scaler == "sla" else "auto",
         forecast_quantile=forecast_quantile,
         no_attainment_feedback=not attainment_feedback,
+        scale_down_intervals=scale_down_intervals if scaler == "sla" else None,
         load_predictor=predictor if scaler == "sla" else "constant",
         ttft_ms=TTFT_MS,
         itl_ms=ITL_MS,
@@ -234,6 +237,8 @@ def command(
         parts.append(f"--interpolator {sla.interpolator}")
     if sla.forecast_quantile != FORECAST_QUANTILE:
         parts.append(f"--forecast-quantile {sla.forecast_quantile:g}")
+    if sla.scale_down_intervals is not None:
+        parts.append(f"--scale-down-intervals {sla.scale_down_intervals}")
     if sla.no_attainment_feedback:
         parts.append("--no-attainment-feedback")
     return " ".join(parts)
@@ -291,6 +296,12 @@ def main() -> int:
         "--no-attainment-feedback",
         action="store_true",
         help="size the sla runs for the attainment target exactly",
+    )
+    parser.add_argument(
+        "--scale-down-intervals",
+        type=int,
+        help="hysteresis window of the sla runs (default: the configuration's, 2 "
+        "below 120 s intervals and 1 from 120 s)",
     )
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument(
@@ -414,16 +425,7 @@ def main() -> int:
                 for (w, c), o in oracles.items()
             },
             "hindsight": {
-                f"{w:g}/{c:g}": {
-                    "attainment": h.best.attainment,
-                    "gpu_hours": h.best.gpu_hours,
-                    "oracle_replayed_attainment": h.initial.attainment,
-                    "oracle_replayed_gpu_hours": h.initial.gpu_hours,
-                    "removals": len(h.removals),
-                    "replays": h.replays,
-                    "exhausted": h.exhausted,
-                }
-                for (w, c), h in hindsight.items()
+                f"{w:g}/{c:g}": h.to_dict() for (w, c), h in hindsight.items()
             },
         }
         print(
@@ -468,6 +470,7 @@ def main() -> int:
                         interpolator=args.sla_interpolator,
                         forecast_quantile=args.forecast_quantile,
                         attainment_feedback=not args.no_attainment_feedback,
+                        scale_down_intervals=args.scale_down_intervals,
                         predictor=args.sla_predictor,
                     )
                     for scaler in ("reference", "sla")

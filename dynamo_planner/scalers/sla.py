@@ -64,26 +64,27 @@ read from a second surface: it is concurrency over ITL.
 lower for ``scale_down_intervals`` intervals in a row: the plan is the largest requirement
 of the last ``scale_down_intervals`` intervals. By default that is two intervals, or one
 when an interval lasts at least :data:`SCALE_DOWN_HOLD_S` (two minutes): one decision
-then already saw that much traffic. A window of one is widened to two while the forecast puts the request count,
-the mean ISL or the mean OSL below the interval just observed: a forecast dip is not yet
-demand that has stayed low (a trend or a perfect forecast would otherwise release a
-worker on its word alone; the constant forecast never dips). One exception (``release_on_fall``): while
-the request count clearly falls (a least-squares slope over the recent intervals below
-minus two standard errors, the mirror of the ramp test below) and the last interval's mean
-TTFT and ITL were within their targets (no backlog to work off), a lower requirement is
-applied at once, unless the component's requirement rose at the previous decision. Noise
-rarely passes that test, and a component just raised is never released in the next
-interval, so this does not thrash; after a peak it returns a worker one interval sooner.
-Rises are confirmed (``confirm_rises``) when the cold start is at least one interval: a
-worker asked for now serves only after a cold start, so a component is raised above its
-running replicas only as far as every decision over the last cold start (at least the
-last two, at most the last :data:`MAX_CONFIRM_DECISIONS`, three) needed: a need that has
-not lasted a cold start is likely gone before the worker serves. The exceptions: the request count clearly rises (its slope above
-:data:`CONFIRM_RISE_T`, three, standard errors), or the previous plan already asked for
-the workers (a planned rise is kept and released by the scale-down hold like any other,
-even while its workers start). The hold keeps what was planned; it never raises a
-component to a need that was held back. A rise of an interval or two is then not paid
-for with a cold start that ends after it.
+then already saw that much traffic. A window of one is widened to two while the forecast
+puts the request count, the mean ISL or the mean OSL below the interval just observed: a
+forecast dip is not yet demand that has stayed low (a trend or a perfect forecast would
+otherwise release a worker on its word alone; the constant forecast never dips). One
+exception (``release_on_fall``): while the request count clearly falls (a least-squares
+slope over the recent intervals below minus two standard errors, the mirror of the ramp
+test below) and the last interval's mean TTFT and ITL were within their targets (no
+backlog to work off), a lower requirement is applied at once, unless the component's
+requirement rose at the previous decision. Noise rarely passes that test, and a
+component just raised is never released in the next interval, so this does not thrash;
+after a peak it returns a worker one interval sooner. Rises are confirmed
+(``confirm_rises``) when the cold start is at least one interval: a worker asked for now
+serves only after a cold start, so a component is raised above its running replicas only
+as far as every decision over the last cold start (at least the last two, at most the
+last :data:`MAX_CONFIRM_DECISIONS`, three) needed: a need that has not lasted a cold
+start is likely gone before the worker serves. The exceptions: the request count clearly
+rises (its slope above :data:`CONFIRM_RISE_T`, three, standard errors), or the previous
+plan already asked for the workers (a planned rise is kept and released by the
+scale-down hold like any other, even while its workers start). The hold keeps what was
+planned; it never raises a component to a need that was held back. A rise of an interval
+or two is then not paid for with a cold start that ends after it.
 
 **Calibration.** When replicas were steady over the observed interval, the model's mean TTFT
 and ITL at the observed load are compared with the observed means, and the service-time
@@ -202,7 +203,8 @@ SCALE_DOWN_HOLD_S = 120.0
 Each decision sees one interval of traffic, so at 180 s intervals one lower requirement
 already covers three minutes of it; holding a second interval kept a worker through 180 s
 that the traffic no longer needed. On the x10 replays of ``benchmarks/sla_table.py`` at
-180 s intervals this saved 0.8 to 2.8% of the GPU-hours, every run still on target."""
+180 s intervals this saves 0.8 to 2.8% of the GPU-hours, every run still on target
+(``--scale-down-intervals 2`` gives the two-interval window for comparison)."""
 CONFIRM_RISE_T = 3.0
 """Standard errors of the count's slope above which a rise needs no confirmation.
 
@@ -351,7 +353,8 @@ class SLAScaler:
     def __attrs_post_init__(self) -> None:
         self._law = DecodeLaw.from_interpolator(self.interpolator)
         self._prefill_overhead_ms = _prefill_overhead_ms(self.interpolator)
-        window = max(2, self.scale_down_intervals or 1)
+        # the longest window a decision uses: scale_down_intervals, or 2 by default
+        window = max(2, self.scale_down_intervals or 2)
         self._prefill_needs = collections.deque(maxlen=window)
         self._decode_needs = collections.deque(maxlen=window)
         self._counts = collections.deque(maxlen=self.trend_intervals + 1)
@@ -790,10 +793,6 @@ class SLAScaler:
                 "has not been low yet"
             )
         self._hold_window = window
-        for name in ("_prefill_needs", "_decode_needs"):
-            needs: collections.deque[int] = getattr(self, name)
-            if needs.maxlen != max(2, window):
-                setattr(self, name, collections.deque(needs, maxlen=max(2, window)))
 
     def _falling(self) -> bool:
         """Whether a scale-down may skip the hold (module doc: Hysteresis)."""

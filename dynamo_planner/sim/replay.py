@@ -108,9 +108,6 @@ BASELINES = (
 ``best_static``: it searches around that deployment; ``hindsight_schedule`` needs
 ``interval_oracle``: it replays and refines the oracle's schedule)."""
 
-MAX_SCHEDULE_REPLAYS = 400
-"""Most schedules the ``hindsight_schedule`` baseline replays."""
-
 Progress = Callable[[str, float], None]
 """Progress callback: ``(phase, fraction done)``."""
 
@@ -297,18 +294,7 @@ class ReplayReport:
                 "cold_start_gpu_hours": o.cold_start_gpu_hours,
             }
         if self.hindsight_schedule:
-            h = self.hindsight_schedule
-            baselines["hindsight_schedule"] = {
-                "attainment": h.best.attainment,
-                "gpu_hours": h.best.gpu_hours,
-                "prefill": list(h.best.prefill),
-                "decode": list(h.best.decode),
-                "oracle_replayed_attainment": h.initial.attainment,
-                "oracle_replayed_gpu_hours": h.initial.gpu_hours,
-                "workers_removed": len(h.removals),
-                "replays": h.replays,
-                "exhausted": h.exhausted,
-            }
+            baselines["hindsight_schedule"] = self.hindsight_schedule.to_dict()
         out: dict[str, Any] = _clean(
             {
                 "attainment": _finite_or_none(self.attainment),
@@ -915,7 +901,6 @@ async def areplay(
                 itl_ms=resolved.itl_ms,
                 attainment_target=static.target,
                 warmup_s=options.warmup_s,
-                max_replays=MAX_SCHEDULE_REPLAYS,
                 progress=_replays_progress(progress),
             )
     floor = None

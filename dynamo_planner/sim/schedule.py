@@ -47,8 +47,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import numpy as np
@@ -56,7 +58,12 @@ import numpy as np
 from dynamo_planner.sim.baselines import end_of_run
 from dynamo_planner.sim.engine import SimConfig, Simulation, WorkerSpan
 from dynamo_planner.sim.engine_model import EngineModel
-from dynamo_planner.sim.metrics import RunSummary, first_interval_start, summarize
+from dynamo_planner.sim.metrics import (
+    RunSummary,
+    first_interval_start,
+    planner_intervals,
+    summarize,
+)
 from dynamo_planner.traces import RequestTrace
 
 __all__ = ["RefinedSchedule", "ScheduleRun", "refine_schedule", "replay_schedule"]
@@ -115,6 +122,24 @@ class RefinedSchedule:
     removals: tuple[tuple[str, int], ...]
     replays: int
     exhausted: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary of the search.
+
+        The best schedule's attainment, GPU-hours and worker counts, the initial
+        schedule's replay (``oracle_replayed_*``) and the search's effort.
+        """
+        return {
+            "attainment": self.best.attainment,
+            "gpu_hours": self.best.gpu_hours,
+            "prefill": list(self.best.prefill),
+            "decode": list(self.best.decode),
+            "oracle_replayed_attainment": self.initial.attainment,
+            "oracle_replayed_gpu_hours": self.initial.gpu_hours,
+            "workers_removed": len(self.removals),
+            "replays": self.replays,
+            "exhausted": self.exhausted,
+        }
 
 
 def replay_schedule(
@@ -228,21 +253,18 @@ def refine_schedule(
     if max_replays < 1:
         raise ValueError(f"max_replays must be >= 1, got {max_replays!r}")
 
-    def run(p: Sequence[int], d: Sequence[int]) -> ScheduleRun:
-        return replay_schedule(
-            trace,
-            model,
-            config,
-            prefill=p,
-            decode=d,
-            interval_s=interval_s,
-            cold_start_s=cold_start_s,
-            ttft_ms=ttft_ms,
-            itl_ms=itl_ms,
-            warmup_s=warmup_s,
-        )
-
-    initial = best = run(prefill, decode)
+    run = functools.partial(
+        replay_schedule,
+        trace,
+        model,
+        config,
+        interval_s=interval_s,
+        cold_start_s=cold_start_s,
+        ttft_ms=ttft_ms,
+        itl_ms=itl_ms,
+        warmup_s=warmup_s,
+    )
+    initial = best = run(prefill=prefill, decode=decode)
     replays = 1
     if progress is not None:
         progress(replays, best)
@@ -251,9 +273,7 @@ def refine_schedule(
         return RefinedSchedule(
             initial=initial, best=best, removals=(), replays=replays, exhausted=True
         )
-    isl, osl = _tokens_per_interval(
-        trace, len(best.prefill), interval_s, first_interval_start(warmup_s, interval_s)
-    )
+    isl, osl = _tokens_per_interval(trace, len(best.prefill), interval_s, warmup_s)
     failed: set[tuple[str, int, int]] = set()
     while True:
         candidates = _removals(best, isl, osl, failed)
@@ -267,7 +287,7 @@ def refine_schedule(
         p, d = list(best.prefill), list(best.decode)
         counts = p if component == "prefill" else d
         counts[k] -= 1
-        trial = run(p, d)
+        trial = run(prefill=p, decode=d)
         replays += 1
         if (
             trial.attainment >= attainment_target
@@ -308,23 +328,22 @@ def _removals(
 
 
 def _tokens_per_interval(
-    trace: RequestTrace, bins: int, interval_s: float, origin_s: float
+    trace: RequestTrace, bins: int, interval_s: float, warmup_s: float
 ) -> tuple[list[float], list[float]]:
-    """Prompt and output tokens of the requests arriving in each interval."""
+    """Prompt and output tokens of the counted requests arriving in each interval."""
     arrival = np.asarray(trace.arrival_s, dtype=np.float64)
-    index = np.floor((arrival - origin_s) / interval_s).astype(np.int64)
-    keep = (index >= 0) & (index < bins)
-    isl = np.bincount(
-        index[keep],
-        weights=np.asarray(trace.isl_tokens, dtype=np.float64)[keep],
-        minlength=bins,
+    counted = arrival >= warmup_s
+    index, _ = planner_intervals(arrival[counted], warmup_s, interval_s)
+    keep = index < bins
+    isl, osl = (
+        np.bincount(
+            index[keep],
+            weights=np.asarray(tokens, dtype=np.float64)[counted][keep],
+            minlength=bins,
+        ).tolist()
+        for tokens in (trace.isl_tokens, trace.osl_tokens)
     )
-    osl = np.bincount(
-        index[keep],
-        weights=np.asarray(trace.osl_tokens, dtype=np.float64)[keep],
-        minlength=bins,
-    )
-    return isl.tolist(), osl.tolist()
+    return isl, osl
 
 
 def _needed(

@@ -185,8 +185,8 @@ class TestRefineSchedule:
         assert again.gpu_hours == pytest.approx(found.best.gpu_hours)
 
     def test_improves_on_the_oracle(self, phased: Phased, model: EngineModel) -> None:
-        """The oracle's schedule, refined, never costs more than its replay, and meets
-        the target wherever its replay did."""
+        """The oracle's schedule meets the target when replayed; refined, it still
+        does, with workers removed in the quiet half, below the oracle's estimate."""
         trace = phased(BUSY_THEN_QUIET, seed=2)
         oracle = interval_oracle(
             trace,
@@ -207,9 +207,11 @@ class TestRefineSchedule:
             prefill=oracle.prefill,
             decode=oracle.decode,
         )
-        assert found.best.gpu_hours <= found.initial.gpu_hours
-        if found.initial.attainment >= 0.95:
-            assert found.best.attainment >= 0.95
+        assert found.initial.attainment >= 0.95
+        assert found.best.attainment >= 0.95
+        assert found.removals
+        assert all(k >= 5 for _, k in found.removals)
+        assert found.best.gpu_hours < min(found.initial.gpu_hours, oracle.gpu_hours)
 
     def test_a_schedule_missing_the_target_is_returned_as_is(
         self, phased: Phased, model: EngineModel
