@@ -20,8 +20,9 @@ interval can spend less and serve every request in time) and the hindsight inter
 estimate of what a perfect planner would spend), once with workers that start instantly
 and once per cold start, paying it for every worker added. Per setting, the oracle's
 schedule is then replayed in the simulator and refined there
-(:func:`dynamo_planner.sim.schedule.refine_schedule`: workers removed while the replayed
-attainment holds; ``--no-refine`` skips it): a schedule that exists, so a GPU-hour figure a
+(:func:`dynamo_planner.sim.schedule.refine_schedule`: workers added first where the replay
+falls short of the target, then removed while the replayed attainment holds;
+``--no-refine`` skips it): a schedule that exists, so a GPU-hour figure a
 planner that knew the future can reach. It prints one table per trace, with attainment
 (share of counted requests meeting both targets), attainment among the requests that
 *can* meet TTFT (their prefill alone is within the target on the simulated engine),
@@ -398,8 +399,9 @@ def main() -> int:
                         f"  {w:g}/{c:g} oracle schedule replayed: "
                         f"{found.initial.attainment:.4f} at "
                         f"{found.initial.gpu_hours:.2f} GPU-h; refined by "
-                        f"{found.replays} replays ({len(found.removals)} workers "
-                        f"removed{'' if found.exhausted else ', stopped early'}): "
+                        f"{found.replays} replays ({len(found.additions)} workers "
+                        f"added, {len(found.removals)} removed"
+                        f"{'' if found.exhausted else ', stopped early'}): "
                         f"{best.attainment:.4f} at {best.gpu_hours:.2f} GPU-h",
                         file=sys.stderr,
                     )
@@ -724,15 +726,21 @@ def bars(name: str, info: dict[str, Any], rows: list[Row], load: int) -> list[st
         )
         if found and found["attainment"] >= target:
             best = found["gpu_hours"] / base
+            repaired = (
+                f" ({found['workers_added']} workers added to reach the target)"
+                if found["workers_added"]
+                else ""
+            )
             line += (
                 f", its schedule replayed and refined {best:.3f} x at "
-                f"{found['attainment']:.2%}"
+                f"{found['attainment']:.2%}{repaired}"
             )
             ratio = min(ratio, best)
         elif found:
             line += (
                 f", its schedule replayed {found['gpu_hours'] / base:.3f} x at "
-                f"{found['attainment']:.4%}, just under the target (not refined)"
+                f"{found['attainment']:.4%}, under the target, and no added worker "
+                "reached it"
             )
         line += f", the whole-worker floor {floor:.3f} x"
         if ratio <= bar:

@@ -10,10 +10,12 @@ start of the first interval that no longer needs it (after serving what it holds
 
 :func:`refine_schedule` then removes workers from such a schedule, one interval and one
 component at a time, while the replayed attainment stays at the target and the GPU-hours
-fall (greedy; a removal that failed is not tried again). The result is a schedule that
-exists and meets the target in the simulator: a GPU-hour figure that a perfect dynamic
-planner can reach, where the oracle's is only an estimate. It is not the optimum, only
-the cheapest schedule the greedy search found.
+fall (greedy; a removal that failed is not tried again). A schedule whose replay falls
+short of the target (the oracle's can, by a few requests) is first repaired: workers are
+added where the replay missed the most requests per worker until it meets the target.
+The result is a schedule that exists and meets the target in the simulator: a GPU-hour
+figure that a perfect dynamic planner can reach, where the oracle's is only an estimate.
+It is not the optimum, only the cheapest schedule the greedy search found.
 
 The intervals are the planner's, ``[j x interval_s, (j + 1) x interval_s)`` from the start
 of the trace: interval ``k`` of a schedule is the ``k``-th from the one holding
@@ -56,11 +58,12 @@ import attrs
 import numpy as np
 
 from dynamo_planner.sim.baselines import end_of_run
-from dynamo_planner.sim.engine import SimConfig, Simulation, WorkerSpan
+from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation, WorkerSpan
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sim.metrics import (
     RunSummary,
     first_interval_start,
+    meets_targets,
     planner_intervals,
     summarize,
 )
@@ -82,6 +85,10 @@ class ScheduleRun:
         cold_start_s: The cold start paid for every added worker.
         summary: The run's attainment, latencies and GPU-hours.
         workers: Every worker's life (when it was requested, ready and released).
+        prefill_misses: Per interval, counted requests arriving in it that missed the
+            TTFT target though their prefill alone meets it (they waited too long).
+        decode_misses: Per interval, counted requests arriving in it that missed the
+            ITL target (or never completed).
     """
 
     prefill: tuple[int, ...]
@@ -90,6 +97,8 @@ class ScheduleRun:
     cold_start_s: float
     summary: RunSummary
     workers: tuple[WorkerSpan, ...]
+    prefill_misses: tuple[int, ...]
+    decode_misses: tuple[int, ...]
 
     @property
     def attainment(self) -> float:
@@ -108,13 +117,15 @@ class RefinedSchedule:
 
     Attributes:
         initial: The schedule as given, replayed.
-        best: The cheapest schedule found that meets the target (``initial`` when the
-            initial schedule misses the target, or no removal kept it).
-        removals: The removals taken, in order: ``(component, interval index)`` with
-            component ``"prefill"`` or ``"decode"``.
+        best: The cheapest schedule found that meets the target: the initial schedule,
+            repaired if it missed the target, with the removals that kept it. When no
+            repair reached the target, ``initial``.
+        additions: The workers added to reach the target, in order: ``(component,
+            interval index)`` with component ``"prefill"`` or ``"decode"``.
+        removals: The removals taken, in order, in the same form.
         replays: Schedules simulated, ``initial`` included.
-        exhausted: True when every removal was tried (the search ended by itself),
-            False when ``max_replays`` stopped it.
+        exhausted: True when the search ended by itself (every removal tried, or no
+            addition left that could help), False when ``max_replays`` stopped it.
     """
 
     initial: ScheduleRun
@@ -122,6 +133,7 @@ class RefinedSchedule:
     removals: tuple[tuple[str, int], ...]
     replays: int
     exhausted: bool
+    additions: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary of the search.
@@ -136,6 +148,7 @@ class RefinedSchedule:
             "decode": list(self.best.decode),
             "oracle_replayed_attainment": self.initial.attainment,
             "oracle_replayed_gpu_hours": self.initial.gpu_hours,
+            "workers_added": len(self.additions),
             "workers_removed": len(self.removals),
             "replays": self.replays,
             "exhausted": self.exhausted,
@@ -194,6 +207,9 @@ def replay_schedule(
         itl_ms=itl_ms,
         warmup_s=warmup_s,
     )
+    prefill_misses, decode_misses = _misses(
+        result, model, len(p), interval_s, warmup_s, ttft_ms, itl_ms
+    )
     return ScheduleRun(
         prefill=p,
         decode=d,
@@ -201,6 +217,8 @@ def replay_schedule(
         cold_start_s=float(cold_start_s),
         summary=summary,
         workers=tuple(result.workers),
+        prefill_misses=prefill_misses,
+        decode_misses=decode_misses,
     )
 
 
@@ -221,6 +239,12 @@ def refine_schedule(
     progress: Callable[[int, ScheduleRun], None] | None = None,
 ) -> RefinedSchedule:
     """Remove workers from a schedule while its replayed attainment meets the target.
+
+    A schedule that misses the target is repaired first: one worker at a time is added
+    where the replay missed most requests per worker (a prefill worker where requests
+    waited past the TTFT target, a decode worker where they missed the ITL target), and
+    kept when attainment rises, until the target is met. An addition that did not raise
+    attainment is not tried again; the added workers are not removed later.
 
     Removals are tried in order of the load the remaining workers would carry (the
     interval's prompt tokens per prefill worker left, its output tokens per decode
@@ -269,12 +293,35 @@ def refine_schedule(
     if progress is not None:
         progress(replays, best)
     removals: list[tuple[str, int]] = []
-    if not best.attainment >= attainment_target:
-        return RefinedSchedule(
-            initial=initial, best=best, removals=(), replays=replays, exhausted=True
-        )
-    isl, osl = _tokens_per_interval(trace, len(best.prefill), interval_s, warmup_s)
+    additions: list[tuple[str, int]] = []
+    # (component, interval, workers) whose removal failed, or that were added
     failed: set[tuple[str, int, int]] = set()
+    tried: set[tuple[str, int, int]] = set()
+    while not best.attainment >= attainment_target:
+        candidates = _additions(best, tried)
+        if not candidates or replays >= max_replays:
+            return RefinedSchedule(
+                initial=initial,
+                best=initial,
+                removals=(),
+                replays=replays,
+                exhausted=not candidates,
+                additions=tuple(additions),
+            )
+        component, k = candidates[0]
+        p, d = list(best.prefill), list(best.decode)
+        counts = p if component == "prefill" else d
+        tried.add((component, k, counts[k]))
+        counts[k] += 1
+        trial = run(prefill=p, decode=d)
+        replays += 1
+        if trial.attainment > best.attainment:
+            best = trial
+            additions.append((component, k))
+            failed.add((component, k, counts[k]))
+        if progress is not None:
+            progress(replays, best)
+    isl, osl = _tokens_per_interval(trace, len(best.prefill), interval_s, warmup_s)
     while True:
         candidates = _removals(best, isl, osl, failed)
         if not candidates:
@@ -305,7 +352,54 @@ def refine_schedule(
         removals=tuple(removals),
         replays=replays,
         exhausted=exhausted,
+        additions=tuple(additions),
     )
+
+
+def _additions(
+    run: ScheduleRun, tried: set[tuple[str, int, int]]
+) -> list[tuple[str, int]]:
+    """Additions not yet tried where requests were missed, most misses per worker first."""
+    scored: list[tuple[float, str, int]] = []
+    for name, counts, misses in (
+        ("prefill", run.prefill, run.prefill_misses),
+        ("decode", run.decode, run.decode_misses),
+    ):
+        for k, (n, missed) in enumerate(zip(counts, misses, strict=True)):
+            if missed > 0 and (name, k, n) not in tried:
+                scored.append((-missed / n, name, k))
+    scored.sort()
+    return [(name, k) for _, name, k in scored]
+
+
+def _misses(
+    result: SimResult,
+    model: EngineModel,
+    bins: int,
+    interval_s: float,
+    warmup_s: float,
+    ttft_ms: float,
+    itl_ms: float,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per interval, counted requests that waited past TTFT, and that missed ITL.
+
+    A request counts for the interval it arrived in (the last interval for any after
+    it). A TTFT miss counts only when the request's prefill alone meets the target:
+    more prefill workers cannot help the others.
+    """
+    counted = result.arrival_s >= warmup_s
+    if not counted.any():
+        return (0,) * bins, (0,) * bins
+    ok_ttft, ok_itl = meets_targets(result, ttft_ms=ttft_ms, itl_ms=itl_ms)
+    alone_ok = model.prefill_ms_array(result.isl_tokens) <= ttft_ms
+    index, _ = planner_intervals(result.arrival_s[counted], warmup_s, interval_s)
+    index = np.minimum(index, bins - 1)
+    waited, slow = (~ok_ttft & alone_ok)[counted], (~ok_itl)[counted]
+    prefill, decode = (
+        tuple(int(x) for x in np.bincount(index[missed], minlength=bins))
+        for missed in (waited, slow)
+    )
+    return prefill, decode
 
 
 def _removals(

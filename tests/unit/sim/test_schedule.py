@@ -213,15 +213,62 @@ class TestRefineSchedule:
         assert all(k >= 5 for _, k in found.removals)
         assert found.best.gpu_hours < min(found.initial.gpu_hours, oracle.gpu_hours)
 
-    def test_a_schedule_missing_the_target_is_returned_as_is(
+    def test_a_schedule_missing_the_target_is_repaired(
         self, phased: Phased, model: EngineModel
     ) -> None:
-        """One worker of each kind misses a 99% target: nothing is removed."""
-        found = refine(phased(BUSY_THEN_QUIET), model, (1, 1), 0.99)
-        assert found.initial.attainment < 0.99
+        """One worker of each kind misses a 95% target in the busy half: workers are
+        added there until the replay meets it, and the repaired schedule is what a
+        replay of it gives. (The first minute is not counted, so that the first
+        interval's workers can be asked for a cold start before it.)"""
+        trace = phased(BUSY_THEN_QUIET)
+        found = refine(trace, model, (1, 1), 0.95, warmup_s=60.0)
+        assert found.initial.attainment < 0.95
+        assert found.initial.prefill_misses[0] > 0
+        assert found.additions
+        assert all(k < 5 for _, k in found.additions)
+        assert found.best.attainment >= 0.95
+        assert found.best.gpu_hours > found.initial.gpu_hours
+        assert found.exhausted
+        assert found.replays >= len(found.additions) + 1
+        again = replay_schedule(
+            trace,
+            model,
+            start(1, 1),
+            prefill=found.best.prefill,
+            decode=found.best.decode,
+            interval_s=60.0,
+            cold_start_s=30.0,
+            warmup_s=60.0,
+            **TARGETS,
+        )
+        assert again.attainment == found.best.attainment
+        assert found.to_dict()["workers_added"] == len(found.additions)
+
+    def test_misses_no_worker_can_help_are_left(
+        self, phased: Phased, model: EngineModel
+    ) -> None:
+        """With a TTFT target below every prompt's prefill alone, no request can meet
+        it: no miss is put down to waiting, nothing is added, and the schedule is
+        returned as it was."""
+        trace = phased(BUSY_THEN_QUIET)
+        found = refine_schedule(
+            trace,
+            model,
+            start(4, 2),
+            prefill=[4] * 10,
+            decode=[2] * 10,
+            interval_s=60.0,
+            cold_start_s=30.0,
+            ttft_ms=model.prefill_ms(3000.0) / 2,
+            itl_ms=TARGETS["itl_ms"],
+            attainment_target=0.5,
+        )
+        assert found.initial.attainment == 0.0
+        assert sum(found.initial.prefill_misses) == 0
         assert found.best is found.initial
-        assert found.removals == ()
+        assert found.additions == found.removals == ()
         assert found.replays == 1
+        assert found.exhausted
 
     def test_max_replays_stops_the_search(
         self, phased: Phased, model: EngineModel
