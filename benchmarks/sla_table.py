@@ -1,6 +1,6 @@
 """The SLA scaler against the reference scaler, perfect forecasts, oracles and static deployments.
 
-Run: ``python benchmarks/sla_table.py`` (about 9 minutes on 2 cores; ``--quick`` runs one
+Run: ``python benchmarks/sla_table.py`` (about 12 minutes on 2 cores; ``--quick`` runs one
 setting per trace). For each trace (Azure 2023 conversation, bundled; Mooncake
 conversation, ``data/traces/mooncake``, its 3 s timestamp buckets spread uniformly) at load
 x10, on the bundled H200 Llama-3.1-8B profile, with targets TTFT 500 ms / ITL 20 ms,
@@ -245,6 +245,11 @@ def command(
     return " ".join(parts)
 
 
+def _workers(n: int) -> str:
+    """``"1 worker"``, ``"2 workers"``."""
+    return f"{n} worker{'' if n == 1 else 's'}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--traces", default=",".join(TRACES))
@@ -399,7 +404,7 @@ def main() -> int:
                         f"  {w:g}/{c:g} oracle schedule replayed: "
                         f"{found.initial.attainment:.4f} at "
                         f"{found.initial.gpu_hours:.2f} GPU-h; refined by "
-                        f"{found.replays} replays ({len(found.additions)} workers "
+                        f"{found.replays} replays ({_workers(len(found.additions))} "
                         f"added, {len(found.removals)} removed"
                         f"{'' if found.exhausted else ', stopped early'}): "
                         f"{best.attainment:.4f} at {best.gpu_hours:.2f} GPU-h",
@@ -727,7 +732,7 @@ def bars(name: str, info: dict[str, Any], rows: list[Row], load: int) -> list[st
         if found and found["attainment"] >= target:
             best = found["gpu_hours"] / base
             repaired = (
-                f" ({found['workers_added']} workers added to reach the target)"
+                f" ({_workers(found['workers_added'])} added to reach the target)"
                 if found["workers_added"]
                 else ""
             )
