@@ -13,6 +13,7 @@ from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sim.oracle import interval_oracle
 from dynamo_planner.sim.schedule import (
     RefinedSchedule,
+    ScheduleRun,
     refine_schedule,
     replay_schedule,
 )
@@ -33,17 +34,38 @@ def refine(
     target: float,
     **options: Any,
 ) -> RefinedSchedule:
-    """Refine ten 60 s intervals of ``deployment``, started warm, 30 s cold starts."""
+    """Refine ten 60 s intervals of ``deployment``, started warm, 30 s cold starts;
+    ``options`` override any of those settings or the targets."""
     p, d = deployment
+    settings: dict[str, Any] = {
+        "prefill": [p] * 10,
+        "decode": [d] * 10,
+        "interval_s": 60.0,
+        "cold_start_s": 30.0,
+        **TARGETS,
+        **options,
+    }
     return refine_schedule(
+        trace, model, start(p, d), attainment_target=target, **settings
+    )
+
+
+def replay_best(
+    trace: RequestTrace,
+    model: EngineModel,
+    deployment: tuple[int, int],
+    found: RefinedSchedule,
+    **options: Any,
+) -> ScheduleRun:
+    """Replay the best schedule ``refine`` found, with the same settings."""
+    return replay_schedule(
         trace,
         model,
-        start(p, d),
-        prefill=options.pop("prefill", [p] * 10),
-        decode=options.pop("decode", [d] * 10),
+        start(*deployment),
+        prefill=found.best.prefill,
+        decode=found.best.decode,
         interval_s=60.0,
         cold_start_s=30.0,
-        attainment_target=target,
         **TARGETS,
         **options,
     )
@@ -171,16 +193,7 @@ class TestRefineSchedule:
         quiet = sum(found.best.prefill[5:]) + sum(found.best.decode[5:])
         assert quiet < busy
         # what it reports is what a replay of its schedule gives
-        again = replay_schedule(
-            trace,
-            model,
-            start(4, 2),
-            prefill=found.best.prefill,
-            decode=found.best.decode,
-            interval_s=60.0,
-            cold_start_s=30.0,
-            **TARGETS,
-        )
+        again = replay_best(trace, model, (4, 2), found)
         assert again.attainment == found.best.attainment
         assert again.gpu_hours == pytest.approx(found.best.gpu_hours)
 
@@ -230,17 +243,7 @@ class TestRefineSchedule:
         assert found.best.gpu_hours > found.initial.gpu_hours
         assert found.exhausted
         assert found.replays >= len(found.additions) + 1
-        again = replay_schedule(
-            trace,
-            model,
-            start(1, 1),
-            prefill=found.best.prefill,
-            decode=found.best.decode,
-            interval_s=60.0,
-            cold_start_s=30.0,
-            warmup_s=60.0,
-            **TARGETS,
-        )
+        again = replay_best(trace, model, (1, 1), found, warmup_s=60.0)
         assert again.attainment == found.best.attainment
         assert found.to_dict()["workers_added"] == len(found.additions)
 
@@ -250,18 +253,12 @@ class TestRefineSchedule:
         """With a TTFT target below every prompt's prefill alone, no request can meet
         it: no miss is put down to waiting, nothing is added, and the schedule is
         returned as it was."""
-        trace = phased(BUSY_THEN_QUIET)
-        found = refine_schedule(
-            trace,
+        found = refine(
+            phased(BUSY_THEN_QUIET),
             model,
-            start(4, 2),
-            prefill=[4] * 10,
-            decode=[2] * 10,
-            interval_s=60.0,
-            cold_start_s=30.0,
+            (4, 2),
+            0.5,
             ttft_ms=model.prefill_ms(3000.0) / 2,
-            itl_ms=TARGETS["itl_ms"],
-            attainment_target=0.5,
         )
         assert found.initial.attainment == 0.0
         assert sum(found.initial.prefill_misses) == 0
