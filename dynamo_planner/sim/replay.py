@@ -903,6 +903,7 @@ async def areplay(
                 warmup_s=options.warmup_s,
                 progress=_replays_progress(progress),
             )
+            notes.append(_schedule_note(schedule, static.target))
     floor = None
     if "capacity_floor" in options.baselines:
         # agg engines do both kinds of work on the decode engine's GPUs
@@ -941,6 +942,22 @@ async def areplay(
         scaling=scaling_modes(planner) if isinstance(planner, PlannerConfig) else "",
         notes=tuple(notes),
     )
+
+
+def _schedule_note(schedule: RefinedSchedule, target: float) -> str:
+    """How the hindsight schedule was found, in one line."""
+    first = schedule.initial
+    words = (
+        f"hindsight schedule: the interval oracle's schedule replayed serves "
+        f"{_pct(first.attainment)} at {first.gpu_hours:.2f} GPU-h; "
+        f"{len(schedule.additions)} worker(s) added, {len(schedule.removals)} removed "
+        f"in {schedule.replays} replays"
+    )
+    if not schedule.best.attainment >= target:
+        words += f"; no schedule found meets the target {target:.1%}"
+    elif not schedule.exhausted:
+        words += " (stopped at the replay limit)"
+    return words
 
 
 def _replays_progress(

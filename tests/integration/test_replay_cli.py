@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,6 +123,13 @@ class TestReplayCommand:
         assert "interval oracle: simulating" in text.stderr  # progress
         assert "hindsight schedule" in text.stdout
         assert "hindsight schedule: 1 replays" in text.stderr
+        note = re.search(
+            r"note: hindsight schedule: the interval oracle's schedule replayed serves "
+            r"[\d.]+% at [\d.]+ GPU-h; (\d+) worker\(s\) added, (\d+) removed in "
+            r"(\d+) replays",
+            text.stdout,
+        )
+        assert note is not None, text.stdout
         done = replay(tmp_path, *args, "--format", "json")
         assert done.returncode == 0, done.stderr
         baselines = json.loads(done.stdout)["baselines"]
@@ -141,6 +149,11 @@ class TestReplayCommand:
         assert schedule["replays"] >= (
             schedule["workers_added"] + schedule["workers_removed"] + 1
         )
+        assert [int(x) for x in note.groups()] == [
+            schedule["workers_added"],
+            schedule["workers_removed"],
+            schedule["replays"],
+        ]
         assert len(schedule["prefill"]) == len(schedule["decode"]) == 20
         assert min(schedule["prefill"] + schedule["decode"]) >= 1
 
