@@ -472,6 +472,7 @@ def main() -> int:
             "best_static_feasible": static.feasible,
             "best_static_attainment": s.attainment,
             "best_static_gpu_hours": s.gpu_hours,
+            "counted_requests": s.requests,
             "capacity_floor_gpu_hours": floor.gpu_hours,
             "whole_worker_floor_gpu_hours": {
                 f"{w:g}": f.whole_worker_gpu_hours for w, f in floors.items()
@@ -816,9 +817,11 @@ def bars(name: str, info: dict[str, Any], rows: list[Row], load: int) -> list[st
             line += "; the bar is below the oracle's estimate: likely out of reach"
         reach = info.get("oracle_attainment_at_bar", {}).get(key)
         if reach is not None and reach < target:
+            short = round((target - reach) * info["counted_requests"])
             line += (
                 f"; within the bar's GPU-hours the oracle serves at most {reach:.2%} "
-                f"(target {target:.2%})"
+                f"(target {target:.2%}: {short:,} of {info['counted_requests']:,} "
+                "counted requests short)"
             )
         lines.append(line)
     beaten = all(
