@@ -794,6 +794,19 @@ class SLAScaler:
             )
         self._hold_window = window
 
+    def _held(
+        self, history: collections.deque[int], need: int, name: str
+    ) -> tuple[int, str]:
+        """:func:`_hysteresis` with this decision's window and fall test."""
+        return _hysteresis(
+            history,
+            need,
+            name,
+            window=self._hold_window,
+            falling=self._falling(),
+            why=self._hold_why,
+        )
+
     def _falling(self) -> bool:
         """Whether a scale-down may skip the hold (module doc: Hysteresis)."""
         return self.release_on_fall and self._on_target and _falling(list(self._counts))
@@ -912,14 +925,7 @@ class SLAScaler:
                 f"more than {interval_s:g} s of queued prefill work (a backlog) and "
                 "serve no new request this interval; adding as many replicas"
             )
-        replicas, hold_words = _hysteresis(
-            self._prefill_needs,
-            need,
-            "prefill",
-            window=self._hold_window,
-            falling=self._falling(),
-            why=self._hold_why,
-        )
+        replicas, hold_words = self._held(self._prefill_needs, need, "prefill")
         replicas, confirm_words = self._confirm_rise(
             replicas, need, "prefill", interval_s
         )
@@ -1036,14 +1042,7 @@ class SLAScaler:
         need = floor
         if rate > 0:
             need = self._decode_replicas(law, mix, rate, z, floor, itl_target)
-        replicas, hold_words = _hysteresis(
-            self._decode_needs,
-            need,
-            "decode",
-            window=self._hold_window,
-            falling=self._falling(),
-            why=self._hold_why,
-        )
+        replicas, hold_words = self._held(self._decode_needs, need, "decode")
         replicas, confirm_words = self._confirm_rise(
             replicas, need, "decode", interval_s
         )

@@ -309,16 +309,15 @@ def refine_schedule(
                 additions=tuple(additions),
             )
         component, k = candidates[0]
-        p, d = list(best.prefill), list(best.decode)
-        counts = p if component == "prefill" else d
-        tried.add((component, k, counts[k]))
-        counts[k] += 1
-        trial = run(prefill=p, decode=d)
+        workers = _workers(best, component)[k]
+        tried.add((component, k, workers))
+        prefill_k, decode_k = _moved(best, component, k, +1)
+        trial = run(prefill=prefill_k, decode=decode_k)
         replays += 1
         if trial.attainment > best.attainment:
             best = trial
             additions.append((component, k))
-            failed.add((component, k, counts[k]))
+            failed.add((component, k, workers + 1))
         if progress is not None:
             progress(replays, best)
     isl, osl = _tokens_per_interval(trace, len(best.prefill), interval_s, warmup_s)
@@ -331,10 +330,9 @@ def refine_schedule(
             exhausted = False
             break
         component, k = candidates[0]
-        p, d = list(best.prefill), list(best.decode)
-        counts = p if component == "prefill" else d
-        counts[k] -= 1
-        trial = run(prefill=p, decode=d)
+        workers = _workers(best, component)[k]
+        prefill_k, decode_k = _moved(best, component, k, -1)
+        trial = run(prefill=prefill_k, decode=decode_k)
         replays += 1
         if (
             trial.attainment >= attainment_target
@@ -343,7 +341,7 @@ def refine_schedule(
             best = trial
             removals.append((component, k))
         else:
-            failed.add((component, k, counts[k] + 1))
+            failed.add((component, k, workers))
         if progress is not None:
             progress(replays, best)
     return RefinedSchedule(
@@ -354,6 +352,20 @@ def refine_schedule(
         exhausted=exhausted,
         additions=tuple(additions),
     )
+
+
+def _workers(run: ScheduleRun, component: str) -> tuple[int, ...]:
+    """One component's workers per interval."""
+    return run.prefill if component == "prefill" else run.decode
+
+
+def _moved(
+    run: ScheduleRun, component: str, k: int, by: int
+) -> tuple[list[int], list[int]]:
+    """``run``'s prefill and decode schedules, ``by`` more ``component`` workers at ``k``."""
+    prefill, decode = list(run.prefill), list(run.decode)
+    (prefill if component == "prefill" else decode)[k] += by
+    return prefill, decode
 
 
 def _additions(
