@@ -143,17 +143,25 @@ import numpy.typing as npt
 from dynamo_planner.exceptions import InfeasibleSLAError
 from dynamo_planner.protocols import Interpolator, ScalingRequest
 from dynamo_planner.scalers import _checks
+from dynamo_planner.scalers.calibration import CALIBRATION_BOUNDS, blend, solve_factor
 from dynamo_planner.scalers.decode_model import DecodeEstimate, DecodeLaw
 from dynamo_planner.scalers.feedback import MissFeedback, count_missed
+from dynamo_planner.scalers.hysteresis import hold_peak
 from dynamo_planner.scalers.queueing import (
     CAP_WAIT_SHARE,
     PrefillMix,
     PrefillQueueEstimate,
     estimate_prefill,
-    exponential_mix,
     servers_for_target,
 )
+from dynamo_planner.scalers.request_mix import (
+    RequestMix,
+    clean,
+    observed_mix,
+    sized_mix,
+)
 from dynamo_planner.scalers.sampling_noise import SamplingNoise
+from dynamo_planner.scalers.trend import falling, increase_spread, rising, trend
 from dynamo_planner.values import Demand, Observation, ReplicaPlan, ReplicaState, Status
 
 __all__ = ["DecodeEstimate", "DecodeLaw", "SLAScaler"]
@@ -162,10 +170,6 @@ FloatArray = npt.NDArray[np.float64]
 Mode = Literal["disagg", "prefill", "decode"]
 _MODES = ("disagg", "prefill", "decode")
 
-MAX_MIX = 1024
-"""Most requests of a mix the models evaluate (a larger mix is subsampled, seeded)."""
-CALIBRATION_BOUNDS = (0.5, 2.0)
-"""The range a calibration factor is kept in."""
 MIN_CALIBRATION_REQUESTS = 20
 """Fewest requests in an interval for it to calibrate the model."""
 MAX_DECODE_REPLICAS = 100_000
@@ -212,17 +216,6 @@ With six points (four degrees of freedom) a flat count's slope passes two standa
 errors (the attainment feedback's ramp test) in about one interval of seventeen, three in
 one of fifty. Three was chosen on the replays of ``benchmarks/sla_table.py``.
 """
-
-
-@attrs.frozen(kw_only=True, eq=False)
-class _Mix:
-    isl: FloatArray
-    osl: FloatArray
-    words: str
-
-    @property
-    def context(self) -> FloatArray:
-        return np.asarray(self.isl + self.osl / 2.0, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------
@@ -525,8 +518,8 @@ class SLAScaler:
                 observation.num_req.value,
                 observation.isl_tokens.value if observation.isl_tokens.known else None,
                 observation.osl_tokens.value if observation.osl_tokens.known else None,
-                _clean(observation.isl_samples_tokens),
-                _clean(observation.osl_samples_tokens),
+                clean(observation.isl_samples_tokens),
+                clean(observation.osl_samples_tokens),
             )
 
         self._hold_for(demand)
@@ -539,7 +532,7 @@ class SLAScaler:
         rate = num_req / interval_s
         details["rate_per_s"] = rate
         isl_mean, osl_mean = self._sized_lengths(demand, details)
-        mix = _mix(demand, observation, isl_mean=isl_mean, osl_mean=osl_mean)
+        mix = sized_mix(demand, observation, isl_mean=isl_mean, osl_mean=osl_mean)
         details["mix_requests"] = int(mix.isl.size)
         details["mix_isl_mean_tokens"] = float(np.mean(mix.isl))
         details["mix_osl_mean_tokens"] = float(np.mean(mix.osl))
@@ -587,7 +580,7 @@ class SLAScaler:
             )
         else:
             if len(counts) >= MIN_SPREAD_POINTS:
-                spread = _spread(counts, quantile)
+                spread = increase_spread(counts, quantile)
                 spread_words = (
                     f"the forecast has no spread; q{quantile:.2f} of the last "
                     f"{len(counts) - 1} interval-to-interval changes adds "
@@ -619,7 +612,7 @@ class SLAScaler:
                 f"{demand.peak_num_req:,.0f}"
             )
         else:
-            slope = _trend(counts)
+            slope = trend(counts)
             peak = upper + max(0.0, slope) * intervals_ahead
             peak_words = (
                 f"lookahead over the {lookahead_s:g} s cold start: trend "
@@ -680,7 +673,7 @@ class SLAScaler:
             observation.ttft_samples_ms, observation.ttft_histogram_ms, self.ttft_ms
         )
         if total >= MIN_CALIBRATION_REQUESTS:
-            isl = _clean(observation.isl_samples_tokens)
+            isl = clean(observation.isl_samples_tokens)
             feasible = 1.0
             if isl.size:
                 feasible = self.prefill_mix(isl).feasible_share(
@@ -715,7 +708,7 @@ class SLAScaler:
             words = "attainment feedback off"
         elif min(relaxed) >= self.attainment:
             words = "no relaxation earned"
-        elif _rising(list(self._counts)):
+        elif rising(list(self._counts)):
             words = (
                 f"demand is rising, so the relaxation that feedback earned ({shown}) is "
                 "not used: an under-sized ramp queues faster than a cold start can "
@@ -763,7 +756,7 @@ class SLAScaler:
                 # the scale-down hold keeps what was planned; it never raises to a
                 # need that was held back
                 planned = min(replicas, max(need, previous))
-            if planned > running and not _rising(list(self._counts), CONFIRM_RISE_T):
+            if planned > running and not rising(list(self._counts), CONFIRM_RISE_T):
                 window = list(recent)[-decisions:]
                 planned = max(running, min(planned, max(min(window), previous or 0)))
                 if planned != replicas:
@@ -797,8 +790,11 @@ class SLAScaler:
     def _held(
         self, history: collections.deque[int], need: int, name: str
     ) -> tuple[int, str]:
-        """:func:`_hysteresis` with this decision's window and fall test."""
-        return _hysteresis(
+        """The scale-down hold with this decision's window and fall test.
+
+        See :func:`~dynamo_planner.scalers.hysteresis.hold_peak`.
+        """
+        return hold_peak(
             history,
             need,
             name,
@@ -809,7 +805,7 @@ class SLAScaler:
 
     def _falling(self) -> bool:
         """Whether a scale-down may skip the hold (module doc: Hysteresis)."""
-        return self.release_on_fall and self._on_target and _falling(list(self._counts))
+        return self.release_on_fall and self._on_target and falling(list(self._counts))
 
     def _intervals_ahead(self, interval_s: float) -> float:
         """How far past the forecast (centred mid-interval) the lookahead reaches.
@@ -839,8 +835,8 @@ class SLAScaler:
             details["osl_band_kept"] = osl_kept
         lengths = list(self._lengths)
         ahead = self._intervals_ahead(demand.interval_s)
-        isl_peak = isl + max(0.0, _trend([x for x, _ in lengths])) * ahead
-        osl_peak = osl + max(0.0, _trend([y for _, y in lengths])) * ahead
+        isl_peak = isl + max(0.0, trend([x for x, _ in lengths])) * ahead
+        osl_peak = osl + max(0.0, trend([y for _, y in lengths])) * ahead
         details["peak_isl_tokens"] = isl_peak
         details["peak_osl_tokens"] = osl_peak
         return isl_peak, osl_peak
@@ -857,10 +853,10 @@ class SLAScaler:
             :func:`~dynamo_planner.scalers.queueing.estimate_prefill`.
         """
         isl = np.asarray(isl_tokens, dtype=np.float64)
-        mix = _Mix(isl=isl, osl=np.ones_like(isl), words="")
+        mix = RequestMix(isl=isl, osl=np.ones_like(isl), words="")
         return self._prefill_mix(mix, self._prefill_factor)
 
-    def _prefill_mix(self, mix: _Mix, factor: float) -> PrefillMix:
+    def _prefill_mix(self, mix: RequestMix, factor: float) -> PrefillMix:
         alone = _prefill_alone_ms(self.interpolator, mix.isl)
         overhead = min(self._prefill_overhead_ms, float(np.min(alone)))
         work = np.maximum(alone - overhead, 0.0)
@@ -874,7 +870,7 @@ class SLAScaler:
     def _prefill(
         self,
         rate: float,
-        mix: _Mix,
+        mix: RequestMix,
         attainment: float,
         observation: Observation | None = None,
         interval_s: float = 60.0,
@@ -959,7 +955,7 @@ class SLAScaler:
         )
 
     def _backlogged_workers(
-        self, observation: Observation | None, mix: _Mix, interval_s: float
+        self, observation: Observation | None, mix: RequestMix, interval_s: float
     ) -> int:
         """Prefill workers whose queued work alone lasts the whole next interval."""
         if observation is None or not observation.workers:
@@ -1016,7 +1012,7 @@ class SLAScaler:
 
     # ------------------------------------------------------------------ decode
     def _decode(
-        self, rate: float, mix: _Mix, attainment: float, interval_s: float
+        self, rate: float, mix: RequestMix, attainment: float, interval_s: float
     ) -> _Component:
         law = self._law.scaled(self._decode_factor)
         z = NormalDist().inv_cdf(attainment)
@@ -1101,7 +1097,7 @@ class SLAScaler:
     def _decode_replicas(
         self,
         law: DecodeLaw,
-        mix: _Mix,
+        mix: RequestMix,
         rate: float,
         z: float,
         floor: int,
@@ -1146,7 +1142,7 @@ class SLAScaler:
             ]
         if count < MIN_CALIBRATION_REQUESTS:
             return [f"calibration: skipped ({count:g} requests); {factors}"]
-        mix = _observed_mix(observation)
+        mix = observed_mix(observation)
         if mix is None:
             return [f"calibration: skipped (no ISL/OSL observed); {factors}"]
         rate = count / observation.interval_s
@@ -1225,7 +1221,7 @@ class SLAScaler:
         return words or [f"calibration: nothing to compare; {factors}"]
 
     def _decode_estimate(
-        self, law: DecodeLaw, mix: _Mix, rate: float, replicas: int, z: float
+        self, law: DecodeLaw, mix: RequestMix, rate: float, replicas: int, z: float
     ) -> DecodeEstimate:
         """The decode model on ``replicas`` workers, with the calibrated spread."""
         return law.estimate(
@@ -1244,7 +1240,7 @@ class SLAScaler:
     def _update_spread(
         self,
         observation: Observation,
-        mix: _Mix,
+        mix: RequestMix,
         rate: float,
         replicas: int,
         details: dict[str, Any],
@@ -1267,7 +1263,7 @@ class SLAScaler:
                 "calibration: ITL spread not measured in a transient; spread factor "
                 f"stays {previous:.2f}"
             )
-        samples = _clean(observation.itl_samples_ms)
+        samples = clean(observation.itl_samples_ms)
         if samples.size < MIN_SPREAD_SAMPLES:
             seen = (
                 f"{samples.size} per-request ITLs, {MIN_SPREAD_SAMPLES} needed"
@@ -1298,7 +1294,7 @@ class SLAScaler:
             return f"{head}; not comparable, spread factor stays {previous:.2f}"
         low, high = SPREAD_BOUNDS
         found = min(high, max(low, observed / modelled))
-        value = _blend(previous, found, self.calibration_weight, SPREAD_BOUNDS)
+        value = blend(previous, found, self.calibration_weight, SPREAD_BOUNDS)
         self._spread_factor = value
         details["decode_spread_observed_ms"] = observed
         details["decode_spread_modelled_ms"] = modelled
@@ -1319,14 +1315,15 @@ class SLAScaler:
     ) -> tuple[str, bool]:
         """Blend the interval's factor into the component's running factor.
 
-        Returns the words, and whether a factor in :data:`CALIBRATION_BOUNDS` explained
+        Returns the words, and whether a factor in :data:`~dynamo_planner.scalers.calibration.CALIBRATION_BOUNDS`
+        explained
         the interval (if not, it is a transient and changes nothing).
         """
         low, high = CALIBRATION_BOUNDS
         attribute = f"_{component}_factor"
         previous: float = getattr(self, attribute)
         modelled = model(previous)
-        found = _solve_factor(model, observed, low, high)
+        found = solve_factor(model, observed, low, high)
         details[f"{component}_calibration_observed_ms"] = observed
         details[f"{component}_calibration_modelled_ms"] = modelled
         head = (
@@ -1339,7 +1336,7 @@ class SLAScaler:
                 f"is treated as a transient (e.g. a backlog) and ignored; {component} "
                 f"factor stays {previous:.2f}"
             ), False
-        value = _blend(previous, found, self.calibration_weight)
+        value = blend(previous, found, self.calibration_weight)
         setattr(self, attribute, value)
         return (
             f"{head} -> interval factor {found:.2f}; {component} factor now {value:.2f} "
@@ -1443,237 +1440,9 @@ def _prefill_overhead_ms(interpolator: Interpolator) -> float:
     return float(min(max(0.0, 2.0 * low - high), low))
 
 
-def _spread(counts: list[float], quantile: float) -> float:
-    """The ``quantile`` of recent one-interval increases (0 with under 2 points)."""
-    if len(counts) < 2:
-        return 0.0
-    changes = np.diff(np.asarray(counts, dtype=np.float64))
-    return max(0.0, float(np.quantile(changes, quantile)))
-
-
-def _slope(counts: list[float]) -> tuple[float, float]:
-    """Least-squares slope per interval of the recent values, and its standard error.
-
-    With under 2 points the slope is 0; with under 3 the error is 0 (no residual left).
-    """
-    if len(counts) < 2:
-        return 0.0, 0.0
-    y = np.asarray(counts, dtype=np.float64)
-    x = np.arange(y.size, dtype=np.float64)
-    x -= x.mean()
-    sxx = float(np.sum(x * x))
-    slope = float(np.sum(x * (y - y.mean())) / sxx)
-    if y.size < 3:
-        return slope, 0.0
-    residual = y - y.mean() - slope * x
-    return slope, math.sqrt(float(np.sum(residual**2)) / (y.size - 2) / sxx)
-
-
-def _trend(counts: list[float]) -> float:
-    """The recent values' least-squares slope per interval, less its noise.
-
-    ``slope² - SE²`` estimates the true slope's square without the bias noise adds, so
-    the trend is ``sqrt(max(0, slope² - SE²))`` with the slope's sign: a slope within
-    one standard error is no trend, and a clear one is kept nearly whole (94% at three
-    standard errors). 0 with under 2 points; the plain slope with 2 (no error known).
-    """
-    slope, se = _slope(counts)
-    return math.copysign(math.sqrt(max(0.0, slope * slope - se * se)), slope)
-
-
-def _rising(counts: list[float], t: float = 2.0) -> bool:
-    """True when the slope is above ``t`` standard errors (with two points: any rise)."""
-    slope, se = _slope(counts)
-    return slope > t * se
-
-
 def _means_on_target(observation: Observation, ttft_ms: float, itl_ms: float) -> bool:
     """Whether the observed mean TTFT is known and within target, and the ITL too."""
     ttft, itl = observation.ttft_ms, observation.itl_ms
     return (
         ttft.known and ttft.value <= ttft_ms and (not itl.known or itl.value <= itl_ms)
     )
-
-
-def _falling(counts: list[float], t: float = 2.0) -> bool:
-    """True when the slope is below ``-t`` standard errors, with at least 3 points."""
-    if len(counts) < 3:
-        return False
-    slope, se = _slope(counts)
-    return slope < -t * se
-
-
-def _hysteresis(
-    history: collections.deque[int],
-    need: int,
-    name: str,
-    *,
-    window: int,
-    falling: bool = False,
-    why: str = "",
-) -> tuple[int, str]:
-    """Record ``need`` and return the largest of the last ``window`` needs, with words.
-
-    With ``falling``, a lower ``need`` is returned at once (the window restarts from it)
-    unless the requirement rose at the previous decision. ``why`` explains a window
-    longer than usual.
-    """
-    previous = list(history)[-(window - 1) :] if window > 1 else []
-    rose = len(history) >= 2 and history[-1] > history[-2]
-    if falling and not rose and previous and need < max(previous):
-        held = max(previous)
-        history.clear()
-        history.append(need)
-        return need, (
-            f"{name} hysteresis: requirement {need}, below the {held} held; the "
-            "request count is clearly falling (slope below two standard errors), so "
-            "the scale-down is not held back"
-        )
-    history.append(need)
-    considered = [*previous, need]
-    held = max(considered)
-    if held == need:
-        return need, (
-            f"{name} hysteresis: requirement {need} is the largest of the last "
-            f"{len(considered)} of {window} intervals; no scale-down pending"
-        )
-    newest_peak = max(i for i, v in enumerate(considered) if v == held)
-    remaining = (window - len(considered)) + newest_peak + 1
-    return held, (
-        f"{name} hysteresis: requirement {need} but holding {held} (the peak of the "
-        f"last {window} intervals{why}); {held} is released after {remaining} more "
-        f"interval{'s' if remaining != 1 else ''} of lower requirement"
-    )
-
-
-def _blend(
-    previous: float,
-    found: float,
-    weight: float,
-    bounds: tuple[float, float] = CALIBRATION_BOUNDS,
-) -> float:
-    low, high = bounds
-    w = min(1.0, weight)
-    value = math.exp((1.0 - w) * math.log(previous) + w * math.log(found))
-    return min(high, max(low, value))
-
-
-def _solve_factor(model: Any, observed: float, low: float, high: float) -> float | None:
-    """The factor in ``[low, high]`` where ``model(factor) = observed`` (bisection).
-
-    ``model`` must increase with the factor. Returns ``None`` when the observation lies
-    outside what the model gives over ``[low, high]`` (a transient such as a backlog after
-    a cold start, not a model error) or the model cannot be evaluated.
-    """
-    if not (math.isfinite(observed) and observed > 0):
-        return None
-    at_low = model(low)
-    if not math.isfinite(at_low):
-        return None
-    if observed < at_low:
-        return None
-    at_high = model(high)  # infinite when the queue would be unstable: above anything
-    if observed > at_high:
-        return None
-    lo, hi = low, high
-    for _ in range(25):
-        mid = math.sqrt(lo * hi)
-        value = model(mid)
-        if math.isfinite(value) and value < observed:
-            lo = mid
-        else:
-            hi = mid
-        if hi / lo < 1.005:
-            break
-    return math.sqrt(lo * hi)
-
-
-def _subsample(isl: FloatArray, osl: FloatArray) -> tuple[FloatArray, FloatArray]:
-    if isl.size <= MAX_MIX:
-        return isl, osl
-    rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(isl.size, MAX_MIX, replace=False))
-    return isl[pick], osl[pick]
-
-
-def _pair(isl: FloatArray, osl: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Pair ISL and OSL samples; unequal lengths are matched by quantiles, shuffled."""
-    if isl.size == osl.size:
-        return isl, osl
-    size = min(MAX_MIX, max(isl.size, osl.size))
-    levels = (np.arange(size) + 0.5) / size
-    isl_q = np.quantile(isl, levels)
-    osl_q = np.quantile(osl, levels)
-    rng = np.random.default_rng(0)
-    return isl_q, osl_q[rng.permutation(size)]
-
-
-def _clean(values: tuple[float, ...]) -> FloatArray:
-    array = np.asarray(values, dtype=np.float64)
-    return np.asarray(array[np.isfinite(array) & (array >= 0)], dtype=np.float64)
-
-
-def _scale_to(values: FloatArray, mean: float) -> tuple[FloatArray, float]:
-    current = float(np.mean(values)) if values.size else 0.0
-    if current <= 0 or not (mean > 0):
-        return values, 1.0
-    factor = min(2.0, max(0.5, mean / current))
-    return values * factor, factor
-
-
-def _mix(
-    demand: Demand,
-    observation: Observation | None,
-    *,
-    isl_mean: float | None = None,
-    osl_mean: float | None = None,
-) -> _Mix:
-    """The request mix to size for: samples where known, scaled to the given means."""
-    isl = _clean(demand.isl_samples_tokens)
-    osl = _clean(demand.osl_samples_tokens)
-    where = "the demand"
-    if (isl.size == 0 or osl.size == 0) and observation is not None:
-        isl = _clean(observation.isl_samples_tokens)
-        osl = _clean(observation.osl_samples_tokens)
-        where = "the last observation"
-    isl_mean = demand.isl_tokens.upper if isl_mean is None else isl_mean
-    osl_mean = demand.osl_tokens.upper if osl_mean is None else osl_mean
-    if isl.size == 0 or osl.size == 0:
-        isl = exponential_mix(max(isl_mean, 1.0))
-        osl = exponential_mix(max(osl_mean, 1.0))
-        osl = osl[np.random.default_rng(0).permutation(osl.size)]
-        return _Mix(
-            isl=isl,
-            osl=osl,
-            words=(
-                f"mix: no per-request lengths known; an exponential mix around the "
-                f"forecast ISL {isl_mean:,.0f} / OSL {osl_mean:,.0f} tokens stands in"
-            ),
-        )
-    isl, osl = _subsample(*_pair(isl, osl))
-    raw_isl, raw_osl = float(np.mean(isl)), float(np.mean(osl))
-    isl, isl_factor = _scale_to(isl, isl_mean)
-    osl, osl_factor = _scale_to(osl, osl_mean)
-    return _Mix(
-        isl=isl,
-        osl=np.maximum(osl, 1.0),
-        words=(
-            f"mix: {isl.size} requests from {where} (ISL mean {raw_isl:,.0f}, OSL mean "
-            f"{raw_osl:,.0f} tokens), scaled x{isl_factor:.2f} / x{osl_factor:.2f} to "
-            f"the sized ISL {isl_mean:,.0f} / OSL {osl_mean:,.0f} "
-            "(upper forecast and trend)"
-        ),
-    )
-
-
-def _observed_mix(observation: Observation) -> _Mix | None:
-    isl = _clean(observation.isl_samples_tokens)
-    osl = _clean(observation.osl_samples_tokens)
-    if isl.size and osl.size:
-        isl, osl = _subsample(*_pair(isl, osl))
-        return _Mix(isl=isl, osl=np.maximum(osl, 1.0), words="observed")
-    if observation.isl_tokens.known and observation.osl_tokens.known:
-        isl = exponential_mix(max(observation.isl_tokens.value, 1.0))
-        osl = exponential_mix(max(observation.osl_tokens.value, 1.0))
-        return _Mix(isl=isl, osl=osl, words="observed means")
-    return None

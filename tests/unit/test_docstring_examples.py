@@ -10,7 +10,14 @@ import pytest
 
 @pytest.mark.parametrize(
     "name",
-    ["dynamo_planner.scalers.feedback", "dynamo_planner.scalers.sampling_noise"],
+    [
+        "dynamo_planner.scalers.calibration",
+        "dynamo_planner.scalers.feedback",
+        "dynamo_planner.scalers.hysteresis",
+        "dynamo_planner.scalers.request_mix",
+        "dynamo_planner.scalers.sampling_noise",
+        "dynamo_planner.scalers.trend",
+    ],
 )
 def test_docstring_examples(name: str) -> None:
     """Every ``>>>`` example of the module gives its shown output."""

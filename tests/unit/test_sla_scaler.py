@@ -299,9 +299,9 @@ class TestSizing:
 
 def _exp_mix(isl: float, osl: float) -> Any:
     from dynamo_planner.scalers.queueing import exponential_mix
-    from dynamo_planner.scalers.sla import _Mix
+    from dynamo_planner.scalers.request_mix import RequestMix
 
-    return _Mix(
+    return RequestMix(
         isl=exponential_mix(isl),
         osl=exponential_mix(osl)[np.random.default_rng(0).permutation(64)],
         words="",

@@ -1,0 +1,60 @@
+"""The scale-down hold on its own."""
+
+from __future__ import annotations
+
+import collections
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dynamo_planner.scalers.hysteresis import hold_peak
+
+
+def run(needs: list[int], window: int, **options: bool) -> list[int]:
+    history: collections.deque[int] = collections.deque(maxlen=max(2, window))
+    return [
+        hold_peak(history, n, "prefill", window=window, **options)[0] for n in needs
+    ]
+
+
+class TestHoldPeak:
+    """Up at once, down after a whole window, at once on a clear fall."""
+
+    def test_rises_at_once(self) -> None:
+        """A higher requirement is planned in the decision that needs it."""
+        assert run([2, 4], window=2) == [2, 4]
+
+    def test_falls_after_the_window(self) -> None:
+        """With a window of two, a lower requirement waits one more decision."""
+        assert run([4, 2, 2, 2], window=2) == [4, 4, 2, 2]
+
+    def test_a_window_of_one_holds_nothing(self) -> None:
+        """Each decision's requirement is planned as it is."""
+        assert run([4, 2, 3, 1], window=1) == [4, 2, 3, 1]
+
+    def test_a_clear_fall_releases_at_once(self) -> None:
+        """While demand clearly falls, a lower requirement is planned at once."""
+        assert run([4, 4, 2], window=2, falling=True) == [4, 4, 2]
+
+    def test_not_right_after_a_rise(self) -> None:
+        """A component raised at the previous decision is held even on a fall."""
+        assert run([2, 4, 2], window=2, falling=True) == [2, 4, 4]
+
+    def test_the_words_say_what_is_held(self) -> None:
+        """The words name the requirement, the peak held, and when it is released."""
+        history: collections.deque[int] = collections.deque(maxlen=3)
+        hold_peak(history, 5, "decode", window=3)
+        held, words = hold_peak(history, 3, "decode", window=3)
+        assert held == 5
+        assert "requirement 3 but holding 5" in words
+        assert "released after 2 more intervals" in words
+
+    @given(
+        st.lists(st.integers(0, 20), min_size=1, max_size=15),
+        st.integers(1, 4),
+    )
+    def test_the_largest_of_the_window(self, needs: list[int], window: int) -> None:
+        """Without the fall exception, the plan is the peak of the last needs."""
+        planned = run(needs, window)
+        for i, value in enumerate(planned):
+            assert value == max(needs[max(0, i - window + 1) : i + 1])
