@@ -126,6 +126,16 @@ Every plan's reasons and details say why: the quantile used, the lookahead, the 
 predicted TTFT and ITL at the chosen replicas, the hysteresis state, the calibration and
 the attainment sized for.
 
+This module composes the sizing; its parts live in modules of their own: the queue
+(:mod:`~dynamo_planner.scalers.queueing`), the decode law
+(:mod:`~dynamo_planner.scalers.decode_model`), the request mix
+(:mod:`~dynamo_planner.scalers.request_mix`), the count series' trend and ramp tests
+(:mod:`~dynamo_planner.scalers.trend`), the scale-down hold
+(:mod:`~dynamo_planner.scalers.hysteresis`), the calibration factors
+(:mod:`~dynamo_planner.scalers.calibration`), the miss allowance
+(:mod:`~dynamo_planner.scalers.feedback`) and the band's own noise
+(:mod:`~dynamo_planner.scalers.sampling_noise`).
+
 .. versionadded:: 0.1.0
 """
 
