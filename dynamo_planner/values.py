@@ -186,6 +186,11 @@ class Observation:
             Prometheus source reads the frontend's histogram buckets).
         itl_histogram_ms: The interval's ITLs, bucketed the same way. A Dynamo frontend
             observes one ITL per token, so these count tokens, not requests.
+        isl_histogram_tokens: The interval's input lengths as cumulative ``(upper bound
+            tokens, count)`` buckets, the last bound ``inf``, where the source has them
+            (the Prometheus source reads the frontend's histogram buckets). Without
+            per-request samples, the ``sla`` scaler draws its request mix from them.
+        osl_histogram_tokens: The interval's output lengths, bucketed the same way.
     """
 
     timestamp_s: float = 0.0
@@ -210,6 +215,12 @@ class Observation:
         converter=_histogram, default=()
     )
     itl_histogram_ms: tuple[tuple[float, float], ...] = attrs.field(
+        converter=_histogram, default=()
+    )
+    isl_histogram_tokens: tuple[tuple[float, float], ...] = attrs.field(
+        converter=_histogram, default=()
+    )
+    osl_histogram_tokens: tuple[tuple[float, float], ...] = attrs.field(
         converter=_histogram, default=()
     )
 

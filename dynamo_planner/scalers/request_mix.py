@@ -13,22 +13,37 @@ last observation's), in this order:
 * the lengths are scaled to the means being sized for (the upper forecast, raised by a
   rising trend), by a factor kept within ``[0.5, 2]``.
 
-With no samples, an exponential mix around the means stands in
-(:func:`dynamo_planner.scalers.queueing.exponential_mix`), and the words say so.
+Without per-request samples, the frontend's ISL and OSL histograms stand in
+(``Observation.isl_histogram_tokens``, ``osl_histogram_tokens``, read by the Prometheus
+source): :func:`lengths_from_histogram` turns each into representative lengths at evenly
+spaced quantiles, and the OSLs are shuffled, as a histogram does not pair them with
+inputs. With neither, an exponential mix around the means stands in
+(:func:`dynamo_planner.scalers.queueing.exponential_mix`). The words say which.
 
 .. versionadded:: 0.1.0
 """
 
 from __future__ import annotations
 
+import math
+
 import attrs
 import numpy as np
 import numpy.typing as npt
 
 from dynamo_planner.scalers.queueing import exponential_mix
-from dynamo_planner.values import Demand, Observation
+from dynamo_planner.values import Demand, Observation, Sample
 
-__all__ = ["MAX_MIX", "RequestMix", "clean", "observed_mix", "sized_mix"]
+__all__ = [
+    "MAX_MIX",
+    "RequestMix",
+    "clean",
+    "lengths_from_histogram",
+    "observed_isl",
+    "observed_mix",
+    "observed_osl",
+    "sized_mix",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -69,6 +84,65 @@ def clean(values: tuple[float, ...]) -> FloatArray:
     return np.asarray(array[np.isfinite(array) & (array >= 0)], dtype=np.float64)
 
 
+def lengths_from_histogram(
+    buckets: tuple[tuple[float, float], ...],
+    *,
+    mean: float | None = None,
+    size: int = MAX_MIX,
+) -> FloatArray:
+    """Representative lengths of a histogram, one per evenly spaced quantile.
+
+    Lengths are spread uniformly within each bucket (as Prometheus' ``histogram_quantile``
+    interpolates), from 0 below the first bound. The open last bucket (``+Inf``) is
+    spread uniformly upward from the last finite bound so that all the lengths have the
+    observed ``mean``; without a mean, or when the finite buckets already reach it, its
+    share sits at the last finite bound (Prometheus' convention).
+
+    Args:
+        buckets: Cumulative ``(upper bound, count)`` pairs sorted by bound, counts
+            non-decreasing (as :class:`~dynamo_planner.values.Observation` keeps them).
+        mean: The observed mean length (the histogram's ``sum / count``), if known.
+        size: How many lengths to return.
+
+    Returns:
+        ``size`` lengths in increasing order; empty when the histogram counts nothing.
+
+    Example:
+        >>> buckets = ((100.0, 50.0), (1000.0, 100.0), (math.inf, 100.0))
+        >>> lengths_from_histogram(buckets, size=4).tolist()
+        [25.0, 75.0, 325.0, 775.0]
+    """
+    if not buckets or size < 1:
+        return np.empty(0, dtype=np.float64)
+    bounds = np.array([b for b, _ in buckets], dtype=np.float64)
+    cumulative = np.array([c for _, c in buckets], dtype=np.float64)
+    total = float(cumulative[-1])
+    if not total > 0:
+        return np.empty(0, dtype=np.float64)
+    finite = bounds[np.isfinite(bounds)]
+    lows = np.concatenate(([0.0], bounds[:-1]))
+    lows = np.minimum(lows, bounds)  # a first bound below 0 starts at itself
+    highs = bounds.copy()
+    if not math.isfinite(bounds[-1]):
+        last = float(finite[-1]) if finite.size else 0.0
+        counts = np.diff(np.concatenate(([0.0], cumulative)))
+        tail = float(counts[-1])
+        highs[-1] = last
+        if tail > 0 and mean is not None and math.isfinite(mean):
+            inside = float(np.sum(counts[:-1] * (lows[:-1] + highs[:-1]) / 2.0))
+            tail_mean = (mean * total - inside) / tail
+            if tail_mean > last:
+                highs[-1] = 2.0 * tail_mean - last
+    levels = (np.arange(size, dtype=np.float64) + 0.5) / size * total
+    index = np.minimum(
+        np.searchsorted(cumulative, levels, side="right"), bounds.size - 1
+    )
+    below = np.concatenate(([0.0], cumulative[:-1]))[index]
+    width = cumulative[index] - below
+    share = np.where(width > 0, (levels - below) / np.where(width > 0, width, 1.0), 0.5)
+    return np.asarray(lows[index] + share * (highs[index] - lows[index]), np.float64)
+
+
 def sized_mix(
     demand: Demand,
     observation: Observation | None,
@@ -76,24 +150,21 @@ def sized_mix(
     isl_mean: float | None = None,
     osl_mean: float | None = None,
 ) -> RequestMix:
-    """The request mix to size for: samples where known, scaled to the given means.
+    """The request mix to size for: known lengths where there are, scaled to the means.
 
     Args:
         demand: The forecast; its samples are used first.
-        observation: The last interval, whose samples stand in when the demand has none.
+        observation: The last interval, whose samples, else ISL and OSL histograms,
+            stand in when the demand has no samples.
         isl_mean: Mean ISL to scale to (default: the demand's upper ISL).
         osl_mean: Mean OSL to scale to (default: the demand's upper OSL).
     """
-    isl = clean(demand.isl_samples_tokens)
-    osl = clean(demand.osl_samples_tokens)
-    where = "the demand"
-    if (isl.size == 0 or osl.size == 0) and observation is not None:
-        isl = clean(observation.isl_samples_tokens)
-        osl = clean(observation.osl_samples_tokens)
-        where = "the last observation"
     isl_mean = demand.isl_tokens.upper if isl_mean is None else isl_mean
     osl_mean = demand.osl_tokens.upper if osl_mean is None else osl_mean
-    if isl.size == 0 or osl.size == 0:
+    known = _paired(demand.isl_samples_tokens, demand.osl_samples_tokens, "the demand")
+    if known is None and observation is not None:
+        known = _observed_lengths(observation)
+    if known is None:
         isl = exponential_mix(max(isl_mean, 1.0))
         osl = exponential_mix(max(osl_mean, 1.0))
         osl = osl[np.random.default_rng(0).permutation(osl.size)]
@@ -105,7 +176,7 @@ def sized_mix(
                 f"forecast ISL {isl_mean:,.0f} / OSL {osl_mean:,.0f} tokens stands in"
             ),
         )
-    isl, osl = _subsample(*_pair(isl, osl))
+    isl, osl, where = known
     raw_isl, raw_osl = float(np.mean(isl)), float(np.mean(osl))
     isl, isl_factor = _scale_to(isl, isl_mean)
     osl, osl_factor = _scale_to(osl, osl_mean)
@@ -122,21 +193,81 @@ def sized_mix(
 
 
 def observed_mix(observation: Observation) -> RequestMix | None:
-    """The last interval's mix as observed: samples, else an exponential mix.
+    """The last interval's mix as observed: samples, histograms, else the means.
 
     Returns:
-        The mix, or ``None`` when neither samples nor mean lengths were observed.
+        The mix, or ``None`` when neither lengths nor mean lengths were observed.
     """
-    isl = clean(observation.isl_samples_tokens)
-    osl = clean(observation.osl_samples_tokens)
-    if isl.size and osl.size:
-        isl, osl = _subsample(*_pair(isl, osl))
-        return RequestMix(isl=isl, osl=np.maximum(osl, 1.0), words="observed")
+    known = _observed_lengths(observation)
+    if known is not None:
+        isl, osl, where = known
+        return RequestMix(isl=isl, osl=np.maximum(osl, 1.0), words=f"observed: {where}")
     if observation.isl_tokens.known and observation.osl_tokens.known:
         isl = exponential_mix(max(observation.isl_tokens.value, 1.0))
         osl = exponential_mix(max(observation.osl_tokens.value, 1.0))
         return RequestMix(isl=isl, osl=osl, words="observed means")
     return None
+
+
+def observed_isl(observation: Observation) -> FloatArray:
+    """The last interval's input lengths: its samples, else drawn from its histogram.
+
+    Empty when the source gave neither.
+    """
+    samples = clean(observation.isl_samples_tokens)
+    if samples.size:
+        return samples
+    return lengths_from_histogram(
+        observation.isl_histogram_tokens, mean=_known_mean(observation.isl_tokens)
+    )
+
+
+def observed_osl(observation: Observation) -> FloatArray:
+    """The last interval's output lengths: its samples, else drawn from its histogram.
+
+    Empty when the source gave neither.
+    """
+    samples = clean(observation.osl_samples_tokens)
+    if samples.size:
+        return samples
+    return lengths_from_histogram(
+        observation.osl_histogram_tokens, mean=_known_mean(observation.osl_tokens)
+    )
+
+
+def _paired(
+    isl_samples: tuple[float, ...], osl_samples: tuple[float, ...], where: str
+) -> tuple[FloatArray, FloatArray, str] | None:
+    """Per-request samples, paired and subsampled; ``None`` unless both are known."""
+    isl, osl = clean(isl_samples), clean(osl_samples)
+    if not (isl.size and osl.size):
+        return None
+    isl, osl = _subsample(*_pair(isl, osl))
+    return isl, osl, where
+
+
+def _observed_lengths(
+    observation: Observation,
+) -> tuple[FloatArray, FloatArray, str] | None:
+    """The observation's samples, else lengths drawn from its ISL and OSL histograms."""
+    known = _paired(
+        observation.isl_samples_tokens,
+        observation.osl_samples_tokens,
+        "the last observation",
+    )
+    if known is not None:
+        return known
+    isl, osl = observed_isl(observation), observed_osl(observation)
+    if not (isl.size and osl.size):
+        return None
+    isl, osl = _subsample(isl, osl) if isl.size == osl.size else _pair(isl, osl)
+    # a histogram does not say which input went with which output
+    osl = osl[np.random.default_rng(0).permutation(osl.size)]
+    return isl, osl, "the last interval's ISL and OSL histograms"
+
+
+def _known_mean(sample: Sample) -> float | None:
+    return sample.value if sample.known else None
 
 
 def _subsample(isl: FloatArray, osl: FloatArray) -> tuple[FloatArray, FloatArray]:

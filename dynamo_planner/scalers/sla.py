@@ -167,7 +167,9 @@ from dynamo_planner.scalers.queueing import (
 from dynamo_planner.scalers.request_mix import (
     RequestMix,
     clean,
+    observed_isl,
     observed_mix,
+    observed_osl,
     sized_mix,
 )
 from dynamo_planner.scalers.sampling_noise import SamplingNoise
@@ -528,8 +530,8 @@ class SLAScaler:
                 observation.num_req.value,
                 observation.isl_tokens.value if observation.isl_tokens.known else None,
                 observation.osl_tokens.value if observation.osl_tokens.known else None,
-                clean(observation.isl_samples_tokens),
-                clean(observation.osl_samples_tokens),
+                observed_isl(observation),
+                observed_osl(observation),
             )
 
         self._hold_for(demand)
@@ -683,7 +685,7 @@ class SLAScaler:
             observation.ttft_samples_ms, observation.ttft_histogram_ms, self.ttft_ms
         )
         if total >= MIN_CALIBRATION_REQUESTS:
-            isl = clean(observation.isl_samples_tokens)
+            isl = observed_isl(observation)
             feasible = 1.0
             if isl.size:
                 feasible = self.prefill_mix(isl).feasible_share(

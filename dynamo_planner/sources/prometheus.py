@@ -10,7 +10,9 @@ keeps the series of the planner's model (case-insensitive) and Dynamo namespace,
 reduces them: averages are the unweighted mean over matching series, the request count is
 their sum, and the TTFT and ITL buckets are summed per ``le`` bound into
 ``Observation.ttft_histogram_ms`` and ``itl_histogram_ms`` (bounds in milliseconds), from
-which the ``sla`` scaler counts the requests that missed a target. A bucket series without
+which the ``sla`` scaler counts the requests that missed a target, and the input and output
+length buckets into ``isl_histogram_tokens`` and ``osl_histogram_tokens`` (bounds in
+tokens), from which it draws its request mix. A bucket series without
 a numeric ``le`` label is logged as a warning naming the query and the label, and that
 histogram is left empty (unknown); the rest of the observation is kept.
 
@@ -229,17 +231,28 @@ def sum_of_series(series: Iterable[PromSeries]) -> float | None:
     return math.fsum(values)
 
 
-_BUCKETED = {"ttft_histogram_ms": "ttft_ms", "itl_histogram_ms": "itl_ms"}
-"""Observation histogram field → the latency whose buckets fill it."""
+_BUCKETED = {
+    "ttft_histogram_ms": ("ttft_ms", 1000.0),
+    "itl_histogram_ms": ("itl_ms", 1000.0),
+    "isl_histogram_tokens": ("isl_tokens", 1.0),
+    "osl_histogram_tokens": ("osl_tokens", 1.0),
+}
+"""Observation histogram field → the metric whose buckets fill it, and the factor from
+the metric's unit to the field's (seconds to milliseconds; tokens stay tokens)."""
 
 
 def buckets_of_series(
-    series: Iterable[PromSeries], *, query: str = ""
+    series: Iterable[PromSeries], *, query: str = "", scale: float = 1000.0
 ) -> tuple[tuple[float, float], ...]:
-    """Cumulative ``(le in ms, count)`` buckets summed over series, by ``le`` label.
+    """Cumulative ``(le x scale, count)`` buckets summed over series, by ``le`` label.
 
     Series with a non-finite value (no observation in the window) are left out; with
     none left the histogram is empty (unknown).
+
+    Args:
+        series: The bucket series of one histogram.
+        query: The query that gave them, for errors.
+        scale: Factor from the ``le`` unit to the histogram's (1000: seconds to ms).
 
     Raises:
         MalformedMetricsError: A series has no ``le`` label or one that is not a number.
@@ -257,7 +270,7 @@ def buckets_of_series(
                 f"{where}a bucket series has le={raw!r}, not a bound", source=_SOURCE
             )
         if math.isfinite(s.value):
-            key = bound * 1000.0
+            key = bound * scale
             totals[key] = totals.get(key, 0.0) + max(0.0, s.value)
     return tuple(sorted(totals.items()))
 
@@ -421,7 +434,7 @@ class PrometheusMetricSource:
             for field, suffix in HISTOGRAMS.items()
         }
         out["num_req"] = f"increase({p}_{REQUESTS_TOTAL}[{window}])"
-        for field, metric in _BUCKETED.items():
+        for field, (metric, _) in _BUCKETED.items():
             out[field] = f"increase({p}_{HISTOGRAMS[metric]}_bucket[{window}])"
         return out
 
@@ -457,9 +470,12 @@ class PrometheusMetricSource:
                 )
             if name in _BUCKETED:
                 try:
-                    buckets[name] = buckets_of_series(matching, query=queries[name])
+                    buckets[name] = buckets_of_series(
+                        matching, query=queries[name], scale=_BUCKETED[name][1]
+                    )
                 except MalformedMetricsError as exc:
-                    # the buckets only refine the sla scaler's feedback: keep the rest
+                    # the buckets only refine the sla scaler's mix and feedback: keep
+                    # the rest
                     logger.warning("%s; %s is left unknown", exc, name)
                     buckets[name] = ()
                 continue
@@ -481,6 +497,8 @@ class PrometheusMetricSource:
             request_duration_s=values["request_duration_s"],
             ttft_histogram_ms=buckets["ttft_histogram_ms"],
             itl_histogram_ms=buckets["itl_histogram_ms"],
+            isl_histogram_tokens=buckets["isl_histogram_tokens"],
+            osl_histogram_tokens=buckets["osl_histogram_tokens"],
         )
 
     async def aclose(self) -> None:

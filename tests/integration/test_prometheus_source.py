@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 
+import numpy as np
 import pytest
 
 from dynamo_planner.exceptions import MetricSourceError
 from dynamo_planner.scalers.feedback import count_within
+from dynamo_planner.scalers.request_mix import observed_mix
 from dynamo_planner.sources.exporter import FrontendMetricsExporter
 from dynamo_planner.sources.prometheus import PrometheusMetricSource
 from dynamo_planner.testing.servers import PrometheusServer, free_port
@@ -167,6 +169,37 @@ class TestPrometheusSource:
         itl_total, itl_within = count_within(obs.itl_histogram_ms, 40.0)
         assert itl_within == pytest.approx(itl_total)
         assert count_within(obs.itl_histogram_ms, 20.0)[1] == 0.0
+
+    async def test_length_buckets_give_the_request_mix(
+        self,
+        start_prometheus: StartPrometheus,
+        exporters: Callable[..., FrontendMetricsExporter],
+    ) -> None:
+        """The ISL and OSL buckets come back in tokens, and the request mix drawn from
+        them keeps the two kinds of request: half the prompts of 100 tokens, half of
+        3,000."""
+        mine = exporters()
+        prom = start_prometheus(_targets(mine))
+        _scraped(prom, 1, "dynamo_frontend_requests_total")
+        for isl, osl in ((100, 20), (3000, 150)):
+            for _ in range(10):
+                mine.record_request(
+                    isl_tokens=isl, osl_tokens=osl, ttft_s=0.1, itl_s=0.01, duration_s=1
+                )
+        _scraped(prom, 1, "dynamo_frontend_requests_total > 0")
+        obs = await _fetch(prom)
+        total, short = count_within(obs.isl_histogram_tokens, 128.0)
+        assert total >= 20
+        assert short == pytest.approx(total / 2, rel=1e-6)
+        assert obs.isl_histogram_tokens[-1][0] == math.inf
+        assert count_within(obs.osl_histogram_tokens, 64.0)[1] == pytest.approx(
+            total / 2, rel=1e-6
+        )
+        mix = observed_mix(obs)
+        assert mix is not None
+        assert "histograms" in mix.words
+        assert float(np.mean(mix.isl <= 128.0)) == pytest.approx(0.5, abs=1e-3)
+        assert float(np.max(mix.isl)) <= 4096.0
 
     async def test_three_frontends_unweighted_mean(
         self,

@@ -436,6 +436,34 @@ class TestDemand:
             decide(scaler(fitted), demand(-1.0))
 
 
+class TestHistogramMix:
+    """A source with histograms only (Prometheus) still gives the mix's shape."""
+
+    def test_a_heavy_tail_needs_more_prefill(self, fitted: FittedInterpolator) -> None:
+        """5% of prompts at 16k to 32k tokens queue the rest behind them: sized from
+        the frontend's ISL histogram, prefill needs more replicas than the exponential
+        stand-in of the same mean, and the plan says where the mix came from."""
+        heavy_tail = ((256.0, 0.0), (512.0, 950.0), (16384.0, 950.0), (32768.0, 1000.0), (math.inf, 1000.0))  # fmt: skip
+        outputs = ((128.0, 500.0), (256.0, 1000.0), (math.inf, 1000.0))
+        mean_isl = 0.95 * 384 + 0.05 * 24576
+        means_only = observation(1200.0, isl=mean_isl, osl=160.0)
+        bucketed = attrs_evolve(
+            means_only, isl_histogram_tokens=heavy_tail, osl_histogram_tokens=outputs
+        )
+        d = demand(1200.0, isl=mean_isl, osl=160.0)
+        stand_in = decide(scaler(fitted), d, observation=means_only)
+        shaped = decide(scaler(fitted), d, observation=bucketed)
+        assert (stand_in.prefill, shaped.prefill) == (1, 3)  # the SLA page quotes it
+        assert any("ISL and OSL histograms" in r for r in shaped.reasons)
+        assert any("exponential mix" in r for r in stand_in.reasons)
+        # the longest prompts cannot meet 500 ms alone; the rest are sized for
+        assert shaped.details["prefill_feasible_share"] < 1.0
+        assert (
+            shaped.details["predicted_prefill_attainment"]
+            >= shaped.details["prefill_attainment_target"]
+        )
+
+
 class TestBacklog:
     """A backlog is capacity the planner cannot count on."""
 

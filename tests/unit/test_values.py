@@ -25,6 +25,20 @@ class TestHistogramFields:
         )
         assert Observation(interval_s=60.0).itl_histogram_ms == ()
 
+    def test_length_histograms_are_kept_alike(self) -> None:
+        """ISL and OSL buckets get the same sorting and running maximum."""
+        obs = Observation(
+            interval_s=60.0,
+            isl_histogram_tokens=[(math.inf, 10), (512.0, 6), (128.0, 6.5)],
+            osl_histogram_tokens=[(256.0, 3)],
+        )
+        assert obs.isl_histogram_tokens == (
+            (128.0, 6.5),
+            (512.0, 6.5),
+            (math.inf, 10.0),
+        )
+        assert obs.osl_histogram_tokens == ((256.0, 3.0),)
+
     @pytest.mark.parametrize(
         "bucket", [(math.nan, 1.0), (10.0, -1.0), (10.0, math.inf)]
     )

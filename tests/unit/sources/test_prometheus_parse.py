@@ -164,6 +164,11 @@ class TestBuckets:
         ]
         assert buckets_of_series(series) == ((500.0, 12.0), (math.inf, 15.0))
 
+    def test_token_buckets_keep_their_bounds(self) -> None:
+        """Length buckets are in tokens: ``scale=1`` keeps the bounds as they are."""
+        series = [self._bucket("512", 3.0), self._bucket("+Inf", 4.0)]
+        assert buckets_of_series(series, scale=1.0) == ((512.0, 3.0), (math.inf, 4.0))
+
     @pytest.mark.parametrize("le", ["fast", None])
     def test_bad_le_names_it(self, le: str | None) -> None:
         """A bucket without a numeric ``le`` is a malformed answer naming the label."""
@@ -172,7 +177,7 @@ class TestBuckets:
             buckets_of_series([PromSeries(labels, 1.0)], query="q")
 
     def test_bucket_queries(self) -> None:
-        """TTFT and ITL buckets are read with increase() over the interval."""
+        """TTFT, ITL, ISL and OSL buckets are read with increase() over the interval."""
         queries = PrometheusMetricSource(endpoint="http://x", model_name="m").queries(
             60
         )
@@ -181,6 +186,12 @@ class TestBuckets:
         )
         assert queries["itl_histogram_ms"] == (
             "increase(dynamo_frontend_inter_token_latency_seconds_bucket[60s])"
+        )
+        assert queries["isl_histogram_tokens"] == (
+            "increase(dynamo_frontend_input_sequence_tokens_bucket[60s])"
+        )
+        assert queries["osl_histogram_tokens"] == (
+            "increase(dynamo_frontend_output_sequence_tokens_bucket[60s])"
         )
 
 
