@@ -54,6 +54,10 @@ the oracle, and the attainment bar.
 sla runs (the docs quote ``--sla-interpolator reference``, ``--forecast-quantile 0.9``
 and ``--scale-down-intervals 2``).
 
+``--frontend-metrics histograms`` gives the planners only what Prometheus reads from a
+Dynamo frontend: counts, means and bucket counts, no per-request samples (the docs quote
+it with ``--no-oracle``).
+
 ``--json PATH`` writes every figure; ``--load 1`` checks the load-x1 bar. Each setting's
 ``sla`` run is printed as the ``dynamo-planner replay`` command that reproduces it.
 """
@@ -223,6 +227,7 @@ def command(
     cold_s: float,
     start: tuple[int, int],
     sla: PlannerConfig,
+    frontend_metrics: str = "samples",
 ) -> str:
     """The ``dynamo-planner replay`` command of one setting's sla run."""
     parts = ["dynamo-planner replay"]
@@ -248,6 +253,8 @@ def command(
         parts.append(f"--scale-down-intervals {sla.scale_down_intervals}")
     if sla.no_attainment_feedback:
         parts.append("--no-attainment-feedback")
+    if frontend_metrics != "samples":
+        parts.append(f"--frontend-metrics {frontend_metrics}")
     return " ".join(parts)
 
 
@@ -349,6 +356,13 @@ def main() -> int:
         help="hysteresis window of the sla runs (default: the configuration's, 2 "
         "below 120 s intervals and 1 from 120 s)",
     )
+    parser.add_argument(
+        "--frontend-metrics",
+        choices=("samples", "histograms"),
+        default="samples",
+        help="what the planners read beside counts and means: every request's lengths "
+        "and latencies (default) or bucket counts, as from a Dynamo frontend",
+    )
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument(
         "--plot",
@@ -376,7 +390,7 @@ def main() -> int:
         counted = np.asarray(trace.arrival_s) >= WARMUP_S
         share = float(feasible[counted].mean())
         target = min(ATTAINMENT, ATTAINMENT * share)
-        sim = SimConfig()
+        sim = SimConfig(frontend_metrics=args.frontend_metrics)
         static = best_static(
             trace,
             model,
@@ -551,6 +565,7 @@ def main() -> int:
                         cold_s,
                         start,
                         configs["sla"],
+                        args.frontend_metrics,
                     ),
                     file=sys.stderr,
                 )

@@ -237,6 +237,14 @@ def add_parser(subparsers: Any) -> None:
         help="how late the frontend's metrics are (s; default 0)",
     )
     sim.add_argument(
+        "--frontend-metrics",
+        choices=("samples", "histograms"),
+        default="samples",
+        help="what the planner reads beside counts and means: every request's lengths "
+        "and latencies (samples, default) or bucket counts, as Prometheus reads a "
+        "Dynamo frontend (histograms)",
+    )
+    sim.add_argument(
         "--start-num-p",
         type=_number(0, strict=False, kind=int),
         help="prefill workers ready at the start (default 1; none in agg mode)",
@@ -460,6 +468,7 @@ def prepare(args: argparse.Namespace) -> ReplayInputs:
             initial_decode=args.start_num_d,
             max_decode_batch=args.max_decode_batch,
             metric_delay_s=args.metric_delay_s,
+            frontend_metrics=args.frontend_metrics,
         ),
         attainment_target=min(1.0, args.attainment_target),
         warmup_s=args.warmup_s,

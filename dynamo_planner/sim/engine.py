@@ -76,6 +76,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.sources._names import BUCKETS
 from dynamo_planner.traces import RequestTrace
 from dynamo_planner.values import Observation, Sample, WorkerLoad
 
@@ -84,6 +85,8 @@ __all__ = ["SimConfig", "SimResult", "Simulation", "WorkerCounts", "WorkerSpan"]
 FloatArray = npt.NDArray[np.float64]
 
 _INF = math.inf
+FRONTEND_METRICS = ("samples", "histograms")
+"""What an observation may carry beside counts and means (``SimConfig.frontend_metrics``)."""
 
 # worker states
 STARTING = 0
@@ -136,6 +139,12 @@ class SimConfig:
             ``t - metric_delay_s``.
         load_scrape_s: How often the per-worker loads are scraped (the resolution of
             the delayed per-worker loads and of the router's sampling buffer).
+        frontend_metrics: What an observation carries beside counts and means:
+            ``"samples"`` (every request's ISL, OSL, TTFT and ITL, and the arrivals'
+            per-second dispersion: more than a Dynamo frontend gives) or
+            ``"histograms"`` (what Prometheus reads from a Dynamo frontend: cumulative
+            bucket counts of TTFT, ITL per token, ISL and OSL, with the bounds of
+            :class:`~dynamo_planner.sources.exporter.FrontendMetricsExporter`).
     """
 
     mode: str = attrs.field(
@@ -163,6 +172,9 @@ class SimConfig:
     )
     metric_delay_s: float = attrs.field(default=0.0, validator=_non_negative)
     load_scrape_s: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+    frontend_metrics: str = attrs.field(
+        default="samples", validator=attrs.validators.in_(FRONTEND_METRICS)
+    )
 
     @initial_prefill.default
     def _initial_prefill(self) -> int:
@@ -1112,6 +1124,29 @@ class Simulation:
             itl_samples = list(compress(self._dn_itl_ms[d0:d1], has))
             if itl_samples:
                 itl = math.fsum(itl_samples) / len(itl_samples)
+        if self.config.frontend_metrics == "histograms":
+            has = self._dn_has_itl[d0:d1]
+            return Observation(
+                timestamp_s=end_s,
+                interval_s=width,
+                num_req=float(num),
+                isl_tokens=float(isl.mean()),
+                osl_tokens=_sample_or_unknown(osl),
+                ttft_ms=_sample_or_unknown(ttft),
+                itl_ms=_sample_or_unknown(itl),
+                request_duration_s=_sample_or_unknown(duration),
+                ttft_histogram_ms=_buckets(ttft_samples, "ttft_ms", scale=1000.0),
+                # a frontend observes one ITL per token after the first
+                itl_histogram_ms=_buckets(
+                    itl_samples,
+                    "itl_ms",
+                    scale=1000.0,
+                    weights=[o - 1.0 for o in compress(osl_samples, has)],
+                ),
+                isl_histogram_tokens=_buckets(isl, "isl_tokens"),
+                osl_histogram_tokens=_buckets(osl_samples, "osl_tokens"),
+                workers=workers,
+            )
         return Observation(
             timestamp_s=end_s,
             interval_s=width,
@@ -1273,6 +1308,29 @@ def _dispersion(
     counts = np.bincount(index, minlength=bins)
     mean = float(counts.mean())
     return float(counts.var()) / mean if mean > 0 else None
+
+
+def _buckets(
+    values: Sequence[float] | npt.NDArray[np.float64],
+    field: str,
+    *,
+    scale: float = 1.0,
+    weights: Sequence[float] | None = None,
+) -> tuple[tuple[float, float], ...]:
+    """Cumulative ``(bound x scale, count)`` buckets of ``values``, weighted.
+
+    The bounds are those the exporter gives the histogram of ``field``, then ``inf``.
+    Empty without values.
+    """
+    if not len(values):
+        return ()
+    bounds = np.array([*BUCKETS[field], math.inf], dtype=np.float64) * scale
+    data = np.asarray(values, dtype=np.float64)
+    order = np.argsort(data)
+    w = np.ones(data.size) if weights is None else np.asarray(weights, np.float64)
+    cumulative = np.concatenate(([0.0], np.cumsum(w[order])))
+    within = cumulative[np.searchsorted(data[order], bounds, side="right")]
+    return tuple(zip(bounds.tolist(), within.tolist(), strict=True))
 
 
 def _sample_or_unknown(value: float | None) -> Sample:

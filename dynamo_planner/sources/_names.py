@@ -9,6 +9,7 @@ was started with ``DYN_METRICS_PREFIX``.
 from __future__ import annotations
 
 __all__ = [
+    "BUCKETS",
     "DEFAULT_PREFIX",
     "HISTOGRAMS",
     "REQUESTS_TOTAL",
@@ -26,6 +27,28 @@ HISTOGRAMS = {
     "osl_tokens": "output_sequence_tokens",
 }
 """Observation field → histogram suffix. The ``_ms`` fields are seconds times 1000."""
+
+LATENCY_BUCKETS_S = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+"""Upper bounds (s) of the TTFT and request-duration buckets of our exporter."""
+ITL_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+"""Upper bounds (s) of the ITL buckets of our exporter."""
+TOKEN_BUCKETS = (
+    16.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0,
+    65536.0, 131072.0,
+)  # fmt: skip
+"""Upper bounds (tokens) of the ISL and OSL buckets of our exporter."""
+BUCKETS = {
+    "ttft_ms": LATENCY_BUCKETS_S,
+    "itl_ms": ITL_BUCKETS_S,
+    "request_duration_s": LATENCY_BUCKETS_S,
+    "isl_tokens": TOKEN_BUCKETS,
+    "osl_tokens": TOKEN_BUCKETS,
+}
+"""Observation field → the finite upper bounds of its histogram, in the metric's unit
+(``+Inf`` is implied). The exporter uses them, and so does the simulator when it reports
+histograms as a frontend does."""
 
 REQUESTS_TOTAL = "requests_total"
 """Suffix of the request counter."""

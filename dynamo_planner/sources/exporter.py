@@ -37,6 +37,7 @@ from prometheus_client import (
 
 from dynamo_planner._serving import RegistryServer
 from dynamo_planner.sources._names import (
+    BUCKETS,
     DEFAULT_PREFIX,
     HISTOGRAMS,
     REQUESTS_TOTAL,
@@ -47,19 +48,6 @@ from dynamo_planner.values import WorkerLoad
 
 __all__ = ["FrontendMetricsExporter"]
 
-_LATENCY_BUCKETS_S = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-)  # fmt: skip
-_TOKEN_BUCKETS = (
-    16.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0, 32768.0,
-)  # fmt: skip
-_BUCKETS = {
-    "ttft_ms": _LATENCY_BUCKETS_S,
-    "itl_ms": (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28),
-    "request_duration_s": _LATENCY_BUCKETS_S,
-    "isl_tokens": _TOKEN_BUCKETS,
-    "osl_tokens": _TOKEN_BUCKETS,
-}
 _HELP = {
     "ttft_ms": "Time to first token",
     "itl_ms": "Inter-token latency",
@@ -106,7 +94,7 @@ class FrontendMetricsExporter:
                 f"{self.prefix}_{suffix}",
                 _HELP[field],
                 _TRAFFIC_LABELS,
-                buckets=_BUCKETS[field],
+                buckets=BUCKETS[field],
                 registry=self.registry,
             )
         self._requests = Counter(

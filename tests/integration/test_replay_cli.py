@@ -396,6 +396,11 @@ class TestSLAScalerFlags:
         )
         assert inputs.options.sim.cold_start_s == 180
         assert inputs.options.sim.max_num_batched_tokens == 4096
+        assert inputs.options.sim.frontend_metrics == "samples"
+        histograms = prepare(
+            parse(["--frontend-metrics", "histograms", "--duration-s", "60"])
+        )
+        assert histograms.options.sim.frontend_metrics == "histograms"
         planner = planner_from_config(inputs.config, profile=inputs.profile)
         assert isinstance(planner, Planner)
         scaler = planner.scaler

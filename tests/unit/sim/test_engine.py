@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dynamo_planner.scalers.feedback import count_within
 from dynamo_planner.sim.engine import SimConfig, Simulation
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.traces import RequestTrace
@@ -433,6 +434,41 @@ class TestObservation:
         empty = sim.observe(60.0)
         assert empty.ttft_samples_ms == ()
         assert empty.itl_samples_ms == ()
+
+    def test_histograms_as_a_frontend_reports_them(self, model: EngineModel) -> None:
+        """With ``frontend_metrics="histograms"`` the window carries bucket counts
+        instead of samples: every arrival's ISL, every completion's OSL, every first
+        token's TTFT and every token's ITL after the first, with the exporter's
+        bounds; the per-second dispersion is unknown, as live."""
+        arrival, isl, osl = (
+            [1.0, 2.0, 3.0, 4.0],
+            [100, 200, 3000, 70000],
+            [10, 1, 30, 5],
+        )
+        frontend = Simulation(
+            trace_of(arrival, isl, osl), model, SimConfig(frontend_metrics="histograms")
+        )
+        full = Simulation(trace_of(arrival, isl, osl), model, SimConfig())
+        for sim in (frontend, full):
+            sim.run_until(60.0)
+        obs, seen = frontend.observe(60.0), full.observe(60.0)
+        assert obs.isl_samples_tokens == obs.osl_samples_tokens == ()
+        assert obs.ttft_samples_ms == obs.itl_samples_ms == ()
+        assert not obs.arrival_dispersion.known
+        assert obs.num_req.value == 4
+        assert obs.isl_tokens.value == seen.isl_tokens.value
+        assert obs.ttft_ms.value == seen.ttft_ms.value
+        isl_buckets = dict(obs.isl_histogram_tokens)
+        assert isl_buckets[128.0] == 1  # 100
+        assert isl_buckets[256.0] == 2  # and 200
+        assert isl_buckets[4096.0] == 3  # and 3,000
+        assert isl_buckets[math.inf] == 4  # and 70,000
+        assert dict(obs.osl_histogram_tokens)[math.inf] == 4
+        assert obs.ttft_histogram_ms[-1] == (math.inf, 4.0)
+        # 9 + 0 + 29 + 4 tokens after the first, each at its request's mean ITL
+        assert obs.itl_histogram_ms[-1] == (math.inf, 42.0)
+        ttft_within = count_within(obs.ttft_histogram_ms, 500.0)[1]
+        assert ttft_within == sum(t <= 500.0 for t in seen.ttft_samples_ms)
 
     def test_arrival_dispersion(self, model: EngineModel) -> None:
         """Per-second counts: by hand for a small window, near 1 for Poisson

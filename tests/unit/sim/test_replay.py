@@ -91,6 +91,35 @@ class TestRunPlanner:
         assert planner.last_plan is run.plans[-1][1]
         assert len(planner.source.fetched) == len(run.plans)
 
+    def test_sla_planner_on_a_frontends_histograms(
+        self, model: EngineModel, make_planner: Callable[..., Any]
+    ) -> None:
+        """Reading only what a Dynamo frontend reports (bucket counts, no samples), the
+        sla scaler draws its mix from the length histograms, counts its misses from the
+        latency buckets, and still scales for the ramp."""
+        planner = make_planner(
+            scaler="sla", adjustment_interval_s=60.0, ttft_ms=500.0, itl_ms=20.0
+        )
+        trace = ramp_trace()
+        run = run_planner(
+            trace,
+            model,
+            planner,
+            sim_config=SimConfig(cold_start_s=30.0, frontend_metrics="histograms"),
+            ttft_ms=500,
+            itl_ms=20,
+        )
+        assert run.summary.completed == len(trace)
+        fetched = planner.source.fetched
+        assert all(not o.isl_samples_tokens and not o.ttft_samples_ms for o in fetched)
+        busy = [o for o in fetched if o.num_req.value > 0]
+        assert all(o.isl_histogram_tokens and o.ttft_histogram_ms for o in busy)
+        reasons = [r for _, plan in run.plans for r in plan.reasons]
+        assert any("ISL and OSL histograms" in r for r in reasons)
+        assert any(r.startswith("prefill feedback (TTFT misses)") for r in reasons)
+        prefill = [r.prefill_workers for r in run.intervals]
+        assert max(prefill) > prefill[0]
+
 
 class TestScalingActions:
     """A scaling action is a change of the requested replicas."""
