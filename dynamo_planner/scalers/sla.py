@@ -1377,11 +1377,18 @@ def _decode_rate(rate: float, observation: Observation | None) -> tuple[float, s
 
     A prefill backlog (a queue built while workers were starting) releases requests into
     decode faster than they arrive; the requests completed in the last interval (its OSL
-    samples) measure that.
+    samples, or the count of its OSL histogram: a frontend observes a request's output
+    length when it completes) measure that.
     """
-    if observation is None or not observation.osl_samples_tokens:
+    if observation is None:
         return rate, ""
-    completed = len(observation.osl_samples_tokens) / observation.interval_s
+    if observation.osl_samples_tokens:
+        count = float(len(observation.osl_samples_tokens))
+    elif observation.osl_histogram_tokens:
+        count = observation.osl_histogram_tokens[-1][1]
+    else:
+        return rate, ""
+    completed = count / observation.interval_s
     if completed <= rate:
         return rate, ""
     return completed, (

@@ -487,6 +487,27 @@ class TestBacklog:
         assert draining.decode > plain.decode
         assert any("backlog is draining" in r for r in draining.reasons)
 
+    def test_completions_from_the_osl_histogram(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Without samples, the OSL histogram's count (a frontend observes an output
+        length when its request completes) gives the completions."""
+        obs = Observation(
+            interval_s=INTERVAL_S,
+            num_req=3000.0,
+            isl_tokens=1155.0,
+            osl_tokens=211.0,
+            isl_histogram_tokens=(
+                (1024.0, 1000.0),
+                (2048.0, 3000.0),
+                (math.inf, 3000.0),
+            ),
+            osl_histogram_tokens=((128.0, 2000.0), (256.0, 6000.0), (math.inf, 6000.0)),
+        )
+        draining = decide(scaler(fitted), demand(3000.0), observation=obs)
+        assert draining.details["decode_rate_per_s"] == pytest.approx(100.0)
+        assert any("backlog is draining" in r for r in draining.reasons)
+
     def test_backlogged_prefill_worker_adds_a_replica(
         self, fitted: FittedInterpolator
     ) -> None:
