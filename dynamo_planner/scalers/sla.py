@@ -18,9 +18,10 @@ ahead, otherwise the recent upward trend extrapolated to when workers asked for 
 next decision will serve (``cold_start_s`` plus half an interval past the forecast's
 middle). The trend is the least-squares slope less its noise (``sqrt(slope² - SE²)``),
 so counts that merely scatter add nothing. The request mix (ISL and OSL per request)
-comes from the demand's or observation's samples, scaled to the upper forecast means
-(raised the same way by a rising trend); with no samples, an exponential mix around
-those means stands in.
+comes from the demand's or observation's samples, else from the observation's ISL and
+OSL histograms (the frontend's buckets), scaled to the upper forecast means (raised the
+same way by a rising trend); with neither, an exponential mix around those means stands
+in (:mod:`~dynamo_planner.scalers.request_mix`).
 
 **Prefill.** An M/G/c queue with batching (:mod:`dynamo_planner.scalers.queueing`) over the
 mix's prefill times: the fewest replicas whose predicted share of requests with TTFT
