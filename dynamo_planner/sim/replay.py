@@ -310,6 +310,7 @@ class ReplayReport:
                 "attainment_target": self.options.attainment_target,
                 "warmup_s": self.options.warmup_s,
                 "cold_start_s": self.options.sim.cold_start_s,
+                "frontend_metrics": self.options.sim.frontend_metrics,
                 "scaling": self.scaling,
                 "notes": list(self.notes),
                 "runs": [s.to_dict() for s in self.summaries()],
@@ -333,6 +334,8 @@ class ReplayReport:
             head += "; prefill time clamped beyond the profile"
         if self.options.decode_beyond == "clamp":
             head += "; decode step time clamped beyond the profile"
+        if self.options.sim.frontend_metrics == "histograms":
+            head += "; the planner reads bucket counts only, as from a Dynamo frontend"
         if self.scaling:
             head += f"\nplanner: {self.scaling}"
         lines = [head, ""]

@@ -281,6 +281,25 @@ class TestOptions:
         with pytest.raises(ValueError, match="decode_beyond"):
             ReplayOptions(decode_beyond="flat")
 
+    def test_frontend_metrics_are_said(self, profile: PerfProfile) -> None:
+        """A replay on histograms only says so in its text and its JSON."""
+        report = replay(
+            ramp_trace(),
+            profile,
+            None,
+            options=ReplayOptions(
+                sim=SimConfig(frontend_metrics="histograms"),
+                interval_s=60,
+                ttft_ms=500,
+                itl_ms=50,
+                baselines=("capacity_floor",),
+            ),
+        )
+        assert "bucket counts only" in report.format_text()
+        assert report.to_dict()["frontend_metrics"] == "histograms"
+        with pytest.raises(ValueError, match="frontend_metrics"):
+            SimConfig(frontend_metrics="logs")
+
 
 def _loadbased(**settings: object) -> PlannerConfig:
     values: dict[str, object] = {
