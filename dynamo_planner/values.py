@@ -13,11 +13,15 @@ import enum
 import math
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
-import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    FloatArray = npt.NDArray[np.float64]
 
 __all__ = [
     "DEFAULT_FORECAST_QUANTILE",
@@ -35,8 +39,6 @@ __all__ = [
     "Status",
     "WorkerLoad",
 ]
-
-FloatArray = npt.NDArray[np.float64]
 
 
 def _freeze_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -395,6 +397,8 @@ class ReplicaPlan:
 
 
 def _array(value: Any) -> FloatArray:
+    import numpy as np  # lazily: a plan or an observation needs no numpy
+
     return np.asarray(value, dtype=np.float64)
 
 
@@ -434,6 +438,8 @@ class DecodeProfile:
     @property
     def concurrency(self) -> FloatArray:
         """Concurrent requests at each point: ``kv_usage * max_kv_tokens / context``."""
+        import numpy as np
+
         return np.asarray(
             np.round(self.kv_usage * self.max_kv_tokens / self.context_length_tokens),
             dtype=np.float64,
