@@ -221,6 +221,68 @@ class TestWithinTarget:
         assert details["predicted_itl_ms"] <= itl
 
 
+ISL_BOUNDS = (128.0, 512.0, 1024.0, 2048.0, 4096.0, 8192.0, 16384.0)
+bucket_counts = st.lists(
+    st.integers(0, 500), min_size=len(ISL_BOUNDS) + 1, max_size=len(ISL_BOUNDS) + 1
+).filter(lambda counts: sum(counts) > 0)
+
+
+def on_histograms(num_req: float, counts: list[int]) -> ReplicaPlan:
+    """One decision whose mix comes from an ISL histogram (as from Prometheus)."""
+    bounds = (*ISL_BOUNDS, float("inf"))
+    cumulative = [float(sum(counts[: i + 1])) for i in range(len(counts))]
+    lows = (0.0, *ISL_BOUNDS)
+    # the histogram's mean, the open bucket at twice its bound
+    highs = (*ISL_BOUNDS, 2 * ISL_BOUNDS[-1])
+    mean = sum(
+        c * (lo + hi) / 2 for c, lo, hi in zip(counts, lows, highs, strict=True)
+    ) / sum(counts)
+    seen = Observation(
+        interval_s=INTERVAL_S,
+        num_req=float(sum(counts)),
+        isl_tokens=mean,
+        osl_tokens=200.0,
+        isl_histogram_tokens=tuple(zip(bounds, cumulative, strict=True)),
+        osl_histogram_tokens=((128.0, 40.0), (256.0, 80.0), (float("inf"), 100.0)),
+    )
+    scaler = SLAScaler(interpolator=fitted(), ttft_ms=500.0, itl_ms=20.0)
+    demand = Demand.of(
+        num_req=num_req, isl_tokens=mean, osl_tokens=200.0, interval_s=INTERVAL_S
+    )
+    return scaler.decide(
+        ScalingRequest(
+            demand=demand, current=ReplicaState(prefill=1, decode=1), observation=seen
+        )
+    )
+
+
+class TestOnHistograms:
+    """The same properties when the mix is drawn from the frontend's histograms."""
+
+    @settings(max_examples=40, deadline=None)
+    @given(counts=bucket_counts, base=requests, extra=requests)
+    def test_more_requests_never_fewer_replicas(
+        self, counts: list[int], base: float, extra: float
+    ) -> None:
+        """Adding requests never lowers the replicas."""
+        at_least(on_histograms(base + extra, counts), on_histograms(base, counts))
+
+    @settings(max_examples=40, deadline=None)
+    @given(counts=bucket_counts, num_req=st.floats(1.0, 30_000.0, allow_nan=False))
+    def test_predicted_attainment_within_target(
+        self, counts: list[int], num_req: float
+    ) -> None:
+        """99% of the requests that can meet TTFT alone are predicted to (or the count
+        is the cap), and the predicted ITL is within the target."""
+        chosen = on_histograms(num_req, counts)
+        details = chosen.details
+        assert any("ISL and OSL histograms" in r for r in chosen.reasons)
+        feasible = details["prefill_feasible_share"]
+        met = details["predicted_prefill_attainment"] >= 0.99 * feasible - 1e-9
+        assert met or details["prefill_long_wait_share"] <= 0.01
+        assert details["predicted_itl_ms"] <= 20.0
+
+
 intervals = st.lists(
     st.tuples(st.floats(0.0, 5000.0), st.floats(0.0, 1.0)), min_size=1, max_size=30
 )
