@@ -39,9 +39,8 @@ __all__ = [
     "RequestMix",
     "clean",
     "lengths_from_histogram",
-    "observed_isl",
+    "observed_lengths",
     "observed_mix",
-    "observed_osl",
     "sized_mix",
 ]
 
@@ -251,30 +250,35 @@ def observed_mix(observation: Observation) -> RequestMix | None:
     return None
 
 
-def observed_isl(observation: Observation) -> FloatArray:
-    """The last interval's input lengths: its samples, else drawn from its histogram.
+def observed_lengths(observation: Observation) -> tuple[FloatArray, FloatArray]:
+    """The last interval's input and output lengths.
 
-    Empty when the source gave neither.
+    Each comes from its samples, else is drawn from its histogram; the two are not
+    paired and may differ in size. Either is empty when the source gave neither for it.
     """
-    samples = clean(observation.isl_samples_tokens)
-    if samples.size:
-        return samples
-    return lengths_from_histogram(
-        observation.isl_histogram_tokens, mean=_known_mean(observation.isl_tokens)
+    return (
+        _lengths(
+            observation.isl_samples_tokens,
+            observation.isl_histogram_tokens,
+            observation.isl_tokens,
+        ),
+        _lengths(
+            observation.osl_samples_tokens,
+            observation.osl_histogram_tokens,
+            observation.osl_tokens,
+        ),
     )
 
 
-def observed_osl(observation: Observation) -> FloatArray:
-    """The last interval's output lengths: its samples, else drawn from its histogram.
-
-    Empty when the source gave neither.
-    """
-    samples = clean(observation.osl_samples_tokens)
-    if samples.size:
-        return samples
-    return lengths_from_histogram(
-        observation.osl_histogram_tokens, mean=_known_mean(observation.osl_tokens)
-    )
+def _lengths(
+    samples: tuple[float, ...],
+    histogram: tuple[tuple[float, float], ...],
+    mean: Sample,
+) -> FloatArray:
+    clean_samples = clean(samples)
+    if clean_samples.size:
+        return clean_samples
+    return lengths_from_histogram(histogram, mean=_known_mean(mean))
 
 
 def _paired(
@@ -299,7 +303,7 @@ def _observed_lengths(
     )
     if known is not None:
         return known
-    isl, osl = observed_isl(observation), observed_osl(observation)
+    isl, osl = observed_lengths(observation)
     if not (isl.size and osl.size):
         return None
     isl, osl = _subsample(isl, osl) if isl.size == osl.size else _pair(isl, osl)

@@ -168,9 +168,8 @@ from dynamo_planner.scalers.queueing import (
 from dynamo_planner.scalers.request_mix import (
     RequestMix,
     clean,
-    observed_isl,
+    observed_lengths,
     observed_mix,
-    observed_osl,
     sized_mix,
 )
 from dynamo_planner.scalers.sampling_noise import SamplingNoise
@@ -531,8 +530,7 @@ class SLAScaler:
                 observation.num_req.value,
                 observation.isl_tokens.value if observation.isl_tokens.known else None,
                 observation.osl_tokens.value if observation.osl_tokens.known else None,
-                observed_isl(observation),
-                observed_osl(observation),
+                *observed_lengths(observation),
             )
 
         self._hold_for(demand)
@@ -686,7 +684,7 @@ class SLAScaler:
             observation.ttft_samples_ms, observation.ttft_histogram_ms, self.ttft_ms
         )
         if total >= MIN_CALIBRATION_REQUESTS:
-            isl = observed_isl(observation)
+            isl, _ = observed_lengths(observation)
             feasible = 1.0
             if isl.size:
                 feasible = self.prefill_mix(isl).feasible_share(

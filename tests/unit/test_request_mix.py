@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from dynamo_planner.scalers.request_mix import (
     MAX_MIX,
     lengths_from_histogram,
-    observed_isl,
+    observed_lengths,
     observed_mix,
     sized_mix,
 )
@@ -134,7 +134,11 @@ class TestMixFromHistograms:
             isl_histogram_tokens=HEAVY_TAIL,
             osl_histogram_tokens=OUTPUTS,
         )
-        assert observed_isl(seen).tolist() == [100.0, 200.0, 300.0]
+        isl, osl = observed_lengths(seen)
+        assert (isl.tolist(), osl.tolist()) == (
+            [100.0, 200.0, 300.0],
+            [10.0, 20.0, 30.0],
+        )
         mix = observed_mix(seen)
         assert mix is not None
         assert mix.words == "observed: the last observation"
