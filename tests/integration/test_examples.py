@@ -25,3 +25,21 @@ class TestPlanWithFakes:
         assert records[7].plan.is_hold
         assert (targets[8].prefill, targets[8].decode) == (1, 1)  # then min_endpoint
         assert "errors: {'source': 3}" in capsys.readouterr().out
+
+
+class TestSLAFromHistograms:
+    def test_a_long_tail_needs_more_prefill(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Same count and mean prompt: the shape with 5% long prompts gets more prefill
+        workers, and both mixes come from the histograms."""
+        namespace = runpy.run_path(str(EXAMPLES / "sla_from_histograms.py"))
+        records = namespace["main"]()
+        even, tail = records["even prompts"], records["5% long prompts"]
+        assert (
+            tail.plan.target(tail.current).prefill
+            > even.plan.target(even.current).prefill
+        )
+        out = capsys.readouterr().out
+        assert out.count("ISL and OSL histograms") == 2
+        assert "5% long prompts: prefill 3" in out
