@@ -68,8 +68,10 @@ when an interval lasts at least :data:`SCALE_DOWN_HOLD_S` (two minutes): one dec
 then already saw that much traffic. A window of one is widened to two while the forecast
 puts the request count, the mean ISL or the mean OSL below the interval just observed: a
 forecast dip is not yet demand that has stayed low (a trend or a perfect forecast would
-otherwise release a worker on its word alone; the constant forecast never dips). One
-exception (``release_on_fall``): while the request count clearly falls (a least-squares
+otherwise release a worker on its word alone; the constant forecast never dips), and for
+:data:`REVERSAL_HOLD_DECISIONS` decisions after a component went down and straight back
+up (where one worker more or less sits right at the target, a window of one alternates
+between them). One exception (``release_on_fall``): while the request count clearly falls (a least-squares
 slope over the recent intervals below minus two standard errors, the mirror of the ramp
 test below) and the last interval's mean TTFT and ITL were within their targets (no
 backlog to work off), a lower requirement is applied at once, unless the component's
@@ -219,8 +221,18 @@ SCALE_DOWN_HOLD_S = 120.0
 Each decision sees one interval of traffic, so at 180 s intervals one lower requirement
 already covers three minutes of it; holding a second interval kept a worker through 180 s
 that the traffic no longer needed. On the x10 replays of ``benchmarks/sla_table.py`` at
-180 s intervals this saves 0.8 to 2.8% of the GPU-hours, every run still on target
+180 s intervals this saves 0.5 to 2.8% of the GPU-hours, every run still on target
 (``--scale-down-intervals 2`` gives the two-interval window for comparison)."""
+REVERSAL_HOLD_DECISIONS = 5
+"""Decisions for which a component that went down and straight back up holds its
+scale-downs for two intervals, whatever the interval length.
+
+At 180 s intervals one lower requirement is enough to scale down
+(:data:`SCALE_DOWN_HOLD_S`). Where one worker more or less sits right at the target, as
+decode on Mooncake x1 (one worker's predicted ITL p99 17.7 to 26.5 ms against 20),
+that let decode alternate between one worker and two; read from a frontend's histograms
+it served 83.17% of the requests at 180 s / 180 s, against a target of 84.66%
+(``benchmarks/sla_table.py --load 1 --frontend-metrics histograms``)."""
 CONFIRM_RISE_T = 3.0
 """Standard errors of the count's slope above which a rise needs no confirmation.
 
@@ -339,6 +351,10 @@ class SLAScaler:
     _decode_needs: collections.deque[int] = attrs.field(init=False)
     _hold_window: int = attrs.field(init=False, default=2)
     _hold_why: str = attrs.field(init=False, default="")
+    _held_plans: dict[str, collections.deque[int]] = attrs.field(
+        init=False, factory=dict
+    )
+    _reversal_hold: dict[str, int] = attrs.field(init=False, factory=dict)
     _counts: collections.deque[float] = attrs.field(init=False)
     _lengths: collections.deque[tuple[float, float]] = attrs.field(init=False)
     _prefill_factor: float = attrs.field(init=False, default=1.0)
@@ -803,16 +819,29 @@ class SLAScaler:
     ) -> tuple[int, str]:
         """The scale-down hold with this decision's window and fall test.
 
-        See :func:`~dynamo_planner.scalers.hysteresis.hold_peak`.
+        See :func:`~dynamo_planner.scalers.hysteresis.hold_peak`. A component that
+        reversed (held lower at one decision, higher at the next) holds its scale-downs
+        for at least two intervals over the next :data:`REVERSAL_HOLD_DECISIONS`
+        decisions (module doc: Hysteresis).
         """
-        return hold_peak(
-            history,
-            need,
-            name,
-            window=self._hold_window,
-            falling=self._falling(),
-            why=self._hold_why,
+        remaining = self._reversal_hold.get(name, 0)
+        window, why = self._hold_window, self._hold_why
+        if remaining > 0 and window < 2:
+            window = 2
+            why += (
+                f"; two, as {name} went down and back up {REVERSAL_HOLD_DECISIONS - remaining + 1} "
+                "decision(s) ago"
+            )
+        held, words = hold_peak(
+            history, need, name, window=window, falling=self._falling(), why=why
         )
+        plans = self._held_plans.setdefault(name, collections.deque(maxlen=2))
+        if len(plans) == 2 and plans[0] > plans[1] < held:
+            self._reversal_hold[name] = REVERSAL_HOLD_DECISIONS
+        elif remaining > 0:
+            self._reversal_hold[name] = remaining - 1
+        plans.append(held)
+        return held, words
 
     def _falling(self) -> bool:
         """Whether a scale-down may skip the hold (module doc: Hysteresis)."""

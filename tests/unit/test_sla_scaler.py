@@ -647,6 +647,35 @@ class TestHysteresis:
         assert lows[held].prefill is not None
         assert lows[held].prefill < high.prefill
 
+    def test_a_reversal_holds_the_next_scale_downs(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """At 180 s intervals one low decision scales down, but after a component went
+        down and straight back up, its next scale-downs wait for a second low decision,
+        for REVERSAL_HOLD_DECISIONS decisions."""
+        from dynamo_planner.scalers.sla import REVERSAL_HOLD_DECISIONS
+
+        assert REVERSAL_HOLD_DECISIONS == 5
+        step = Running(scaler(fitted, cold_start_s=30.0))
+
+        def at(num_req: float) -> Demand:
+            return attrs_evolve(demand(num_req * 3.0), interval_s=180.0)
+
+        high, low = 9000.0, 600.0
+        plans = [step(at(n)) for n in (high, low, high, low, low, low, low, low)]
+        plans += [step(at(n)) for n in (high, low)]
+        prefill = [p.prefill for p in plans]
+        top, bottom = prefill[0], prefill[1]
+        assert top is not None
+        assert bottom is not None
+        assert top > bottom
+        # down at once, back up: a reversal; the next drop waits one more decision
+        assert prefill[:5] == [top, bottom, top, top, bottom]
+        assert any("went down and back up" in r for r in plans[3].reasons)
+        # five decisions after the reversal the window is one interval again
+        assert prefill[8:] == [top, bottom]
+        assert not any("went down and back up" in r for r in plans[9].reasons)
+
     @pytest.mark.parametrize(
         ("dipping", "held"),
         [("num_req", True), ("isl", True), ("osl", True), (None, False)],
