@@ -10,6 +10,11 @@ One exception: while demand clearly falls (the caller's test, e.g.
 the window restarts from it, unless the requirement rose at the previous decision (a
 component just raised is never released at the next one).
 
+:class:`ScaleDownHold` keeps one component's state across decisions: its requirements,
+and whether it just reversed. A component that went down and straight back up holds its
+scale-downs for at least two intervals over the next :data:`REVERSAL_HOLD_DECISIONS`
+decisions, whatever window the caller asks for.
+
 .. versionadded:: 0.1.0
 """
 
@@ -17,7 +22,19 @@ from __future__ import annotations
 
 import collections
 
-__all__ = ["hold_peak"]
+import attrs
+
+__all__ = ["REVERSAL_HOLD_DECISIONS", "ScaleDownHold", "hold_peak"]
+
+REVERSAL_HOLD_DECISIONS = 5
+"""Decisions for which a component that went down and straight back up holds its
+scale-downs for two intervals, whatever the interval length.
+
+With a window of one interval (the ``sla`` scaler's default from two-minute intervals), a
+component whose requirement sits right between two counts, as decode on Mooncake x1
+read from a frontend's histograms, would otherwise alternate between them
+(``benchmarks/sla_table.py --load 1 --frontend-metrics histograms`` shows that replay
+on target)."""
 
 
 def hold_peak(
@@ -77,3 +94,60 @@ def hold_peak(
         f"last {window} intervals{why}); {held} is released after {remaining} more "
         f"interval{'s' if remaining != 1 else ''} of lower requirement"
     )
+
+
+@attrs.define
+class ScaleDownHold:
+    """One component's scale-down hold across decisions.
+
+    Attributes:
+        name: The component, for the words (``"prefill"``, ``"decode"``).
+        capacity: The longest window a decision may ask for (at least 2).
+        needs: The recent requirements, oldest first (as :func:`hold_peak` keeps them).
+
+    Example:
+        >>> hold = ScaleDownHold("decode")
+        >>> [hold.decide(need, window=1)[0] for need in (2, 1, 2, 1, 1)]
+        [2, 1, 2, 2, 1]
+    """
+
+    name: str
+    capacity: int = attrs.field(default=2, validator=attrs.validators.ge(2))
+    needs: collections.deque[int] = attrs.field(init=False)
+    _plans: collections.deque[int] = attrs.field(init=False)
+    _reversal_left: int = attrs.field(init=False, default=0)
+
+    def __attrs_post_init__(self) -> None:
+        self.needs = collections.deque(maxlen=self.capacity)
+        self._plans = collections.deque(maxlen=2)
+
+    def decide(
+        self, need: int, *, window: int, falling: bool = False, why: str = ""
+    ) -> tuple[int, str]:
+        """:func:`hold_peak` for this decision, two intervals at least after a reversal.
+
+        Args:
+            need: This decision's requirement.
+            window: Decisions a requirement is held over (at most ``capacity``).
+            falling: Demand clearly falls (see :func:`hold_peak`).
+            why: Words that explain a window longer than usual.
+
+        Returns:
+            The replicas to plan and the words that say why.
+        """
+        left = self._reversal_left
+        if left > 0 and window < 2:
+            window = 2
+            why += (
+                f"; two, as {self.name} went down and back up "
+                f"{REVERSAL_HOLD_DECISIONS - left + 1} decision(s) ago"
+            )
+        held, words = hold_peak(
+            self.needs, need, self.name, window=window, falling=falling, why=why
+        )
+        if len(self._plans) == 2 and self._plans[0] > self._plans[1] < held:
+            self._reversal_left = REVERSAL_HOLD_DECISIONS
+        elif left > 0:
+            self._reversal_left = left - 1
+        self._plans.append(held)
+        return held, words

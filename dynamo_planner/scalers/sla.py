@@ -69,7 +69,8 @@ then already saw that much traffic. A window of one is widened to two while the 
 puts the request count, the mean ISL or the mean OSL below the interval just observed: a
 forecast dip is not yet demand that has stayed low (a trend or a perfect forecast would
 otherwise release a worker on its word alone; the constant forecast never dips), and for
-:data:`REVERSAL_HOLD_DECISIONS` decisions after a component went down and straight back
+:data:`~dynamo_planner.scalers.hysteresis.REVERSAL_HOLD_DECISIONS` decisions after a
+component went down and straight back
 up (where one worker more or less sits right at the target, a window of one alternates
 between them). One exception (``release_on_fall``): while the request count clearly falls (a least-squares
 slope over the recent intervals below minus two standard errors, the mirror of the ramp
@@ -159,7 +160,7 @@ from dynamo_planner.scalers import _checks
 from dynamo_planner.scalers.calibration import CALIBRATION_BOUNDS, blend, solve_factor
 from dynamo_planner.scalers.decode_model import DecodeEstimate, DecodeLaw
 from dynamo_planner.scalers.feedback import MissFeedback, count_missed
-from dynamo_planner.scalers.hysteresis import hold_peak
+from dynamo_planner.scalers.hysteresis import ScaleDownHold
 from dynamo_planner.scalers.queueing import (
     CAP_WAIT_SHARE,
     PrefillMix,
@@ -223,16 +224,6 @@ already covers three minutes of it; holding a second interval kept a worker thro
 that the traffic no longer needed. On the x10 replays of ``benchmarks/sla_table.py`` at
 180 s intervals this saves 0.5 to 2.8% of the GPU-hours, every run still on target
 (``--scale-down-intervals 2`` gives the two-interval window for comparison)."""
-REVERSAL_HOLD_DECISIONS = 5
-"""Decisions for which a component that went down and straight back up holds its
-scale-downs for two intervals, whatever the interval length.
-
-At 180 s intervals one lower requirement is enough to scale down
-(:data:`SCALE_DOWN_HOLD_S`). Where one worker more or less sits right at the target, as
-decode on Mooncake x1 (one worker's predicted ITL p99 17.7 to 26.5 ms against 20),
-that let decode alternate between one worker and two; read from a frontend's histograms
-it served 83.17% of the requests at 180 s / 180 s, against a target of 84.66%
-(``benchmarks/sla_table.py --load 1 --frontend-metrics histograms``)."""
 CONFIRM_RISE_T = 3.0
 """Standard errors of the count's slope above which a rise needs no confirmation.
 
@@ -347,14 +338,10 @@ class SLAScaler:
 
     _law: DecodeLaw = attrs.field(init=False)
     _prefill_overhead_ms: float = attrs.field(init=False)
-    _prefill_needs: collections.deque[int] = attrs.field(init=False)
-    _decode_needs: collections.deque[int] = attrs.field(init=False)
+    _prefill_hold: ScaleDownHold = attrs.field(init=False)
+    _decode_hold: ScaleDownHold = attrs.field(init=False)
     _hold_window: int = attrs.field(init=False, default=2)
     _hold_why: str = attrs.field(init=False, default="")
-    _held_plans: dict[str, collections.deque[int]] = attrs.field(
-        init=False, factory=dict
-    )
-    _reversal_hold: dict[str, int] = attrs.field(init=False, factory=dict)
     _counts: collections.deque[float] = attrs.field(init=False)
     _lengths: collections.deque[tuple[float, float]] = attrs.field(init=False)
     _prefill_factor: float = attrs.field(init=False, default=1.0)
@@ -376,8 +363,8 @@ class SLAScaler:
         self._prefill_overhead_ms = _prefill_overhead_ms(self.interpolator)
         # the longest window a decision uses: scale_down_intervals, or 2 by default
         window = max(2, self.scale_down_intervals or 2)
-        self._prefill_needs = collections.deque(maxlen=window)
-        self._decode_needs = collections.deque(maxlen=window)
+        self._prefill_hold = ScaleDownHold("prefill", window)
+        self._decode_hold = ScaleDownHold("decode", window)
         self._counts = collections.deque(maxlen=self.trend_intervals + 1)
         self._lengths = collections.deque(maxlen=self.trend_intervals + 1)
         self._currents = collections.deque(maxlen=STEADY_INTERVALS)
@@ -814,34 +801,14 @@ class SLAScaler:
             )
         self._hold_window = window
 
-    def _held(
-        self, history: collections.deque[int], need: int, name: str
-    ) -> tuple[int, str]:
+    def _held(self, hold: ScaleDownHold, need: int) -> tuple[int, str]:
         """The scale-down hold with this decision's window and fall test.
 
-        See :func:`~dynamo_planner.scalers.hysteresis.hold_peak`. A component that
-        reversed (held lower at one decision, higher at the next) holds its scale-downs
-        for at least two intervals over the next :data:`REVERSAL_HOLD_DECISIONS`
-        decisions (module doc: Hysteresis).
+        See :class:`~dynamo_planner.scalers.hysteresis.ScaleDownHold`.
         """
-        remaining = self._reversal_hold.get(name, 0)
-        window, why = self._hold_window, self._hold_why
-        if remaining > 0 and window < 2:
-            window = 2
-            why += (
-                f"; two, as {name} went down and back up {REVERSAL_HOLD_DECISIONS - remaining + 1} "
-                "decision(s) ago"
-            )
-        held, words = hold_peak(
-            history, need, name, window=window, falling=self._falling(), why=why
+        return hold.decide(
+            need, window=self._hold_window, falling=self._falling(), why=self._hold_why
         )
-        plans = self._held_plans.setdefault(name, collections.deque(maxlen=2))
-        if len(plans) == 2 and plans[0] > plans[1] < held:
-            self._reversal_hold[name] = REVERSAL_HOLD_DECISIONS
-        elif remaining > 0:
-            self._reversal_hold[name] = remaining - 1
-        plans.append(held)
-        return held, words
 
     def _falling(self) -> bool:
         """Whether a scale-down may skip the hold (module doc: Hysteresis)."""
@@ -961,7 +928,7 @@ class SLAScaler:
                 f"more than {interval_s:g} s of queued prefill work (a backlog) and "
                 "serve no new request this interval; adding as many replicas"
             )
-        replicas, hold_words = self._held(self._prefill_needs, need, "prefill")
+        replicas, hold_words = self._held(self._prefill_hold, need)
         replicas, confirm_words = self._confirm_rise(
             replicas, need, "prefill", interval_s
         )
@@ -981,7 +948,7 @@ class SLAScaler:
             "prefill_backlogged_workers": held,
             "prefill_feasible_share": feasible,
             "prefill_attainment_target": target * feasible,
-            "prefill_hysteresis": list(self._prefill_needs),
+            "prefill_hysteresis": list(self._prefill_hold.needs),
         }
         reasons.append(self._prefill_words(replicas, estimate, rate, target, details))
         reasons.append(hold_words)
@@ -1078,14 +1045,14 @@ class SLAScaler:
         need = floor
         if rate > 0:
             need = self._decode_replicas(law, mix, rate, z, floor, itl_target)
-        replicas, hold_words = self._held(self._decode_needs, need, "decode")
+        replicas, hold_words = self._held(self._decode_hold, need)
         replicas, confirm_words = self._confirm_rise(
             replicas, need, "decode", interval_s
         )
         details: dict[str, Any] = {
             "decode_required": need,
             "decode_replicas": replicas,
-            "decode_hysteresis": list(self._decode_needs),
+            "decode_hysteresis": list(self._decode_hold.needs),
             "decode_law_source": law.source,
             "decode_law_ms": (
                 law.step_overhead_ms,

@@ -7,7 +7,11 @@ import collections
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dynamo_planner.scalers.hysteresis import hold_peak
+from dynamo_planner.scalers.hysteresis import (
+    REVERSAL_HOLD_DECISIONS,
+    ScaleDownHold,
+    hold_peak,
+)
 
 
 def run(needs: list[int], window: int, **options: bool) -> list[int]:
@@ -58,3 +62,33 @@ class TestHoldPeak:
         planned = run(needs, window)
         for i, value in enumerate(planned):
             assert value == max(needs[max(0, i - window + 1) : i + 1])
+
+
+class TestScaleDownHold:
+    """One component's hold across decisions, with the reversal hold."""
+
+    def test_a_reversal_widens_the_window_for_a_while(self) -> None:
+        """Down and straight back up: the next REVERSAL_HOLD_DECISIONS decisions hold
+        scale-downs for two intervals; then a window of one applies again."""
+        hold = ScaleDownHold("decode")
+        planned = [hold.decide(n, window=1)[0] for n in (2, 1, 2, 1, 1)]
+        assert planned == [2, 1, 2, 2, 1]
+        for _ in range(REVERSAL_HOLD_DECISIONS - 2):
+            hold.decide(1, window=1)
+        assert [hold.decide(n, window=1)[0] for n in (2, 1)] == [2, 1]
+
+    def test_the_words_say_why(self) -> None:
+        """The widened window is explained in the hold's words."""
+        hold = ScaleDownHold("prefill")
+        for n in (3, 2, 3):
+            hold.decide(n, window=1)
+        held, words = hold.decide(2, window=1)
+        assert held == 3
+        assert "prefill went down and back up 1 decision(s) ago" in words
+
+    def test_its_requirements_are_kept(self) -> None:
+        """``needs`` holds the recent requirements, at most ``capacity``."""
+        hold = ScaleDownHold("prefill", capacity=3)
+        for n in (4, 3, 2, 1):
+            hold.decide(n, window=3)
+        assert list(hold.needs) == [3, 2, 1]

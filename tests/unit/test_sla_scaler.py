@@ -653,7 +653,7 @@ class TestHysteresis:
         """At 180 s intervals one low decision scales down, but after a component went
         down and straight back up, its next scale-downs wait for a second low decision,
         for REVERSAL_HOLD_DECISIONS decisions."""
-        from dynamo_planner.scalers.sla import REVERSAL_HOLD_DECISIONS
+        from dynamo_planner.scalers.hysteresis import REVERSAL_HOLD_DECISIONS
 
         assert REVERSAL_HOLD_DECISIONS == 5
         step = Running(scaler(fitted, cold_start_s=30.0))
