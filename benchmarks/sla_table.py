@@ -88,6 +88,7 @@ from dynamo_planner.sim import (
     replay,
     spread_ties,
 )
+from dynamo_planner.sim.engine import FRONTEND_METRICS
 from dynamo_planner.sim.metrics import meets_targets
 from dynamo_planner.sim.oracle import (
     CandidateOutcomes,
@@ -358,7 +359,7 @@ def main() -> int:
     )
     parser.add_argument(
         "--frontend-metrics",
-        choices=("samples", "histograms"),
+        choices=FRONTEND_METRICS,
         default="samples",
         help="what the planners read beside counts and means: every request's lengths "
         "and latencies (default) or bucket counts, as from a Dynamo frontend",

@@ -1117,51 +1117,45 @@ class Simulation:
         osl: float | None = None
         duration: float | None = None
         itl_samples: list[float] = []
+        itl_tokens: list[float] = []  # tokens after the first, per ITL sample
         if d1 > d0:
             osl = math.fsum(osl_samples) / (d1 - d0)
             duration = math.fsum(self._dn_dur_s[d0:d1]) / (d1 - d0)
             has = self._dn_has_itl[d0:d1]
             itl_samples = list(compress(self._dn_itl_ms[d0:d1], has))
+            itl_tokens = [o - 1.0 for o in compress(osl_samples, has)]
             if itl_samples:
                 itl = math.fsum(itl_samples) / len(itl_samples)
+        extra: dict[str, Any]
         if self.config.frontend_metrics == "histograms":
-            has = self._dn_has_itl[d0:d1]
-            return Observation(
-                timestamp_s=end_s,
-                interval_s=width,
-                num_req=float(num),
-                isl_tokens=float(isl.mean()),
-                osl_tokens=_sample_or_unknown(osl),
-                ttft_ms=_sample_or_unknown(ttft),
-                itl_ms=_sample_or_unknown(itl),
-                request_duration_s=_sample_or_unknown(duration),
-                ttft_histogram_ms=_buckets(ttft_samples, "ttft_ms", scale=1000.0),
+            extra = {
+                "ttft_histogram_ms": _buckets(ttft_samples, "ttft_ms", scale=1000.0),
                 # a frontend observes one ITL per token after the first
-                itl_histogram_ms=_buckets(
-                    itl_samples,
-                    "itl_ms",
-                    scale=1000.0,
-                    weights=[o - 1.0 for o in compress(osl_samples, has)],
+                "itl_histogram_ms": _buckets(
+                    itl_samples, "itl_ms", scale=1000.0, weights=itl_tokens
                 ),
-                isl_histogram_tokens=_buckets(isl, "isl_tokens"),
-                osl_histogram_tokens=_buckets(osl_samples, "osl_tokens"),
-                workers=workers,
-            )
+                "isl_histogram_tokens": _buckets(isl, "isl_tokens"),
+                "osl_histogram_tokens": _buckets(osl_samples, "osl_tokens"),
+            }
+        else:
+            extra = {
+                "arrival_dispersion": _dispersion(self._arr[i0:i1], start_s, end_s),
+                "isl_samples_tokens": isl.tolist(),
+                "osl_samples_tokens": osl_samples,
+                "ttft_samples_ms": ttft_samples,
+                "itl_samples_ms": itl_samples,
+            }
         return Observation(
             timestamp_s=end_s,
             interval_s=width,
             num_req=float(num),
-            arrival_dispersion=_dispersion(self._arr[i0:i1], start_s, end_s),
             isl_tokens=float(isl.mean()),
             osl_tokens=_sample_or_unknown(osl),
             ttft_ms=_sample_or_unknown(ttft),
             itl_ms=_sample_or_unknown(itl),
             request_duration_s=_sample_or_unknown(duration),
-            isl_samples_tokens=isl.tolist(),
-            osl_samples_tokens=osl_samples,
-            ttft_samples_ms=ttft_samples,
-            itl_samples_ms=itl_samples,
             workers=workers,
+            **extra,
         )
 
     def worker_loads(self) -> tuple[WorkerLoad, ...]:

@@ -401,6 +401,13 @@ class TestSLAScalerFlags:
             parse(["--frontend-metrics", "histograms", "--duration-s", "60"])
         )
         assert histograms.options.sim.frontend_metrics == "histograms"
+        from dynamo_planner.sim.engine import FRONTEND_METRICS
+
+        # the CLI spells the choices out (building it imports no simulator)
+        for value in FRONTEND_METRICS:
+            assert parse(["--frontend-metrics", value]).frontend_metrics == value
+        with pytest.raises(SystemExit):
+            parse(["--frontend-metrics", "logs"])
         planner = planner_from_config(inputs.config, profile=inputs.profile)
         assert isinstance(planner, Planner)
         scaler = planner.scaler
