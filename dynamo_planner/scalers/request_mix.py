@@ -104,8 +104,8 @@ def lengths_from_histogram(
       lower bound (position ``u**k`` instead of ``u`` within the bucket, ``k`` up to 8)
       until all of them have the mean; they lean toward the upper bounds (``k`` down to
       1/8) when they fall short and there is no open bucket to stretch. Coarse buckets
-      (the exporter's double in width) hold lengths that crowd one end: uniform
-      placement put the mean of an Azure interval at 1,258 tokens where it was 1,113.
+      (the exporter's double in width) hold lengths that crowd one end, and uniform
+      placement overstated the mean prompt of Azure intervals.
 
     Args:
         buckets: Cumulative ``(upper bound, count)`` pairs sorted by bound, counts
