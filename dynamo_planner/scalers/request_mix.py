@@ -204,7 +204,7 @@ def sized_mix(
     osl_mean = demand.osl_tokens.upper if osl_mean is None else osl_mean
     known = _paired(demand.isl_samples_tokens, demand.osl_samples_tokens, "the demand")
     if known is None and observation is not None:
-        known = _observed_lengths(observation)
+        known = _observed_pairs(observation)
     if known is None:
         isl = exponential_mix(max(isl_mean, 1.0))
         osl = exponential_mix(max(osl_mean, 1.0))
@@ -239,7 +239,7 @@ def observed_mix(observation: Observation) -> RequestMix | None:
     Returns:
         The mix, or ``None`` when neither lengths nor mean lengths were observed.
     """
-    known = _observed_lengths(observation)
+    known = _observed_pairs(observation)
     if known is not None:
         isl, osl, where = known
         return RequestMix(isl=isl, osl=np.maximum(osl, 1.0), words=f"observed: {where}")
@@ -292,7 +292,7 @@ def _paired(
     return isl, osl, where
 
 
-def _observed_lengths(
+def _observed_pairs(
     observation: Observation,
 ) -> tuple[FloatArray, FloatArray, str] | None:
     """The observation's samples, else lengths drawn from its ISL and OSL histograms."""
@@ -306,7 +306,7 @@ def _observed_lengths(
     isl, osl = observed_lengths(observation)
     if not (isl.size and osl.size):
         return None
-    isl, osl = _subsample(isl, osl) if isl.size == osl.size else _pair(isl, osl)
+    isl, osl = _subsample(*_pair(isl, osl))
     # a histogram does not say which input went with which output
     osl = osl[np.random.default_rng(0).permutation(osl.size)]
     return isl, osl, "the last interval's ISL and OSL histograms"
