@@ -11,6 +11,10 @@ running factor (:func:`blend`):
 * an observation no factor within the bounds explains is a transient (a backlog after a
   cold start, say), not a model error, and changes nothing.
 
+The decode model's *spread* (the ITL at the attainment quantile less the mean) is calibrated
+the same way, from per-request ITLs where the source has them, else from the ITL buckets a
+frontend reports (:func:`spread_from_histogram`).
+
 .. versionadded:: 0.1.0
 """
 
@@ -18,13 +22,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from statistics import NormalDist
 
-__all__ = ["CALIBRATION_BOUNDS", "blend", "solve_factor"]
+import attrs
+
+__all__ = [
+    "CALIBRATION_BOUNDS",
+    "HistogramSpread",
+    "blend",
+    "solve_factor",
+    "spread_from_histogram",
+]
 
 CALIBRATION_BOUNDS = (0.5, 2.0)
 """The range a calibration factor is kept in."""
 TOLERANCE = 1.005
 """:func:`solve_factor` stops when its bracket is this narrow (a ratio)."""
+MIN_BUCKET_COUNT = 10.0
+"""Fewest counts :func:`spread_from_histogram` needs on each side of a bucket bound."""
+MIN_BOUND_Z = 0.5
+"""Fewest standard deviations a bucket bound must lie from the mean to measure the spread
+(nearer, the share below it says little about the width)."""
 
 
 def blend(
@@ -97,3 +115,70 @@ def solve_factor(
         if hi / lo < TOLERANCE:
             break
     return math.sqrt(lo * hi)
+
+
+@attrs.frozen
+class HistogramSpread:
+    """The standard deviation a histogram gives, and the bucket bound it was read at.
+
+    Attributes:
+        sd: The standard deviation, in the histogram's unit.
+        bound: The bucket bound used.
+        share_above: The share of counts above ``bound``.
+    """
+
+    sd: float
+    bound: float
+    share_above: float
+
+
+def spread_from_histogram(
+    histogram: tuple[tuple[float, float], ...], mean: float
+) -> HistogramSpread | None:
+    """The spread of a cumulative histogram about its mean, read as a normal's.
+
+    A bucket bound ``b`` with a share ``p`` of the counts below it gives
+    ``sd = (b - mean) / z(p)``, ``z`` the standard-normal quantile. Bounds count only
+    with at least :data:`MIN_BUCKET_COUNT` counts on each side and at least
+    :data:`MIN_BOUND_Z` standard deviations from the mean. The bound above the mean with
+    the smallest share above it is used (the tail is what the attainment quantile is
+    about); without one, the nearest bound below the mean. The normal is the decode
+    model's own shape (mean plus ``z`` standard deviations), so the result is compared
+    with the model's standard deviation like for like.
+
+    Args:
+        histogram: Cumulative ``(upper bound, count)`` pairs, the last ``+Inf`` (or the
+            total), as :class:`~dynamo_planner.values.Observation` carries them.
+        mean: The mean of the observed values, e.g. ``Observation.itl_ms``.
+
+    Returns:
+        The spread, or ``None`` when no bound qualifies (every count in one bucket, or
+        too few counts, or no finite mean).
+
+    Example:
+        Tokens with a mean ITL of 13 ms, 0.1% of them above the 20 ms bound:
+
+        >>> hist = ((10.0, 9_000.0), (20.0, 999_000.0), (float("inf"), 1_000_000.0))
+        >>> found = spread_from_histogram(hist, 13.0)
+        >>> found.bound, round(found.sd, 2)
+        (20.0, 2.27)
+    """
+    if not histogram or not math.isfinite(mean):
+        return None
+    total = histogram[-1][1]
+    above_mean: HistogramSpread | None = None
+    below_mean: HistogramSpread | None = None
+    for bound, count in histogram:
+        above = total - count
+        if not math.isfinite(bound) or min(count, above) < MIN_BUCKET_COUNT:
+            continue
+        z = NormalDist().inv_cdf(count / total)
+        sd = (bound - mean) / z if abs(z) >= MIN_BOUND_Z else 0.0
+        if sd <= 0.0:
+            continue
+        found = HistogramSpread(sd=sd, bound=bound, share_above=above / total)
+        if bound > mean:
+            above_mean = found  # later bounds leave a smaller share above
+        else:
+            below_mean = found  # later bounds lie nearer the mean
+    return above_mean or below_mean

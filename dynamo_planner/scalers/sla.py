@@ -97,8 +97,11 @@ interval), bounded to ``[0.5, 2]``. An interval no factor in that range explains
 mean TTFT is above the target (a backlog, e.g. requests queued on a worker during a cold
 start), is a transient and is ignored. The factors multiply prefill times and decode step
 times in every later sizing, and every plan states them. Where the source gives per-request
-ITLs (``Observation.itl_samples_ms``), the observed spread of ITL about its mean, at the
-attainment quantile, is compared with the decode model's in the same way, and the ratio,
+ITLs (``Observation.itl_samples_ms``), or else ITL buckets (``itl_histogram_ms``, read as a
+normal's spread about the mean ITL by
+:func:`~dynamo_planner.scalers.calibration.spread_from_histogram`), the observed spread of
+ITL about its mean, at the attainment quantile, is compared with the decode model's in the
+same way, and the ratio,
 bounded to :data:`SPREAD_BOUNDS`, is blended into :attr:`SLAScaler.spread_factor`, which
 scales the model's spread in every later sizing. The model gives each worker a Poisson
 population of its own; admission to the worker with the fewest reserved KV tokens evens
@@ -157,7 +160,12 @@ import numpy.typing as npt
 from dynamo_planner.exceptions import InfeasibleSLAError
 from dynamo_planner.protocols import Interpolator, ScalingRequest
 from dynamo_planner.scalers import _checks
-from dynamo_planner.scalers.calibration import CALIBRATION_BOUNDS, blend, solve_factor
+from dynamo_planner.scalers.calibration import (
+    CALIBRATION_BOUNDS,
+    blend,
+    solve_factor,
+    spread_from_histogram,
+)
 from dynamo_planner.scalers.decode_model import DecodeEstimate, DecodeLaw
 from dynamo_planner.scalers.feedback import MissFeedback, count_missed
 from dynamo_planner.scalers.hysteresis import ScaleDownHold
@@ -206,7 +214,8 @@ multiple of that ITL (best effort)."""
 SPREAD_BOUNDS = (0.25, 2.0)
 """Bounds of the decode spread factor (see :attr:`SLAScaler.spread_factor`)."""
 MIN_SPREAD_SAMPLES = 50
-"""Fewest per-request ITLs an interval needs to measure the spread."""
+"""Fewest per-request ITLs (or requests in the buckets) an interval needs to measure the
+spread."""
 SPREAD_TAIL_SAMPLES = 10
 """Fewest requests above the quantile the spread is measured at."""
 MAX_CONFIRM_DECISIONS = 3
@@ -432,10 +441,11 @@ class SLAScaler:
         ITLs, whose mean ITL the calibration explains (not a transient), measures the
         observed spread, the ITL at the attainment quantile less the mean (at a lower
         quantile while fewer than :data:`SPREAD_TAIL_SAMPLES` requests would lie above
-        it), against the model's at the running replicas. The ratio, bounded to
-        :data:`SPREAD_BOUNDS`, is blended into this factor with weight
-        :attr:`calibration_weight`. 1 until measured, and where the source gives only
-        per-token histograms.
+        it), against the model's at the running replicas. Without per-request ITLs the
+        ITL buckets and the mean ITL give the spread, read as a normal's
+        (:func:`~dynamo_planner.scalers.calibration.spread_from_histogram`). The ratio,
+        bounded to :data:`SPREAD_BOUNDS`, is blended into this factor with weight
+        :attr:`calibration_weight`. 1 until measured.
 
         The factor measures how admission to the worker with the fewest reserved KV
         tokens evens out work across several workers. A single worker has nothing to
@@ -1270,20 +1280,13 @@ class SLAScaler:
                 "calibration: ITL spread not measured in a transient; spread factor "
                 f"stays {previous:.2f}"
             )
-        samples = clean(observation.itl_samples_ms)
-        if samples.size < MIN_SPREAD_SAMPLES:
-            seen = (
-                f"{samples.size} per-request ITLs, {MIN_SPREAD_SAMPLES} needed"
-                if samples.size
-                else "no per-request ITLs observed"
-            )
+        measured = _observed_spread(observation, self.attainment)
+        if isinstance(measured, str):
             return (
-                f"calibration: ITL spread not measured ({seen}); spread factor stays "
-                f"{previous:.2f}"
+                f"calibration: ITL spread not measured ({measured}); spread factor "
+                f"stays {previous:.2f}"
             )
-        quantile = min(self.attainment, 1.0 - SPREAD_TAIL_SAMPLES / samples.size)
-        mean = float(np.mean(samples))
-        observed = float(np.quantile(samples, quantile)) - mean
+        quantile, mean, observed, source = measured
         est = self._law.scaled(self._decode_factor).estimate(
             mix.isl,
             mix.osl,
@@ -1293,9 +1296,9 @@ class SLAScaler:
         )
         modelled = est.quantile_itl_ms - est.mean_itl_ms
         head = (
-            f"calibration: observed ITL p{quantile * 100:.4g} {mean + observed:.2f} ms, "
-            f"{observed:.2f} ms over the mean, vs the model's {modelled:.2f} ms at "
-            f"{replicas} decode replicas"
+            f"calibration: observed ITL p{quantile * 100:.4g} {mean + observed:.2f} ms "
+            f"({source}), {observed:.2f} ms over the mean, vs the model's "
+            f"{modelled:.2f} ms at {replicas} decode replicas"
         )
         if not (math.isfinite(modelled) and modelled > 0 and observed > 0):
             return f"{head}; not comparable, spread factor stays {previous:.2f}"
@@ -1355,6 +1358,52 @@ class SLAScaler:
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
+
+
+def _observed_spread(
+    observation: Observation, attainment: float
+) -> tuple[float, float, float, str] | str:
+    """``(quantile, mean, ITL at the quantile less the mean, source)``, or why not.
+
+    From per-request ITLs where there are at least :data:`MIN_SPREAD_SAMPLES` (the
+    empirical quantile, at a lower quantile while fewer than :data:`SPREAD_TAIL_SAMPLES`
+    would lie above it), else from the ITL buckets and the mean ITL, read as a normal's
+    (:func:`~dynamo_planner.scalers.calibration.spread_from_histogram`) at the
+    attainment quantile, when the OSL buckets (the requests the ITLs came from; the
+    ITL buckets themselves where there are none) count at least
+    :data:`MIN_SPREAD_SAMPLES`.
+    """
+    samples = clean(observation.itl_samples_ms)
+    if samples.size >= MIN_SPREAD_SAMPLES:
+        quantile = min(attainment, 1.0 - SPREAD_TAIL_SAMPLES / samples.size)
+        mean = float(np.mean(samples))
+        observed = float(np.quantile(samples, quantile)) - mean
+        return quantile, mean, observed, f"{samples.size} per-request ITLs"
+    if not observation.itl_histogram_ms:
+        if samples.size:
+            return f"{samples.size} per-request ITLs, {MIN_SPREAD_SAMPLES} needed"
+        return "no per-request ITLs or ITL buckets observed"
+    if observation.itl_ms.status is not Status.OK:
+        return "ITL buckets without a mean ITL"
+    # the ITL buckets count tokens; the OSL buckets count the requests they came from
+    counted = observation.osl_histogram_tokens or observation.itl_histogram_ms
+    if counted[-1][1] < MIN_SPREAD_SAMPLES:
+        return f"ITL buckets of {counted[-1][1]:,.0f} requests, {MIN_SPREAD_SAMPLES} needed"
+    mean = observation.itl_ms.value
+    found = spread_from_histogram(observation.itl_histogram_ms, mean)
+    if found is None:
+        return "no ITL bucket bound with enough counts on each side"
+    observed = NormalDist().inv_cdf(attainment) * found.sd
+    side = (
+        f"{found.share_above:.3%} above"
+        if found.bound > mean
+        else f"{1.0 - found.share_above:.3%} below"
+    )
+    source = (
+        f"ITL buckets: {side} {found.bound:g} ms, mean {mean:.2f} ms, sd "
+        f"{found.sd:.2f} ms as a normal's"
+    )
+    return attainment, mean, observed, source
 
 
 def _long_wait_share(estimate: PrefillQueueEstimate, wait_s: float) -> float:

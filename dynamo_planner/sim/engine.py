@@ -69,6 +69,7 @@ from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import compress
+from operator import mul
 from typing import Any, TypeVar
 
 import attrs
@@ -1128,6 +1129,9 @@ class Simulation:
                 itl = math.fsum(itl_samples) / len(itl_samples)
         extra: dict[str, Any]
         if self.config.frontend_metrics == "histograms":
+            weight = math.fsum(itl_tokens)
+            if weight > 0:  # a frontend's mean ITL is per token, as its buckets are
+                itl = math.fsum(map(mul, itl_samples, itl_tokens)) / weight
             extra = {
                 "ttft_histogram_ms": _buckets(ttft_samples, "ttft_ms", scale=1000.0),
                 # a frontend observes one ITL per token after the first

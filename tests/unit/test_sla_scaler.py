@@ -1127,10 +1127,55 @@ class TestCalibration:
         """Without per-request ITLs (or with too few) the factor stays 1, and says so."""
         s, plan = self.spread(fitted, ())
         assert s.spread_factor == 1.0
-        assert any("no per-request ITLs observed" in r for r in plan.reasons)
+        assert any(
+            "no per-request ITLs or ITL buckets observed" in r for r in plan.reasons
+        )
         s, plan = self.spread(fitted, (12.0,) * 49)
         assert s.spread_factor == 1.0
         assert any("49 per-request ITLs, 50 needed" in r for r in plan.reasons)
+
+    def test_spread_from_itl_buckets(self, fitted: FittedInterpolator) -> None:
+        """Without per-request ITLs, a frontend's ITL buckets and mean ITL measure the
+        spread: narrow ones lower the factor as narrow samples do, and the words say
+        where it came from."""
+        values = np.random.default_rng(0).normal(12.0, 1.0, 60_000)
+        bounds = (5.0, 10.0, 20.0, 40.0, math.inf)
+        hist = tuple((b, float(np.count_nonzero(values <= b))) for b in bounds)
+        s = scaler(fitted)
+        obs = attrs_evolve(
+            observation(2000.0, isl=8000.0, osl=300.0, itl_ms=float(values.mean())),
+            itl_histogram_ms=hist,
+        )
+        plan = None
+        for _ in range(6):
+            plan = decide(
+                s,
+                demand(2000.0, isl=8000.0, osl=300.0),
+                current=ReplicaState(prefill=6, decode=8),
+                observation=obs,
+            )
+        assert plan is not None
+        assert s.spread_factor < 0.5
+        said = [r for r in plan.reasons if "ITL buckets:" in r]
+        # nothing lies above 20 ms, so the share below 10 ms gives the sd
+        assert len(said) == 1
+        assert "below 10 ms" in said[0]
+        assert "spread factor now" in said[0]
+        samples, _ = self.spread(fitted, tuple(values[:2000]))
+        assert s.spread_factor == pytest.approx(samples.spread_factor, rel=0.2)
+        # the same buckets from 49 completed requests (the OSL buckets' count) are too few
+        few = scaler(fitted)
+        for _ in range(4):
+            plan = decide(
+                few,
+                demand(2000.0, isl=8000.0, osl=300.0),
+                current=ReplicaState(prefill=6, decode=8),
+                observation=attrs_evolve(
+                    obs, osl_histogram_tokens=((256.0, 40.0), (math.inf, 49.0))
+                ),
+            )
+        assert few.spread_factor == 1.0
+        assert any("ITL buckets of 49 requests, 50 needed" in r for r in plan.reasons)
 
     def test_disabled(self, fitted: FittedInterpolator) -> None:
         """With calibrate=False the factors stay 1 and no calibration is reported."""

@@ -467,6 +467,13 @@ class TestObservation:
         assert obs.ttft_histogram_ms[-1] == (math.inf, 4.0)
         # 9 + 0 + 29 + 4 tokens after the first, each at its request's mean ITL
         assert obs.itl_histogram_ms[-1] == (math.inf, 42.0)
+        # and the mean ITL is per token, as a frontend's sum over its count
+        longer = [o for o in seen.osl_samples_tokens if o > 1]  # one token has no ITL
+        itl = dict(zip(longer, seen.itl_samples_ms, strict=True))
+        assert obs.itl_ms.value == pytest.approx(
+            (9 * itl[10] + 29 * itl[30] + 4 * itl[5]) / 42
+        )
+        assert obs.itl_ms.value != pytest.approx(seen.itl_ms.value)
         ttft_within = count_within(obs.ttft_histogram_ms, 500.0)[1]
         assert ttft_within == sum(t <= 500.0 for t in seen.ttft_samples_ms)
 
