@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dynamo_planner.exceptions import MetricSourceError
+from dynamo_planner.scalers.calibration import spread_from_histogram
 from dynamo_planner.scalers.feedback import count_within
 from dynamo_planner.scalers.request_mix import observed_mix
 from dynamo_planner.sources.exporter import FrontendMetricsExporter
@@ -169,6 +170,35 @@ class TestPrometheusSource:
         itl_total, itl_within = count_within(obs.itl_histogram_ms, 40.0)
         assert itl_within == pytest.approx(itl_total)
         assert count_within(obs.itl_histogram_ms, 20.0)[1] == 0.0
+
+    async def test_itl_buckets_give_the_decode_spread(
+        self,
+        start_prometheus: StartPrometheus,
+        exporters: Callable[..., FrontendMetricsExporter],
+    ) -> None:
+        """The ITL buckets and the mean ITL, as Prometheus gives them, measure the
+        spread the recorded ITLs have: 60 at 8 ms, 130 at 14 ms and 10 at 30 ms have a
+        mean of 13 ms and 5% above 20 ms, so a normal's sd of 7 / z(0.95) ms."""
+        mine = exporters()
+        prom = start_prometheus(_targets(mine))
+        _scraped(prom, 1, "dynamo_frontend_requests_total")
+        for itl_ms, n in ((8.0, 60), (14.0, 130), (30.0, 10)):
+            for _ in range(n):
+                mine.record_request(
+                    isl_tokens=500,
+                    osl_tokens=100,
+                    ttft_s=0.1,
+                    itl_s=itl_ms / 1000.0,
+                    duration_s=1.0,
+                )
+        _scraped(prom, 1, "dynamo_frontend_requests_total > 0")
+        obs = await _fetch(prom)
+        assert obs.itl_ms.value == pytest.approx(13.0, rel=1e-6)
+        found = spread_from_histogram(obs.itl_histogram_ms, obs.itl_ms.value)
+        assert found is not None
+        assert found.bound == 20.0
+        assert found.share_above == pytest.approx(0.05, rel=1e-6)
+        assert found.sd == pytest.approx(7.0 / 1.6448536, rel=1e-5)
 
     async def test_length_buckets_give_the_request_mix(
         self,
