@@ -1035,6 +1035,12 @@ class TestCalibration:
             ),
             itl_samples_ms=itl_samples,
         )
+        return s, self.fed(s, obs, times, num_req)
+
+    def fed(
+        self, s: SLAScaler, obs: Observation, times: int, num_req: float = 2000.0
+    ) -> ReplicaPlan:
+        """The last plan of ``s`` fed ``times`` decisions of ``obs`` at steady replicas."""
         plan = None
         for _ in range(times):
             plan = decide(
@@ -1044,7 +1050,7 @@ class TestCalibration:
                 observation=obs,
             )
         assert plan is not None
-        return s, plan
+        return plan
 
     def test_narrow_spread_lowers_spread_factor(
         self, fitted: FittedInterpolator
@@ -1086,15 +1092,7 @@ class TestCalibration:
             observation(2000.0, isl=8000.0, osl=300.0, itl_ms=1.0),
             itl_samples_ms=wide,
         )
-        plan = None
-        for _ in range(4):
-            plan = decide(
-                s,
-                demand(2000.0, isl=8000.0, osl=300.0),
-                current=ReplicaState(prefill=6, decode=8),
-                observation=obs,
-            )
-        assert plan is not None
+        plan = self.fed(s, obs, 4)
         assert s.spread_factor == 1.0
         assert any("not measured in a transient" in r for r in plan.reasons)
 
@@ -1146,15 +1144,7 @@ class TestCalibration:
             observation(2000.0, isl=8000.0, osl=300.0, itl_ms=float(values.mean())),
             itl_histogram_ms=hist,
         )
-        plan = None
-        for _ in range(6):
-            plan = decide(
-                s,
-                demand(2000.0, isl=8000.0, osl=300.0),
-                current=ReplicaState(prefill=6, decode=8),
-                observation=obs,
-            )
-        assert plan is not None
+        plan = self.fed(s, obs, 6)
         assert s.spread_factor < 0.5
         said = [r for r in plan.reasons if "ITL buckets:" in r]
         # nothing lies above 20 ms, so the share below 10 ms gives the sd
@@ -1165,15 +1155,8 @@ class TestCalibration:
         assert s.spread_factor == pytest.approx(samples.spread_factor, rel=0.2)
         # the same buckets from 49 completed requests (the OSL buckets' count) are too few
         few = scaler(fitted)
-        for _ in range(4):
-            plan = decide(
-                few,
-                demand(2000.0, isl=8000.0, osl=300.0),
-                current=ReplicaState(prefill=6, decode=8),
-                observation=attrs_evolve(
-                    obs, osl_histogram_tokens=((256.0, 40.0), (math.inf, 49.0))
-                ),
-            )
+        counted = ((256.0, 40.0), (math.inf, 49.0))
+        plan = self.fed(few, attrs_evolve(obs, osl_histogram_tokens=counted), 4)
         assert few.spread_factor == 1.0
         assert any("ITL buckets of 49 requests, 50 needed" in r for r in plan.reasons)
 
