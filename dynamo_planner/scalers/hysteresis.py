@@ -13,7 +13,11 @@ component just raised is never released at the next one).
 :class:`ScaleDownHold` keeps one component's state across decisions: its requirements,
 and whether it just reversed. A component that went down and straight back up holds its
 scale-downs for at least two intervals over the next :data:`REVERSAL_HOLD_DECISIONS`
-decisions, whatever window the caller asks for.
+decisions, whatever window the caller asks for. At a component's first decision the
+running replicas, when given, stand for the requirement of the interval before it, with a
+window of at least two: one interval's word is not yet demand that has stayed low, and a
+model not yet calibrated against the deployment is least reliable where it would release
+workers the operator started with.
 
 .. versionadded:: 0.1.0
 """
@@ -109,6 +113,9 @@ class ScaleDownHold:
         >>> hold = ScaleDownHold("decode")
         >>> [hold.decide(need, window=1)[0] for need in (2, 1, 2, 1, 1)]
         [2, 1, 2, 2, 1]
+        >>> started = ScaleDownHold("prefill")
+        >>> [started.decide(need, window=1, running=3)[0] for need in (1, 1)]
+        [3, 1]
     """
 
     name: str
@@ -122,7 +129,13 @@ class ScaleDownHold:
         self._plans = collections.deque(maxlen=2)
 
     def decide(
-        self, need: int, *, window: int, falling: bool = False, why: str = ""
+        self,
+        need: int,
+        *,
+        window: int,
+        falling: bool = False,
+        why: str = "",
+        running: int | None = None,
     ) -> tuple[int, str]:
         """:func:`hold_peak` for this decision, two intervals at least after a reversal.
 
@@ -131,10 +144,20 @@ class ScaleDownHold:
             window: Decisions a requirement is held over (at most ``capacity``).
             falling: Demand clearly falls (see :func:`hold_peak`).
             why: Words that explain a window longer than usual.
+            running: The replicas running now. At the first decision they stand for
+                the requirement before it, and the window is at least two.
 
         Returns:
             The replicas to plan and the words that say why.
         """
+        if running and not self.needs and not self._plans:
+            self.needs.append(running)
+            window = max(window, 2)
+            why += (
+                f"; at least two, as this is the first decision and the {running} "
+                f"running stand for the interval before it"
+            )
+            falling = False
         left = self._reversal_left
         if left > 0 and window < 2:
             window = 2

@@ -72,7 +72,10 @@ otherwise release a worker on its word alone; the constant forecast never dips),
 :data:`~dynamo_planner.scalers.hysteresis.REVERSAL_HOLD_DECISIONS` decisions after a
 component went down and straight back
 up (where one worker more or less sits right at the target, a window of one alternates
-between them). One exception (``release_on_fall``): while the request count clearly falls (a least-squares
+between them). At a component's first decision the running replicas stand for the
+requirement of the interval before it, with a window of two: a planner started on a
+running deployment does not release its workers on the word of a model not yet
+calibrated against it. One exception (``release_on_fall``): while the request count clearly falls (a least-squares
 slope over the recent intervals below minus two standard errors, the mirror of the ramp
 test below) and the last interval's mean TTFT and ITL were within their targets (no
 backlog to work off), a lower requirement is applied at once, unless the component's
@@ -816,8 +819,13 @@ class SLAScaler:
 
         See :class:`~dynamo_planner.scalers.hysteresis.ScaleDownHold`.
         """
+        running = getattr(self._currents[-1], hold.name) if self._currents else None
         return hold.decide(
-            need, window=self._hold_window, falling=self._falling(), why=self._hold_why
+            need,
+            window=self._hold_window,
+            falling=self._falling(),
+            why=self._hold_why,
+            running=running,
         )
 
     def _falling(self) -> bool:

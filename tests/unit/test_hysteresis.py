@@ -92,3 +92,21 @@ class TestScaleDownHold:
         for n in (4, 3, 2, 1):
             hold.decide(n, window=3)
         assert list(hold.needs) == [3, 2, 1]
+
+    def test_the_first_decision_keeps_the_running_replicas(self) -> None:
+        """At the first decision the running replicas stand for the interval before it,
+        with a window of two whatever the caller asks, and a clear fall does not skip
+        that; from the second decision the caller's window applies."""
+        hold = ScaleDownHold("prefill")
+        held, words = hold.decide(1, window=1, falling=True, running=3)
+        assert held == 3
+        assert "first decision and the 3 running" in words
+        assert hold.decide(1, window=1, running=3)[0] == 1
+
+    def test_running_replicas_only_seed_the_first_decision(self) -> None:
+        """Later decisions ignore ``running``; a rise at the first decision is not held
+        back by it, and none running (scaled to zero) seeds nothing."""
+        hold = ScaleDownHold("decode")
+        assert hold.decide(4, window=1, running=2)[0] == 4
+        assert hold.decide(1, window=1, running=9)[0] == 1
+        assert ScaleDownHold("decode").decide(1, window=1, running=0)[0] == 1

@@ -621,7 +621,26 @@ class TestHysteresis:
         assert lows[2].prefill is not None
         assert lows[2].prefill < high.prefill
         assert any("holding" in r for r in lows[0].reasons)
-        assert lows[0].details["prefill_hysteresis"][0] == high.prefill
+        assert lows[0].details["prefill_hysteresis"][-2] == high.prefill
+
+    def test_the_first_decision_keeps_the_running_replicas(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """A planner started on more replicas than the model asks for keeps them for
+        one decision, even at 180 s intervals (a window of one), and says why; the
+        second decision releases them."""
+        s = scaler(fitted)
+        low = attrs_evolve(demand(600.0 * 3), interval_s=180.0)
+        running = ReplicaState(prefill=5, decode=4)
+        first = decide(s, low, current=running)
+        assert first.prefill == 5
+        assert first.decode == 4
+        assert first.details["prefill_required"] < 5
+        assert any("first decision and the 5 running" in r for r in first.reasons)
+        second = decide(s, low, current=running)
+        assert second.prefill == first.details["prefill_required"]
+        assert second.decode is not None
+        assert second.decode < 4
 
     @pytest.mark.parametrize(
         ("interval_s", "held"), [(10.0, 1), (60.0, 1), (120.0, 0), (180.0, 0)]
