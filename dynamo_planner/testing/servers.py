@@ -9,6 +9,7 @@ ports with the same data (for fault tests). The binaries come from the Debian pa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -27,6 +28,7 @@ __all__ = [
     "Server",
     "find_binary",
     "free_port",
+    "free_ports",
 ]
 
 PROMETHEUS_BIN = "/usr/bin/prometheus"
@@ -37,9 +39,24 @@ ETCD_BIN = "/usr/bin/etcd"
 
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now.
+
+    The sockets are held open together while the ports are chosen, so two calls in a row
+    cannot hand the same port to a server's client and peer listeners.
+    """
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            )
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def find_binary(path: str) -> str | None:
@@ -198,8 +215,7 @@ class EtcdServer(Server):
     def __init__(self, workdir: Path, binary: str) -> None:
         super().__init__(workdir)
         self.binary = binary
-        self.port = free_port()
-        self.peer_port = free_port()
+        self.port, self.peer_port = free_ports(2)
 
     @property
     def url(self) -> str:

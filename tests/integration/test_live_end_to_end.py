@@ -30,7 +30,12 @@ from dynamo_planner.connectors.virtual import (
     VirtualConnectorClient,
 )
 from dynamo_planner.data import H200_PROFILE_DIR
-from dynamo_planner.testing.servers import EtcdServer, PrometheusServer, free_port
+from dynamo_planner.testing.servers import (
+    EtcdServer,
+    PrometheusServer,
+    free_port,
+    free_ports,
+)
 from dynamo_planner.values import ReplicaPlan
 
 pytestmark = pytest.mark.integration
@@ -364,7 +369,7 @@ async def run_loop(
     tmp_path: Path,
 ) -> LoopRun:
     """Run the live simulator and ``dynamo-planner run`` until the scenario ends."""
-    sim_port, planner_port = free_port(), free_port()
+    sim_port, planner_port = free_ports(2)
     record = tmp_path / "record.jsonl"
     prom = start_prometheus([f"127.0.0.1:{p}" for p in (sim_port, planner_port)])
     sim = processes.start(
