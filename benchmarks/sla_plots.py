@@ -58,6 +58,7 @@ MOONCAKE = (
     / "conversation_trace.jsonl"
 )
 CONTEXT = 1260.0
+Z_P99 = 2.326
 ITL_TARGET = 20.0
 
 
@@ -391,12 +392,13 @@ def decode_spread(profile: PerfProfile) -> None:
     """Decode ITL p99 on Mooncake at its mean load: simulator against the model.
 
     At x10 on 7 and 8 workers, and at x1 on 1 and 2. The model's worker carries its own
-    Poisson population (a single worker's spread amplified by ``1 / (1 - load)``); beside
-    it, an even split of the aggregate's fluctuation over several workers, or the spread
-    without the amplification on one.
+    Poisson population (a single worker's spread amplified by ``1 / (1 - load)`` and its
+    quantile taken in the skewed tail); beside it, an even split of the aggregate's
+    fluctuation over several workers, or on one the spread without the amplification and
+    the amplified one with a normal quantile.
     """
     from dynamo_planner.interpolators.fitted import FittedInterpolator
-    from dynamo_planner.scalers.decode_model import DecodeLaw
+    from dynamo_planner.scalers.decode_model import DecodeLaw, cornish_fisher, skewness
     from dynamo_planner.sim import run_static
 
     law = DecodeLaw.from_interpolator(FittedInterpolator.from_profile(profile))
@@ -412,13 +414,25 @@ def decode_spread(profile: PerfProfile) -> None:
         isl = np.asarray(trace.isl_tokens, dtype=float)[counted][pick]
         osl = np.asarray(trace.osl_tokens, dtype=float)[counted][pick]
         for workers in decode_counts:
-            est = law.estimate(isl, osl, rate_per_s=rate, replicas=workers, z=2.326)
+            est = law.estimate(isl, osl, rate_per_s=rate, replicas=workers, z=Z_P99)
             spread = est.quantile_itl_ms - est.mean_itl_ms
             if workers == 1:
-                # a single worker's spread is amplified by 1 / (1 - load) = mean / a
+                # alone the quantile is taken in the skewed tail, and the spread is
+                # amplified by 1 / (1 - load) = mean / a: undo both
+                step = law.per_request_ms + law.per_kv_token_ms * (isl + osl / 2.0)
+                seconds = rate * est.mean_itl_ms / 1000.0
+                skew = skewness(
+                    seconds,
+                    float(np.mean(osl * step**2)),
+                    float(np.mean(osl * step**3)),
+                )
+                spread *= Z_P99 / cornish_fisher(Z_P99, skew)
+                normal = est.mean_itl_ms + spread
                 spread *= law.step_overhead_ms / est.mean_itl_ms
             even = est.mean_itl_ms + spread / np.sqrt(workers)
             other = "plain spread" if workers == 1 else "even split"
+            if workers == 1:
+                other += f"; {normal:.2f} ms amplified but normal, skew {skew:.2f}"
             run = run_static(
                 trace,
                 model,

@@ -35,10 +35,9 @@ REVERSAL_HOLD_DECISIONS = 5
 scale-downs for two intervals, whatever the interval length.
 
 With a window of one interval (the ``sla`` scaler's default from two-minute intervals), a
-component whose requirement sits right between two counts, as decode on Mooncake x1
-read from a frontend's histograms, would otherwise alternate between them
-(``benchmarks/sla_table.py --load 1 --frontend-metrics histograms`` shows that replay
-on target)."""
+component whose requirement sits right between two counts would otherwise alternate
+between them, as decode on Mooncake x1 read from a frontend's histograms did while the
+decode model took one worker's ITL quantile as a normal's."""
 
 
 def hold_peak(

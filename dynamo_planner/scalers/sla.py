@@ -53,8 +53,9 @@ worker's work fluctuates like a Poisson population of its own, with variance
 ``(λ/D) (ITL/1000) E[OSL (b + c ctx)^2]`` (an even split of the aggregate's fluctuation,
 ``sd / D``, predicted ITL p99 15.7 ms on Mooncake x10 at 7 workers where the simulator
 gives 20.0 ms; this gives 19.6 ms). A single worker has no router to even out its load,
-and its spread is amplified by ``1 / (1 - load)``, as its mean is
-(:mod:`~dynamo_planner.scalers.decode_model`). ``D`` is the fewest workers
+and its spread is amplified by ``1 / (1 - load)``, as its mean is, and its quantile is
+taken in the skewed tail of a population with a few long contexts (Cornish-Fisher;
+:mod:`~dynamo_planner.scalers.decode_model`). ``D`` is the fewest workers
 whose ITL at the ``sla_attainment`` quantile (mean plus ``z`` standard deviations) is
 within the target, and whose reserved KV (``ISL + OSL`` per request, same law) fits the
 cache. While a prefill backlog drains, requests enter decode faster than they arrive; the

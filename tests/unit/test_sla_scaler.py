@@ -16,7 +16,7 @@ from dynamo_planner.interpolators.fitted import FittedInterpolator
 from dynamo_planner.interpolators.reference import ReferenceInterpolator
 from dynamo_planner.profiles import load_profile
 from dynamo_planner.protocols import Scaler, ScalingRequest
-from dynamo_planner.scalers.decode_model import DecodeLaw
+from dynamo_planner.scalers.decode_model import DecodeLaw, cornish_fisher, skewness
 from dynamo_planner.scalers.sla import SLAScaler
 from dynamo_planner.values import (
     Demand,
@@ -239,7 +239,8 @@ class TestSizing:
         self, fitted: FittedInterpolator
     ) -> None:
         """The quantile ITL is the mean plus z sd of one worker's own population; a
-        single worker's sd is amplified by 1 / (1 - load), as its mean is."""
+        single worker's sd is amplified by 1 / (1 - load), as its mean is, and its
+        quantile is taken in the skewed tail (Cornish-Fisher)."""
         law = DecodeLaw.from_interpolator(fitted)
         isl = np.array([500.0, 2000.0, 8000.0, 30000.0])
         osl = np.array([100.0, 300.0, 200.0, 400.0])
@@ -251,18 +252,47 @@ class TestSizing:
             seconds = 5.0 / replicas * est.mean_itl_ms / 1000.0
             sd = math.sqrt(seconds * float(np.mean(osl * step**2)))
             load = 5.0 / replicas * float(np.mean(osl * step)) / 1000.0
+            sds = z
             if replicas == 1:
                 sd /= 1 - load
-            assert est.quantile_itl_ms == pytest.approx(est.mean_itl_ms + z * sd)
+                skew = seconds * float(np.mean(osl * step**3)) / sd**3 / (1 - load) ** 3
+                assert skew > 0
+                sds = z + (z * z - 1) * skew / 6
+            assert est.quantile_itl_ms == pytest.approx(est.mean_itl_ms + sds * sd)
             assert est.mean_itl_ms == pytest.approx(law.step_overhead_ms / (1 - load))
             scaled = law.estimate(
                 isl, osl, rate_per_s=5.0, replicas=replicas, z=z, spread_factor=0.4
             )
             assert scaled.mean_itl_ms == est.mean_itl_ms
             assert scaled.quantile_itl_ms == pytest.approx(
-                est.mean_itl_ms + 0.4 * z * sd
+                est.mean_itl_ms + 0.4 * sds * sd
             )
             assert scaled.kv_quantile_usage == est.kv_quantile_usage
+
+    def test_skewed_quantile_of_a_poisson_population(self) -> None:
+        """The Cornish-Fisher quantile of a Poisson population's work, from its
+        skewness, is nearer a Monte Carlo p99 than the normal quantile, for work with a
+        long tail (lognormal, a few requests with long contexts), weighted by OSL."""
+        rng = np.random.default_rng(0)
+        work = rng.lognormal(0.0, 1.0, 400)  # per-step work of the mix's requests
+        osl = rng.integers(50, 500, 400).astype(float)  # longer stays weigh more
+        seconds = 0.1  # request-seconds per output token: ~28 running requests
+        mean = seconds * float(np.mean(osl * work))
+        sd = math.sqrt(seconds * float(np.mean(osl * work**2)))
+        skew = skewness(
+            seconds, float(np.mean(osl * work**2)), float(np.mean(osl * work**3))
+        )
+        counts = rng.poisson(seconds * float(np.mean(osl)), 100_000)
+        picked = rng.choice(work, size=int(counts.sum()), p=osl / osl.sum())
+        sums = np.add.reduceat(picked, np.cumsum(counts) - counts)
+        sums[counts == 0] = 0.0  # reduceat repeats an element for an empty draw
+        z = 2.326
+        simulated = float(np.quantile(sums, 0.99))
+        assert float(np.mean(sums)) == pytest.approx(mean, rel=0.01)
+        skewed = mean + cornish_fisher(z, skew) * sd
+        normal = mean + z * sd
+        assert normal < skewed
+        assert abs(skewed - simulated) < abs(normal - simulated) / 2
 
     def test_longer_context_needs_more_decode(self, fitted: FittedInterpolator) -> None:
         """The same rate at 10x the context needs more decode replicas."""
