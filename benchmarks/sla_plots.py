@@ -398,7 +398,7 @@ def decode_spread(profile: PerfProfile) -> None:
     the amplified one with a normal quantile.
     """
     from dynamo_planner.interpolators.fitted import FittedInterpolator
-    from dynamo_planner.scalers.decode_model import DecodeLaw, cornish_fisher, skewness
+    from dynamo_planner.scalers.decode_model import DecodeLaw, skew_shift
     from dynamo_planner.sim import run_static
 
     law = DecodeLaw.from_interpolator(FittedInterpolator.from_profile(profile))
@@ -420,15 +420,14 @@ def decode_spread(profile: PerfProfile) -> None:
                 # alone the quantile is taken in the skewed tail, and the spread is
                 # amplified by 1 / (1 - load) = mean / a: undo both
                 step = law.per_request_ms + law.per_kv_token_ms * (isl + osl / 2.0)
-                seconds = rate * est.mean_itl_ms / 1000.0
-                skew = skewness(
-                    seconds,
-                    float(np.mean(osl * step**2)),
-                    float(np.mean(osl * step**3)),
-                )
-                spread *= Z_P99 / cornish_fisher(Z_P99, skew)
+                second = float(np.mean(osl * step**2))
+                third = float(np.mean(osl * step**3))
+                amplified = est.mean_itl_ms / law.step_overhead_ms
+                spread -= skew_shift(Z_P99, second, third) * amplified
                 normal = est.mean_itl_ms + spread
-                spread *= law.step_overhead_ms / est.mean_itl_ms
+                spread /= amplified
+                seconds = rate * est.mean_itl_ms / 1000.0  # the population's size
+                skew = third / second**1.5 / np.sqrt(seconds)
             even = est.mean_itl_ms + spread / np.sqrt(workers)
             other = "plain spread" if workers == 1 else "even split"
             if workers == 1:

@@ -14,7 +14,7 @@ trace the plain spread matches the simulator at 2, 7 and 8 workers, the amplifie
 The work of a Poisson population is skewed to the right where a few requests carry long
 contexts: its third cumulant is ``lambda (ITL/1000) E[OSL (b + c ctx)^3]``. Alone, one
 worker's ITL quantile takes that skew ``g`` into account (the Cornish-Fisher expansion,
-``z + (z^2 - 1) g / 6`` standard deviations instead of ``z``): at Mooncake x1 on one
+``z + (z^2 - 1) g / 6`` standard deviations instead of ``z``, :func:`skew_shift`): at Mooncake x1 on one
 worker the normal quantile put the p99 at 19.9 ms against the simulator's 23.9 ms, and
 the skewed one at 22.8 ms. With several workers the scaler calibrates the spread from
 observed ITLs (admission evens out the skew as well), so the quantile stays normal.
@@ -40,7 +40,7 @@ import numpy.typing as npt
 from dynamo_planner.exceptions import InfeasibleSLAError
 from dynamo_planner.protocols import Interpolator
 
-__all__ = ["DecodeEstimate", "DecodeLaw"]
+__all__ = ["DecodeEstimate", "DecodeLaw", "skew_shift"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -215,11 +215,9 @@ def _estimate_decode(
         # alone, nothing counters the loop: more work slows every step, requests stay
         # longer and more accumulate, so the spread grows like the mean, by 1 / (1 - load)
         spread /= 1.0 - load
-        # and the quantile is taken in the skewed tail: cornish_fisher(z, g) standard
-        # deviations, which is z of them plus (z^2 - 1) / 6 x k3 / k2 (the population's
-        # size cancels out of k3 / k2, so a near-empty one needs no care)
-        if work2 > 0.0:
-            skew_ms = (z * z - 1.0) / 6.0 * work3 / work2 / (1.0 - load)
+        # and the quantile is taken in the skewed tail; amplifying every step by
+        # 1 / (1 - load) scales k3 / k2, and so the shift, by as much
+        skew_ms = skew_shift(z, work2, work3) / (1.0 - load)
     quantile_itl = mean_itl + (z * spread + skew_ms) * spread_factor
     kv_mean = seconds * kv1
     kv_quantile = kv_mean + z * math.sqrt(max(0.0, seconds * kv2))
@@ -234,39 +232,27 @@ def _estimate_decode(
     )
 
 
-def skewness(seconds: float, work2: float, work3: float) -> float:
-    """The skewness of a Poisson population's step work, ``k3 / k2^1.5``.
+def skew_shift(z: float, second: float, third: float) -> float:
+    """How far skew moves a quantile past ``mean + z sd``, in the variable's unit.
 
-    Args:
-        seconds: Request-seconds per output token on the worker (its rate times the ITL
-            in seconds); the population's cumulants are ``seconds`` times the moments.
-        work2: ``E[OSL (b + c ctx)^2]`` over the mix.
-        work3: ``E[OSL (b + c ctx)^3]`` over the mix.
-
-    Returns:
-        The skewness; 0 for an empty population.
-
-    Example:
-        >>> round(skewness(4.0, 1.0, 1.0), 3)  # unit work: Poisson, 1 / sqrt(mean)
-        0.5
-    """
-    if seconds <= 0.0 or work2 <= 0.0:
-        return 0.0
-    return work3 / (math.pow(work2, 1.5) * math.sqrt(seconds))
-
-
-def cornish_fisher(z: float, skew: float) -> float:
-    """Standard deviations above the mean of a distribution's quantile, given its skew.
-
-    The first-order Cornish-Fisher expansion, ``z + (z^2 - 1) skew / 6``: a normal's
-    ``z`` for no skew, more above the mean in a right-skewed tail.
+    The first-order Cornish-Fisher expansion puts the quantile ``z + (z^2 - 1) g / 6``
+    standard deviations above the mean, for skewness ``g = k3 / k2^1.5``; past the
+    normal's ``z`` that is ``(z^2 - 1) / 6 x k3 / k2``. Of a Poisson population's
+    work the cumulants are its size times the moments, so the moments can be passed
+    instead, and an empty population needs no care.
 
     Args:
         z: The standard-normal quantile.
-        skew: The distribution's skewness.
+        second: The second cumulant ``k2`` (or moment, for a Poisson population).
+        third: The third cumulant ``k3`` (or moment, likewise).
+
+    Returns:
+        The shift; 0 when ``second`` is not positive.
 
     Example:
-        >>> cornish_fisher(2.0, 0.0), cornish_fisher(2.0, 0.6)
-        (2.0, 2.3)
+        A Poisson count of mean 4 (unit work: every cumulant 4, skewness 0.5) at z = 2:
+
+        >>> skew_shift(2.0, 4.0, 4.0)  # 2 + 3 x 0.5 / 6 = 2.25 sd of 2, past 2 sd
+        0.5
     """
-    return z + (z * z - 1.0) * skew / 6.0
+    return (z * z - 1.0) / 6.0 * third / second if second > 0.0 else 0.0
