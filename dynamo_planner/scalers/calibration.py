@@ -173,8 +173,10 @@ def spread_from_histogram(
         if not math.isfinite(bound) or min(count, above) < MIN_BUCKET_COUNT:
             continue
         z = NormalDist().inv_cdf(count / total)
-        sd = (bound - mean) / z if abs(z) >= MIN_BOUND_Z else 0.0
-        if sd <= 0.0:
+        if abs(z) < MIN_BOUND_Z:
+            continue
+        sd = (bound - mean) / z
+        if sd <= 0.0:  # the share and the mean disagree on the bound's side
             continue
         found = HistogramSpread(sd=sd, bound=bound, share_above=above / total)
         if bound > mean:

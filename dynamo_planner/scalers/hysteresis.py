@@ -149,7 +149,7 @@ class ScaleDownHold:
         Returns:
             The replicas to plan and the words that say why.
         """
-        if running and not self.needs and not self._plans:
+        if running and not self._plans:  # the first decision
             self.needs.append(running)
             window = max(window, 2)
             why += (

@@ -64,10 +64,22 @@ async def _fetch(prom: PrometheusServer) -> Observation:
         await source.aclose()
 
 
-def _record(exporter: FrontendMetricsExporter, n: int, ttft_s: float) -> None:
+def _record(
+    exporter: FrontendMetricsExporter,
+    n: int,
+    ttft_s: float,
+    *,
+    isl_tokens: int = 3000,
+    osl_tokens: int = 150,
+    itl_s: float = 0.04,
+) -> None:
     for _ in range(n):
         exporter.record_request(
-            isl_tokens=3000, osl_tokens=150, ttft_s=ttft_s, itl_s=0.04, duration_s=6.0
+            isl_tokens=isl_tokens,
+            osl_tokens=osl_tokens,
+            ttft_s=ttft_s,
+            itl_s=itl_s,
+            duration_s=6.0,
         )
 
 
@@ -183,14 +195,7 @@ class TestPrometheusSource:
         prom = start_prometheus(_targets(mine))
         _scraped(prom, 1, "dynamo_frontend_requests_total")
         for itl_ms, n in ((8.0, 60), (14.0, 130), (30.0, 10)):
-            for _ in range(n):
-                mine.record_request(
-                    isl_tokens=500,
-                    osl_tokens=100,
-                    ttft_s=0.1,
-                    itl_s=itl_ms / 1000.0,
-                    duration_s=1.0,
-                )
+            _record(mine, n, ttft_s=0.1, itl_s=itl_ms / 1000.0)
         _scraped(prom, 1, "dynamo_frontend_requests_total > 0")
         obs = await _fetch(prom)
         assert obs.itl_ms.value == pytest.approx(13.0, rel=1e-6)
@@ -212,10 +217,7 @@ class TestPrometheusSource:
         prom = start_prometheus(_targets(mine))
         _scraped(prom, 1, "dynamo_frontend_requests_total")
         for isl, osl in ((100, 20), (3000, 150)):
-            for _ in range(10):
-                mine.record_request(
-                    isl_tokens=isl, osl_tokens=osl, ttft_s=0.1, itl_s=0.01, duration_s=1
-                )
+            _record(mine, 10, ttft_s=0.1, isl_tokens=isl, osl_tokens=osl, itl_s=0.01)
         _scraped(prom, 1, "dynamo_frontend_requests_total > 0")
         obs = await _fetch(prom)
         total, short = count_within(obs.isl_histogram_tokens, 128.0)
