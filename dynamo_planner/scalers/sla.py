@@ -17,7 +17,10 @@ before a worker requested now would serve: ``Demand.peak_num_req`` when the plan
 ahead, otherwise the recent upward trend extrapolated to when workers asked for at the
 next decision will serve (``cold_start_s`` plus half an interval past the forecast's
 middle). The trend is the least-squares slope less its noise (``sqrt(slope² - SE²)``),
-so counts that merely scatter add nothing. The request mix (ISL and OSL per request)
+so counts that merely scatter add nothing. Once the last count fell below the one before
+by more than one standard deviation of two intervals' draws (``sqrt(Ca² (a + b))``,
+:data:`TURN_Z`), demand has turned: no trend is added, and the count is not "rising" for
+the ramp tests below, however the slope over the older intervals still leans. The request mix (ISL and OSL per request)
 comes from the demand's or observation's samples, else from the observation's ISL and
 OSL histograms (the frontend's buckets), scaled to the upper forecast means (raised the
 same way by a rising trend); with neither, an exponential mix around those means stands
@@ -88,7 +91,7 @@ serves only after a cold start, so a component is raised above its running repli
 as far as every decision over the last cold start (at least the last two, at most the
 last :data:`MAX_CONFIRM_DECISIONS`, three) needed: a need that has not lasted a cold
 start is likely gone before the worker serves. The exceptions: the request count clearly
-rises (its slope above :data:`CONFIRM_RISE_T`, three, standard errors), or the previous
+rises (its slope above :data:`CONFIRM_RISE_T`, three, standard errors, and no turn), or the previous
 plan already asked for the workers (a planned rise is kept and released by the
 scale-down hold like any other, even while its workers start). The hold keeps what was
 planned; it never raises a component to a need that was held back. A rise of an interval
@@ -126,7 +129,7 @@ never above the target). Prefill may relax down to ``1 - prefill_max_miss_multip
 an overloaded decode worker slows all its requests at once, so decode misses arrive late
 and together, and a decode count one worker short at the peak is noticed only as its
 requests finish. The relaxation is not used while the request count rises (a
-least-squares slope over the recent intervals above two standard errors): a ramp sized
+least-squares slope over the recent intervals above two standard errors, and no turn): a ramp sized
 too small queues faster than a cold start can follow, and there a few percent of misses
 cost far more than in steady traffic. Sources without per-request latencies or latency
 buckets leave the feedback idle; the plan says so. The Prometheus source reads the
@@ -188,7 +191,13 @@ from dynamo_planner.scalers.request_mix import (
     sized_mix,
 )
 from dynamo_planner.scalers.sampling_noise import SamplingNoise
-from dynamo_planner.scalers.trend import falling, increase_spread, rising, trend
+from dynamo_planner.scalers.trend import (
+    falling,
+    increase_spread,
+    rising,
+    trend,
+    turned,
+)
 from dynamo_planner.values import Demand, Observation, ReplicaPlan, ReplicaState, Status
 
 __all__ = ["DecodeEstimate", "DecodeLaw", "SLAScaler"]
@@ -245,6 +254,15 @@ errors (the attainment feedback's ramp test) in about one interval of seventeen,
 one of fifty. Three was chosen on the replays of ``benchmarks/sla_table.py``.
 """
 
+TURN_Z = 1.0
+"""Standard deviations of two intervals' draws the last count must fall by for demand
+to count as turned (:func:`~dynamo_planner.scalers.trend.turned`).
+
+At Azure x10's peak the count fell from 13,387 to 13,078 requests in 180 s, 1.8
+standard deviations at Ca² 1.13; the slope over the last six intervals still rose by
+more than two standard errors. Flat traffic passes one standard deviation by chance in
+about one interval of six, where it changes little: there the trend is mostly zero and
+the ramp test rarely fires."""
 
 # --------------------------------------------------------------------------------------
 # The scaler
@@ -639,6 +657,14 @@ class SLAScaler:
                 f"lookahead over the {lookahead_s:g} s cold start: the planner's peak "
                 f"{demand.peak_num_req:,.0f}"
             )
+        elif self._turned():
+            peak = upper
+            peak_words = (
+                f"lookahead over the {lookahead_s:g} s cold start: none, as demand "
+                f"has turned (the last count fell from {counts[-2]:,.0f} to "
+                f"{counts[-1]:,.0f}, more than one standard deviation of two "
+                f"intervals' draws at Ca² {self.burstiness:.2f})"
+            )
         else:
             slope = trend(counts)
             peak = upper + max(0.0, slope) * intervals_ahead
@@ -736,7 +762,7 @@ class SLAScaler:
             words = "attainment feedback off"
         elif min(relaxed) >= self.attainment:
             words = "no relaxation earned"
-        elif rising(list(self._counts)):
+        elif self._rising():
             words = (
                 f"demand is rising, so the relaxation that feedback earned ({shown}) is "
                 "not used: an under-sized ramp queues faster than a cold start can "
@@ -745,6 +771,8 @@ class SLAScaler:
         else:
             value = relaxed
             words = "relaxed by feedback: recent intervals missed less than allowed"
+            if rising(list(self._counts)):
+                words += "; the count has turned, so a slope still rising is no ramp"
         details["sized_attainment"] = value
         return value, (
             f"attainment: target {self.attainment:.2%}; sizing prefill for "
@@ -784,7 +812,7 @@ class SLAScaler:
                 # the scale-down hold keeps what was planned; it never raises to a
                 # need that was held back
                 planned = min(replicas, max(need, previous))
-            if planned > running and not rising(list(self._counts), CONFIRM_RISE_T):
+            if planned > running and not self._rising(CONFIRM_RISE_T):
                 window = list(recent)[-decisions:]
                 planned = max(running, min(planned, max(min(window), previous or 0)))
                 if planned != replicas:
@@ -828,6 +856,14 @@ class SLAScaler:
             why=self._hold_why,
             running=running,
         )
+
+    def _turned(self) -> bool:
+        """Whether the last count fell by more than its noise (module doc: Demand)."""
+        return turned(list(self._counts), self.burstiness, TURN_Z)
+
+    def _rising(self, t: float = 2.0) -> bool:
+        """Whether the count's slope is above ``t`` standard errors and has not turned."""
+        return rising(list(self._counts), t) and not self._turned()
 
     def _falling(self) -> bool:
         """Whether a scale-down may skip the hold (module doc: Hysteresis)."""

@@ -13,6 +13,9 @@ the points:
   confirmation on a steep one, and a scale-down skips the hold on a clear fall.
 * :func:`increase_spread`: how large are the one-interval increases, at a quantile? The
   band of a forecast that has none.
+* :func:`turned`: did the last count fall below the one before by more than the two
+  counts' own noise? A slope over six intervals still says "rising" for a while after a
+  ramp's peak; one clear fall says the peak has passed.
 
 With two points the slope is exact and its standard error unknown (0); with one, there is
 no slope.
@@ -27,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["falling", "increase_spread", "rising", "slope", "trend"]
+__all__ = ["falling", "increase_spread", "rising", "slope", "trend", "turned"]
 
 
 def slope(values: Sequence[float]) -> tuple[float, float]:
@@ -123,3 +126,28 @@ def increase_spread(values: Sequence[float], quantile: float) -> float:
         return 0.0
     changes = np.diff(np.asarray(values, dtype=np.float64))
     return max(0.0, float(np.quantile(changes, quantile)))
+
+
+def turned(counts: Sequence[float], dispersion: float = 1.0, z: float = 1.0) -> bool:
+    """Whether the last count fell below the one before by more than their noise.
+
+    Two interval counts of a process with index of dispersion ``D`` differ by noise of
+    standard deviation about ``sqrt(D (a + b))``; a fall of more than ``z`` of those
+    says the demand has turned, whatever the slope over the older intervals says.
+
+    Args:
+        counts: Request counts, one per interval, oldest first.
+        dispersion: The counts' index of dispersion (1 for Poisson).
+        z: Standard deviations the fall must exceed.
+
+    Example:
+        >>> turned([13018.0, 13387.0, 13078.0])
+        True
+        >>> turned([13018.0, 13387.0, 13300.0])
+        False
+    """
+    if len(counts) < 2:
+        return False
+    before, last = float(counts[-2]), float(counts[-1])
+    noise = math.sqrt(max(0.0, dispersion) * max(0.0, before + last))
+    return last < before - z * noise

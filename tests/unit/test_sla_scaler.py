@@ -18,6 +18,7 @@ from dynamo_planner.profiles import load_profile
 from dynamo_planner.protocols import Scaler, ScalingRequest
 from dynamo_planner.scalers.decode_model import DecodeLaw, skew_shift
 from dynamo_planner.scalers.sla import SLAScaler
+from dynamo_planner.scalers.trend import rising, trend
 from dynamo_planner.values import (
     Demand,
     Forecast,
@@ -997,6 +998,30 @@ class TestTrend:
         # slope ~100/interval over 2.5 intervals (cold start + half an interval)
         assert 240.0 < added < 252.0
 
+    def test_a_turned_ramp_adds_no_trend(self, fitted: FittedInterpolator) -> None:
+        """After a ramp's peak, a fall of more than one standard deviation of two
+        draws stops the lookahead, though the slope over the window still rises."""
+        s = scaler(fitted, cold_start_s=120.0)
+        plan = None
+        counts = (1000.0, 1105.0, 1195.0, 1302.0, 1398.0, 1320.0)  # fall of 1.5 sd
+        for count in counts:
+            plan = decide(s, demand(count, upper=count), observation=observation(count))
+        assert plan is not None
+        assert trend(list(counts)) > 0.0
+        assert plan.details["peak_num_req"] == plan.details["upper_num_req"]
+        assert any("demand has turned" in r for r in plan.reasons)
+
+    def test_a_fall_within_noise_keeps_the_trend(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """A dip smaller than one standard deviation of two draws is no turn."""
+        s = scaler(fitted, cold_start_s=120.0)
+        plan = None
+        for count in (1000.0, 1105.0, 1195.0, 1302.0, 1398.0, 1380.0):  # 0.3 sd
+            plan = decide(s, demand(count, upper=count), observation=observation(count))
+        assert plan is not None
+        assert plan.details["peak_num_req"] > plan.details["upper_num_req"]
+
 
 def on_target(num_req: float) -> Observation:
     """An observation whose mean TTFT and ITL are within the scaler's targets."""
@@ -1319,6 +1344,19 @@ class TestAttainmentFeedback:
         assert s.sized_attainment[0] < 0.95
         assert plans[-1].details["sized_attainment"] == pytest.approx((0.99, 0.99))
         assert any("demand is rising" in r for r in plans[-1].reasons)
+
+    def test_a_turned_ramp_uses_the_relaxation(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Once the count falls by more than its noise after a ramp, the slope still
+        rises but the earned relaxation is used again, and the plan says why."""
+        s = scaler(fitted)
+        self.run(s, [served(3000) for _ in range(6)])
+        counts = (3300, 3600, 3900, 4200, 3950)  # 4200 -> 3950: 2.8 sd of two draws
+        plans = [decide(s, demand(float(n)), observation=served(n)) for n in counts]
+        assert rising([3000.0, *map(float, counts)])
+        assert plans[-1].details["sized_attainment"][0] < 0.95
+        assert any("the count has turned" in r for r in plans[-1].reasons)
 
     def test_too_few_requests_to_judge(self, fitted: FittedInterpolator) -> None:
         """Intervals that allow under ten misses in all leave the sizing alone."""

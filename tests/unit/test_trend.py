@@ -1,4 +1,4 @@
-"""The count series' statistics on their own: slope, trend, rising, falling, spread."""
+"""The count series' statistics on their own: slope, trend, rising, falling, spread, turn."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from dynamo_planner.scalers.trend import (
     rising,
     slope,
     trend,
+    turned,
 )
 
 counts = st.lists(
@@ -124,3 +125,38 @@ class TestIncreaseSpread:
         """A higher quantile never gives a smaller spread."""
         low, high = sorted((low, high))
         assert increase_spread(values, low) <= increase_spread(values, high) + 1e-9
+
+
+class TestTurned:
+    """A fall of the last count beyond two draws' noise."""
+
+    def test_the_azure_peak_turns(self) -> None:
+        """Azure x10 at 180 s: the slope over six intervals still rises by five
+        standard errors, but 13,387 then 13,078 requests is a fall of 1.8 standard
+        deviations at Ca² 1.13, a turn at one but not at two."""
+        counts = [9823.0, 10725.0, 12032.0, 13018.0, 13387.0, 13078.0]
+        assert rising(counts)
+        assert turned(counts, 1.13)
+        assert not turned(counts, 1.13, z=2.0)
+
+    def test_burstier_arrivals_need_a_larger_fall(self) -> None:
+        """The noise grows with the index of dispersion."""
+        assert turned([1000.0, 940.0], 1.0)
+        assert not turned([1000.0, 940.0], 4.0)
+
+    @given(counts, st.floats(0.0, 20.0), st.floats(0.0, 5.0))
+    def test_a_rise_never_turns(
+        self, values: list[float], dispersion: float, z: float
+    ) -> None:
+        """Only a fall of the last count can be a turn; one count is none."""
+        if len(values) < 2 or values[-1] >= values[-2]:
+            assert not turned(values, dispersion, z)
+
+    @given(counts, st.floats(0.0, 20.0), st.floats(0.0, 20.0), st.floats(0.0, 5.0))
+    def test_more_noise_turns_less(
+        self, values: list[float], low: float, high: float, z: float
+    ) -> None:
+        """A turn at a higher dispersion is a turn at a lower one."""
+        low, high = sorted((low, high))
+        if turned(values, high, z):
+            assert turned(values, low, z)
