@@ -876,6 +876,26 @@ class TestConfirmRises:
             assert plans[-1].prefill == plans[-1].details["prefill_required"]
             assert not any("not confirmed" in r for r in plans[-1].reasons)
 
+    def test_a_component_missing_its_target_rises_at_once(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """When the last interval missed TTFT for more than twenty times the allowance,
+        the prefill rise is not held back, and the plan says why; 15% is not enough."""
+        for ttft_missed, at_once in ((300, True), (150, False)):
+            s = scaler(fitted, cold_start_s=60.0)
+            step = Running(s)
+            low = step(demand(600.0))
+            plan = step(
+                demand(9000.0), observation=served(1000, ttft_missed=ttft_missed)
+            )
+            assert plan.details["prefill_required"] > low.prefill
+            if at_once:
+                assert plan.prefill == plan.details["prefill_required"]
+                assert any("prefill rise not held back" in r for r in plan.reasons)
+            else:
+                assert plan.prefill == low.prefill
+                assert any("prefill rise not confirmed" in r for r in plan.reasons)
+
     def test_confirms_what_both_decisions_needed(
         self, fitted: FittedInterpolator
     ) -> None:
