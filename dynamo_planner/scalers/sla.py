@@ -20,10 +20,11 @@ middle). The trend is the least-squares slope less its noise (``sqrt(slope² - S
 so counts that merely scatter add nothing. Once the last count fell below the one before
 by more than one standard deviation of two intervals' draws (``sqrt(Ca² (a + b))``,
 :data:`TURN_Z`), demand has turned: no trend is added, and the count is not "rising" for
-the ramp tests below, however the slope over the older intervals still leans. The request mix (ISL and OSL per request)
-comes from the demand's or observation's samples, else from the observation's ISL and
-OSL histograms (the frontend's buckets), scaled to the upper forecast means (raised the
-same way by a rising trend); with neither, an exponential mix around those means stands
+the ramp tests below, however the slope over the older intervals still leans. The
+request mix (ISL and OSL per request) comes from the demand's or observation's samples,
+else from the observation's ISL and OSL histograms (the frontend's buckets), scaled to the
+upper forecast means (raised the same way by a rising trend); with neither, an
+exponential mix around those means stands
 in (:mod:`~dynamo_planner.scalers.request_mix`).
 
 **Prefill.** An M/G/c queue with batching (:mod:`dynamo_planner.scalers.queueing`) over the
@@ -93,9 +94,9 @@ last :data:`MAX_CONFIRM_DECISIONS`, three) needed: a need that has not lasted a 
 start is likely gone before the worker serves. The exceptions: the request count clearly
 rises (its slope above :data:`CONFIRM_RISE_T`, three, standard errors, and no turn), the
 component's last interval missed its target for more than :data:`SHORT_MISS_MULTIPLE`
-times the allowance (the need is already here), or the previous
-plan already asked for the workers (a planned rise is kept and released by the
-scale-down hold like any other, even while its workers start). The hold keeps what was
+times the allowance (the need is already here), or the previous plan already asked for
+the workers (a planned rise is kept and released by the scale-down hold like any other,
+even while its workers start). The hold keeps what was
 planned; it never raises a component to a need that was held back. A rise of an interval
 or two is then not paid for with a cold start that ends after it.
 
@@ -131,8 +132,8 @@ never above the target). Prefill may relax down to ``1 - prefill_max_miss_multip
 an overloaded decode worker slows all its requests at once, so decode misses arrive late
 and together, and a decode count one worker short at the peak is noticed only as its
 requests finish. The relaxation is not used while the request count rises (a
-least-squares slope over the recent intervals above two standard errors, and no turn): a ramp sized
-too small queues faster than a cold start can follow, and there a few percent of misses
+least-squares slope over the recent intervals above two standard errors, and no turn):
+a ramp sized too small queues faster than a cold start can follow, and there a few percent of misses
 cost far more than in steady traffic. Sources without per-request latencies or latency
 buckets leave the feedback idle; the plan says so. The Prometheus source reads the
 frontend's TTFT and ITL buckets; a Dynamo frontend observes one ITL per token, so there
@@ -263,8 +264,8 @@ interval shows it short now: its rise is applied without confirmation.
 Twenty times the allowance is 20% of the requests for a 99% target. On Mooncake at load
 x1 the prompts near the TTFT limit make a 60 s interval miss more than five or ten times
 the allowance often enough, read from a frontend's buckets, that those multiples raised
-prefill above the best static deployment's; with twenty, every replay of
-``benchmarks/sla_table.py`` on the fitted interpolator is as without it."""
+prefill above the best static deployment's; with twenty, the x10, x1 and histogram
+replays of ``benchmarks/sla_table.py`` are as without it."""
 TURN_Z = 1.0
 """Standard deviations of two intervals' draws the last count must fall by for demand
 to count as turned (:func:`~dynamo_planner.scalers.trend.turned`).
