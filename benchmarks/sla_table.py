@@ -27,13 +27,13 @@ planner that knew the future can reach. It prints one table per trace, with atta
 (share of counted requests meeting both targets), attainment among the requests that
 *can* meet TTFT (their prefill alone is within the target on the simulated engine),
 GPU-hours, scaling actions, reversals (a component planned down then up, or up then down,
-in consecutive decisions), and GPU-hours over the best static's (and, per run on stderr and in ``--json``, attainment and
-GPU-hours over the whole run, warm-up included, as a deployment sees a planner start); then
-the issue's bars,
-each marked met or not, with the hindsight figures beside the GPU-hour bar, per setting (a
-bar below every hindsight schedule found is out of reach as far as the search goes; where
-the oracle's estimate is above the bar too, the most the oracle serves within the bar's
-GPU-hours says what the bar costs in attainment).
+in consecutive decisions), and GPU-hours over the best static's (and, per run on stderr
+and in ``--json``, attainment and GPU-hours over the whole run, warm-up included, as a
+deployment sees a planner start); then the issue's bars, each marked met or not, with
+the hindsight figures beside the GPU-hour bar, per setting (a bar below every hindsight
+schedule found is out of reach as far as the search goes; where the oracle's estimate
+is above the bar too, the most the oracle serves within the bar's GPU-hours says what
+the bar costs in attainment).
 
 **Load x10.** Ten copies of the trace, copy ``j`` shifted by ``j x 60 s`` (wrapped): far
 longer than a burst, far shorter than the hour's shape, so the copies' bursts are

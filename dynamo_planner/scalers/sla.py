@@ -133,8 +133,8 @@ an overloaded decode worker slows all its requests at once, so decode misses arr
 and together, and a decode count one worker short at the peak is noticed only as its
 requests finish. The relaxation is not used while the request count rises (a
 least-squares slope over the recent intervals above two standard errors, and no turn):
-a ramp sized too small queues faster than a cold start can follow, and there a few percent of misses
-cost far more than in steady traffic. Sources without per-request latencies or latency
+a ramp sized too small queues faster than a cold start can follow, and there a few
+percent of misses cost far more than in steady traffic. Sources without per-request latencies or latency
 buckets leave the feedback idle; the plan says so. The Prometheus source reads the
 frontend's TTFT and ITL buckets; a Dynamo frontend observes one ITL per token, so there
 the decode feedback counts tokens rather than requests.
@@ -751,15 +751,15 @@ class SLAScaler:
             # but only those clearly past it: writing off too many hides misses
             counted = total * feasible
             missed = max(0.0, missed - (total - counted))
-            details["observed_ttft_miss_share"] = missed / max(counted, 1e-9)
-            self._last_missed["prefill"] = missed / max(counted, 1e-9)
+            share = missed / max(counted, 1e-9)
+            details["observed_ttft_miss_share"] = self._last_missed["prefill"] = share
             words.append(self._prefill_feedback.observe(counted, missed))
         total, missed = count_missed(
             observation.itl_samples_ms, observation.itl_histogram_ms, self.itl_ms
         )
         if total >= MIN_CALIBRATION_REQUESTS:
-            details["observed_itl_miss_share"] = missed / total
-            self._last_missed["decode"] = missed / total
+            share = missed / total
+            details["observed_itl_miss_share"] = self._last_missed["decode"] = share
             words.append(self._decode_feedback.observe(total, missed))
         if not words:
             words.append(
