@@ -47,8 +47,32 @@ __all__ = [
 class PlannerError(Exception):
     """Root of every error raised by dynamo_planner.
 
+    Every error pickles with its message and attributes, so one raised in a worker
+    process (``concurrent.futures.ProcessPoolExecutor``, ``multiprocessing``) reaches
+    the parent as itself. The errors take keyword-only arguments and format them into
+    their message, which the default pickling (calling the class with the message
+    alone) cannot rebuild.
+
     .. versionadded:: 0.1.0
     """
+
+    def __reduce__(self) -> tuple[object, ...]:
+        state = dict(vars(self))
+        if isinstance(self, ImportError):
+            # ImportError keeps name and path in slots, not in the instance dict
+            state.update(name=self.name, path=self.path)
+        return (_rebuild, (type(self), self.args, state))
+
+
+def _rebuild(
+    cls: type[PlannerError], args: tuple[object, ...], state: dict[str, object]
+) -> PlannerError:
+    """Unpickle a :class:`PlannerError` without calling its ``__init__`` again."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    for name, value in state.items():
+        setattr(error, name, value)
+    return error
 
 
 class ConfigError(PlannerError, ValueError):

@@ -32,6 +32,7 @@ ITL and KV fit; its module doc explains the choices.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import attrs
 import numpy as np
@@ -172,6 +173,33 @@ class DecodeEstimate:
     concurrency_per_replica: float
     kv_usage: float
     kv_quantile_usage: float
+
+    def share_above(self, itl_ms: float, z: float) -> float:
+        """The share of ITLs above ``itl_ms``, for an estimate made at quantile ``z``.
+
+        The ITL is read as a normal through the mean and the quantile (skew included
+        there): ``1 - Phi((itl_ms - mean) / sd)`` with ``sd = (quantile - mean) / z``.
+
+        Args:
+            itl_ms: The ITL target.
+            z: The standard-normal quantile the estimate was made at (positive).
+
+        Returns:
+            The share, 1 when overloaded.
+
+        Example:
+            >>> e = DecodeEstimate(replicas=1, mean_itl_ms=10.0, quantile_itl_ms=12.0,
+            ...                    concurrency_per_replica=8.0, kv_usage=0.1,
+            ...                    kv_quantile_usage=0.2)
+            >>> round(e.share_above(12.0, 2.0), 4)  # the mean plus z sd
+            0.0228
+        """
+        if not math.isfinite(self.mean_itl_ms):
+            return 1.0
+        sd = (self.quantile_itl_ms - self.mean_itl_ms) / z if z > 0 else 0.0
+        if sd <= 0.0:
+            return 1.0 if self.mean_itl_ms > itl_ms else 0.0
+        return 1.0 - NormalDist(self.mean_itl_ms, sd).cdf(itl_ms)
 
 
 def _estimate_decode(

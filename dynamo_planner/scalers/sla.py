@@ -66,6 +66,14 @@ cache. While a prefill backlog drains, requests enter decode faster than they ar
 decode rate is then the rate requests completed in the last interval. Throughput is never
 read from a second surface: it is concurrency over ITL.
 
+**The forecast's errors** (:mod:`~dynamo_planner.scalers.forecast_errors`). The quantile
+covers the forecast's typical error, not a burst. The relative errors of the request-count
+forecasts of the last hour, applied to this forecast, are scenarios of the next interval;
+``D`` is raised until the decode model's ITL misses averaged over them (each scenario
+weighted by its requests) are within ``1 - sla_attainment``. On smooth traffic the errors
+are small and this adds nothing; traffic that has shown bursts keeps the headroom to
+carry one (one decode worker near its limit does not).
+
 **Hysteresis.** A component scales up at once, and down only after its requirement stayed
 lower for ``scale_down_intervals`` intervals in a row: the plan is the largest requirement
 of the last ``scale_down_intervals`` intervals. By default that is two intervals, or one
@@ -94,8 +102,10 @@ last :data:`MAX_CONFIRM_DECISIONS`, three) needed: a need that has not lasted a 
 start is likely gone before the worker serves. The exceptions: the request count clearly
 rises (its slope above :data:`CONFIRM_RISE_T`, three, standard errors, and no turn), the
 component's last interval missed its target for more than :data:`SHORT_MISS_MULTIPLE`
-times the allowance (the need is already here), or the previous plan already asked for
-the workers (a planned rise is kept and released by the scale-down hold like any other,
+times the allowance (the need is already here; for decode, whose misses are observed
+only as requests finish, also when the decode model puts that share of ITLs on the
+running workers above the target at the load just observed), or the previous plan
+already asked for the workers (a planned rise is kept and released by the scale-down hold like any other,
 even while its workers start). The hold keeps what was
 planned; it never raises a component to a need that was held back. A rise of an interval
 or two is then not paid for with a cold start that ends after it.
@@ -150,8 +160,9 @@ This module composes the sizing; its parts live in modules of their own: the que
 (:mod:`~dynamo_planner.scalers.trend`), the scale-down hold
 (:mod:`~dynamo_planner.scalers.hysteresis`), the calibration factors
 (:mod:`~dynamo_planner.scalers.calibration`), the miss allowance
-(:mod:`~dynamo_planner.scalers.feedback`) and the band's own noise
-(:mod:`~dynamo_planner.scalers.sampling_noise`).
+(:mod:`~dynamo_planner.scalers.feedback`), the band's own noise
+(:mod:`~dynamo_planner.scalers.sampling_noise`) and the forecast's recent errors
+(:mod:`~dynamo_planner.scalers.forecast_errors`).
 
 .. versionadded:: 0.1.0
 """
@@ -178,6 +189,7 @@ from dynamo_planner.scalers.calibration import (
 )
 from dynamo_planner.scalers.decode_model import DecodeEstimate, DecodeLaw
 from dynamo_planner.scalers.feedback import MissFeedback, count_missed
+from dynamo_planner.scalers.forecast_errors import ForecastErrors, expected_miss_share
 from dynamo_planner.scalers.hysteresis import ScaleDownHold
 from dynamo_planner.scalers.queueing import (
     CAP_WAIT_SHARE,
@@ -398,6 +410,9 @@ class SLAScaler:
     _noise: SamplingNoise = attrs.field(init=False, factory=SamplingNoise)
     _planned: dict[str, int] = attrs.field(init=False, factory=dict)
     _last_missed: dict[str, float] = attrs.field(init=False, factory=dict)
+    _predicted_missed: dict[str, float] = attrs.field(init=False, factory=dict)
+    _observed_rate: float | None = attrs.field(init=False, default=None)
+    _errors: ForecastErrors = attrs.field(init=False, factory=ForecastErrors)
     _recent_needs: dict[str, collections.deque[int]] = attrs.field(
         init=False, factory=dict
     )
@@ -561,6 +576,18 @@ class SLAScaler:
             reasons.extend(self._calibrate(observation, request.current, details))
         self._currents.append(request.current)
         self._last_missed.clear()
+        self._predicted_missed.clear()
+        observed = (
+            observation.num_req.value
+            if observation is not None and observation.num_req.known
+            else None
+        )
+        self._observed_rate = (
+            None
+            if observed is None or observation is None
+            else observed / observation.interval_s
+        )
+        self._errors.record(observed, demand.num_req.value, interval_s)
         if observation is not None:
             reasons.append(self._observe_dispersion(observation))
             if self.attainment_feedback:
@@ -610,7 +637,13 @@ class SLAScaler:
             if drain_words:
                 reasons.append(drain_words)
             details["decode_rate_per_s"] = decode_rate
-            sized = self._decode(decode_rate, mix, decode_share, interval_s)
+            sized = self._decode(
+                decode_rate,
+                mix,
+                decode_share,
+                interval_s,
+                forecast_rate=demand.num_req.value / interval_s,
+            )
             decode, raised = sized.replicas, raised or sized.raised_to_min
             reasons.extend(sized.reasons)
             details.update(sized.details)
@@ -831,13 +864,27 @@ class SLAScaler:
             if planned > running and not self._rising(CONFIRM_RISE_T):
                 window = list(recent)[-decisions:]
                 held = max(running, min(planned, max(min(window), previous or 0)))
-                missed = self._last_missed.get(name, 0.0)
+                observed = self._last_missed.get(name, 0.0)
+                predicted = self._predicted_missed.get(name, 0.0)
                 allowed = 1.0 - self.attainment
-                if held < planned and missed > SHORT_MISS_MULTIPLE * allowed:
+                if held < planned and max(observed, predicted) > (
+                    SHORT_MISS_MULTIPLE * allowed
+                ):
                     metric = "TTFT" if name == "prefill" else "ITL"
+                    if observed >= predicted:
+                        missed = (
+                            f"the last interval missed the {metric} target for "
+                            f"{observed:.1%} of its requests"
+                        )
+                    else:
+                        missed = (
+                            f"at the load just observed ({self._observed_rate:.2f} "
+                            f"requests/s) the model puts {predicted:.1%} of ITLs on "
+                            f"the {running} running worker{'s' * (running != 1)} above "
+                            "the target"
+                        )
                     words = (
-                        f"{name} rise not held back: the last interval missed the "
-                        f"{metric} target for {missed:.1%} of its requests, over "
+                        f"{name} rise not held back: {missed}, over "
                         f"{SHORT_MISS_MULTIPLE:g} times the {allowed:.1%} allowed, so "
                         "the need is already here"
                     )
@@ -1102,7 +1149,13 @@ class SLAScaler:
 
     # ------------------------------------------------------------------ decode
     def _decode(
-        self, rate: float, mix: RequestMix, attainment: float, interval_s: float
+        self,
+        rate: float,
+        mix: RequestMix,
+        attainment: float,
+        interval_s: float,
+        *,
+        forecast_rate: float,
     ) -> _Component:
         law = self._law.scaled(self._decode_factor)
         z = NormalDist().inv_cdf(attainment)
@@ -1126,9 +1179,15 @@ class SLAScaler:
             )
         floor = max(1, self.min_endpoint) if rate > 0 else self.min_endpoint
         need = floor
+        error_words = ""
+        expected_miss = None
         if rate > 0:
             need = self._decode_replicas(law, mix, rate, z, floor, itl_target)
+            need, expected_miss, error_words = self._decode_for_errors(
+                law, mix, need, forecast_rate, 1.0 - attainment, itl_target
+            )
         replicas, hold_words = self._held(self._decode_hold, need)
+        self._predict_decode_misses(law, mix, itl_target)
         replicas, confirm_words = self._confirm_rise(
             replicas, need, "decode", interval_s
         )
@@ -1136,6 +1195,8 @@ class SLAScaler:
             "decode_required": need,
             "decode_replicas": replicas,
             "decode_hysteresis": list(self._decode_hold.needs),
+            "decode_expected_miss_share": expected_miss,
+            "decode_predicted_running_miss_share": self._predicted_missed.get("decode"),
             "decode_law_source": law.source,
             "decode_law_ms": (
                 law.step_overhead_ms,
@@ -1178,11 +1239,92 @@ class SLAScaler:
         return _Component(
             replicas=replicas,
             reasons=tuple(
-                w for w in (infeasible_words, words, hold_words, confirm_words) if w
+                w
+                for w in (
+                    infeasible_words,
+                    words,
+                    error_words,
+                    hold_words,
+                    confirm_words,
+                )
+                if w
             ),
             details=details,
             raised_to_min=rate > 0 and need == floor and floor > 1,
         )
+
+    def _decode_share_above(
+        self, law: DecodeLaw, mix: RequestMix, rate: float, replicas: int, itl_ms: float
+    ) -> float:
+        """The decode model's share of ITLs above ``itl_ms`` at ``rate`` on ``replicas``."""
+        if rate <= 0:
+            return 0.0
+        z = self.z
+        return self._decode_estimate(law, mix, rate, replicas, z).share_above(itl_ms, z)
+
+    def _decode_for_errors(
+        self,
+        law: DecodeLaw,
+        mix: RequestMix,
+        need: int,
+        forecast_rate: float,
+        allowed: float,
+        itl_target: float,
+    ) -> tuple[int, float | None, str]:
+        """Raise ``need`` until the forecast's recent errors leave misses within ``allowed``.
+
+        See :mod:`~dynamo_planner.scalers.forecast_errors`. Returns the replicas, the
+        expected miss share there and the words saying what the scenarios gave
+        (``None`` and empty without scenarios).
+        """
+        rates = self._errors.scenarios(forecast_rate)
+        if rates is None:
+            return need, None, ""
+
+        def expected(replicas: int) -> float:
+            return expected_miss_share(
+                rates,
+                lambda r: self._decode_share_above(law, mix, r, replicas, itl_target),
+            )
+
+        replicas, share = need, expected(need)
+        shares = [f"{share:.2%} at {replicas}"]
+        while share > allowed and replicas < MAX_DECODE_REPLICAS:
+            replicas += 1
+            share = expected(replicas)
+            shares.append(f"{share:.2%} at {replicas}")
+        raised = (
+            f"; raised to {replicas} replicas"
+            if replicas > need
+            else ", no worker added"
+        )
+        return (
+            replicas,
+            share,
+            (
+                f"decode: the forecast's last {rates.size} errors (largest "
+                f"{self._errors.largest:+.0%}) as scenarios of the next interval put the "
+                f"expected ITL misses at {', '.join(shares)} against {allowed:.2%} "
+                f"allowed{raised}"
+            ),
+        )
+
+    def _predict_decode_misses(
+        self, law: DecodeLaw, mix: RequestMix, itl_target: float
+    ) -> None:
+        """The decode model's ITL misses on the running workers at the load just observed.
+
+        Decode misses are observed only as requests finish; the model sees them as soon
+        as the load does. Read by :meth:`_confirm_rise`.
+        """
+        rate = self._observed_rate
+        if rate is None or not self._currents:
+            return
+        running = int(self._currents[-1].decode)
+        if running >= 1:
+            self._predicted_missed["decode"] = self._decode_share_above(
+                law, mix, rate, running, itl_target
+            )
 
     def _decode_replicas(
         self,

@@ -12,7 +12,9 @@ import pytest
     "name",
     [
         "dynamo_planner.scalers.calibration",
+        "dynamo_planner.scalers.decode_model",
         "dynamo_planner.scalers.feedback",
+        "dynamo_planner.scalers.forecast_errors",
         "dynamo_planner.scalers.hysteresis",
         "dynamo_planner.scalers.request_mix",
         "dynamo_planner.scalers.sampling_noise",

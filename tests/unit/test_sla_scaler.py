@@ -896,6 +896,29 @@ class TestConfirmRises:
                 assert plan.prefill == low.prefill
                 assert any("prefill rise not confirmed" in r for r in plan.reasons)
 
+    def test_decode_rises_at_once_when_the_model_sees_the_running_worker_miss(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """ITL misses are observed only as requests finish. When the decode model
+        puts over twenty times the allowance of ITLs above the target on the running
+        worker at the load just observed, the rise is not held back; at a load where
+        it puts fewer there, it is."""
+        for load, at_once in ((2800.0, True), (2500.0, False)):
+            s = scaler(fitted, cold_start_s=60.0)
+            step = Running(s)
+            for count in (2200.0, 2150.0, 2250.0, 2200.0, 2150.0):
+                step(demand(count, upper=count * 1.02), observation=observation(count))
+            plan = step(demand(load, upper=load * 1.02), observation=observation(load))
+            assert plan.details["decode_required"] == 2
+            if at_once:
+                assert plan.decode == 2
+                said = next(r for r in plan.reasons if "decode rise not held" in r)
+                assert "at the load just observed (46.67 requests/s)" in said
+                assert "the 1 running worker above the target" in said
+            else:
+                assert plan.decode == 1
+                assert any("decode rise not confirmed" in r for r in plan.reasons)
+
     def test_confirms_what_both_decisions_needed(
         self, fitted: FittedInterpolator
     ) -> None:
@@ -1041,6 +1064,58 @@ class TestTrend:
             plan = decide(s, demand(count, upper=count), observation=observation(count))
         assert plan is not None
         assert plan.details["peak_num_req"] > plan.details["upper_num_req"]
+
+
+class TestForecastErrors:
+    """Decode keeps headroom for the forecast's recent errors (burst scenarios)."""
+
+    def run(self, s: SLAScaler, counts: list[float]) -> ReplicaPlan:
+        """Decide on each count as observed, forecasting 2,200 (upper 2,250) each time."""
+        step = Running(s)
+        plan = None
+        for count in counts:
+            plan = step(demand(2200.0, upper=2250.0), observation=observation(count))
+        assert plan is not None
+        return plan
+
+    def test_a_recent_burst_adds_a_decode_worker(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """One decode worker carries 2,250 requests a minute within the ITL target, but
+        not the 30% more of a recent burst: with that error among the scenarios the
+        expected misses exceed the allowance, so a second worker is planned."""
+        smooth = self.run(scaler(fitted), [2200.0] * 5)
+        burst = self.run(scaler(fitted), [2200.0, 2200.0, 2860.0, 2200.0, 2200.0])
+        assert smooth.decode == smooth.details["decode_required"] == 1
+        assert any("no worker added" in r for r in smooth.reasons)
+        assert burst.decode == burst.details["decode_required"] == 2
+        said = next(r for r in burst.reasons if "errors" in r)
+        assert "largest +30%" in said
+        assert "raised to 2 replicas" in said
+
+    def test_too_few_errors_add_nothing(self, fitted: FittedInterpolator) -> None:
+        """With two errors recorded (a burst among them) there are no scenarios."""
+        plan = self.run(scaler(fitted), [2200.0, 2860.0, 2200.0])
+        assert plan.details["decode_required"] == 1
+        assert not any("errors" in r for r in plan.reasons)
+
+    def test_share_above_the_target(self, fitted: FittedInterpolator) -> None:
+        """The decode estimate's share of ITLs above a value: ``1 - attainment`` at
+        its own quantile, rising with the rate, all of them when overloaded."""
+        law = DecodeLaw.from_interpolator(fitted)
+        isl, osl = np.full(64, 1155.0), np.full(64, 211.0)
+        z = 2.326
+
+        def share(rate: float) -> float:
+            estimate = law.estimate(isl, osl, rate_per_s=rate, replicas=1, z=z)
+            return estimate.share_above(20.0, z)
+
+        at = law.estimate(isl, osl, rate_per_s=40.0, replicas=1, z=z)
+        assert at.share_above(at.quantile_itl_ms, z) == pytest.approx(0.01, abs=1e-4)
+        shares = [share(rate) for rate in (20.0, 35.0, 45.0, 55.0)]
+        assert shares == sorted(shares)
+        assert shares[0] < 1e-6 < shares[-1]
+        assert share(1e6) == 1.0
 
 
 def on_target(num_req: float) -> Observation:
