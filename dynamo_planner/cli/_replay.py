@@ -283,8 +283,8 @@ def add_parser(subparsers: Any) -> None:
         "--output-dir",
         metavar="DIR",
         default="replay-out",
-        help="where the plot, the per-interval CSV and the JSON report go "
-        "(default: ./replay-out)",
+        help="where the plot, the per-interval CSV, the planner's decisions and the "
+        "JSON report go (default: ./replay-out)",
     )
     out.add_argument("--no-plot", action="store_true", help="do not draw the plot")
     out.add_argument(
@@ -507,6 +507,7 @@ def run(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [
         report.write_intervals_csv(out_dir / "intervals.csv"),
+        report.write_plans_jsonl(out_dir / "plans.jsonl"),
     ]
     json_path = out_dir / "report.json"
     json_path.write_text(

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -386,6 +387,22 @@ class ReplayReport:
             )
         return "\n".join(lines)
 
+    def write_plans_jsonl(self, path: str | Path) -> Path:
+        """Write every decision of the planner run: one JSON object per line.
+
+        Each line is the decision's time (``time_s``, since the trace's start) and its
+        plan (:meth:`ReplicaPlan.to_dict <dynamo_planner.values.ReplicaPlan.to_dict>`:
+        replicas, clamps, reasons and details). Non-finite numbers are ``null``.
+        """
+        out = Path(path)
+        plans = self.planner.plans if self.planner else ()
+        with out.open("w", encoding="utf-8") as stream:
+            for time_s, plan in plans:
+                line = _clean({"time_s": time_s, **plan.to_dict()})
+                stream.write(json.dumps(line, allow_nan=False, default=_json_cell))
+                stream.write("\n")
+        return out
+
     def write_intervals_csv(self, path: str | Path) -> Path:
         """Write the planner run's per-interval figures (one row per interval)."""
         out = Path(path)
@@ -396,6 +413,13 @@ class ReplayReport:
             for row in rows:
                 writer.writerow(_csv_cell(v) for v in row.as_row())
         return out
+
+
+def _json_cell(value: Any) -> Any:
+    """Numbers that :func:`json.dumps` does not know (numpy scalars) as plain ones."""
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
 
 
 def _csv_cell(value: Any) -> Any:

@@ -47,6 +47,16 @@ class TestReplayCommand:
         assert len(rows) == 20  # 58.4 minutes in 180 s intervals
         assert sum(int(r["num_req"]) for r in rows) == 19366
         assert "planner" in done.stderr  # progress
+        # every decision, with its reasons: one JSON object per line
+        lines = (folder / "plans.jsonl").read_text().splitlines()
+        plans = [json.loads(line) for line in lines]
+        # a decision at the start of every interval but the first
+        assert [p["time_s"] for p in plans] == [180.0 * i for i in range(1, 20)]
+        for plan, row in zip(plans, rows[1:], strict=True):
+            assert plan["prefill_replicas"] == int(row["planned_prefill"])
+            assert plan["decode_replicas"] == int(row["planned_decode"])
+        assert all(any(r.startswith("demand:") for r in p["reasons"]) for p in plans)
+        assert plans[-1]["details"]["attainment_target"] == 0.99
 
     def test_json(self, tmp_path: Path, repo_data: Path) -> None:
         """--format json prints one object with attainment and GPU-hours per baseline."""
