@@ -11,7 +11,10 @@ misses, far more than the target allows, while the quantile says all is well.
 decision before (``observed / forecast - 1``) over the last :data:`ERROR_HISTORY_S`
 seconds. :meth:`ForecastErrors.scenarios` applies them to this decision's forecast: the
 rates the next interval would have if the forecast erred as it did in each recent
-interval. :func:`expected_miss_share` averages a replica count's predicted miss share over
+interval. Each error holds the random draw of the interval it was measured on (which
+requests happened to arrive), which the sizing models already carry, so each is narrowed
+as the forecast's band is (:mod:`~dynamo_planner.scalers.sampling_noise`): where the
+errors are all draw, to ``sqrt(1/2)`` of themselves. :func:`expected_miss_share` averages a replica count's predicted miss share over
 them, weighted by their requests. A count whose expected misses exceed what the target
 allows is too few, however well it does at the quantile: so traffic that has shown bursts
 keeps the headroom to survive one, and smooth traffic, whose errors are small, is sized as
@@ -108,20 +111,25 @@ class ForecastErrors:
         """The largest error within :attr:`history_s` (0 with none)."""
         return max(self.errors, default=0.0)
 
-    def scenarios(self, rate: float) -> FloatArray | None:
+    def scenarios(self, rate: float, kept: float = 1.0) -> FloatArray | None:
         """The next interval's rate if the forecast erred as in each recent interval.
 
         Args:
             rate: The forecast rate (or count).
+            kept: The share of each error to apply: the part that is not the next
+                interval's own random draw, which the sizing models already carry
+                (:meth:`SamplingNoise.kept_count
+                <dynamo_planner.scalers.sampling_noise.SamplingNoise.kept_count>`).
 
         Returns:
-            ``rate x (1 + error)`` per error (never below 0), or ``None`` with fewer
-            than :data:`MIN_ERRORS` errors.
+            ``rate x (1 + kept x error)`` per error (never below 0), or ``None`` with
+            fewer than :data:`MIN_ERRORS` errors.
         """
         errors = self.errors
         if len(errors) < MIN_ERRORS:
             return None
-        return np.maximum(0.0, rate * (1.0 + np.asarray(errors, dtype=np.float64)))
+        changes = kept * np.asarray(errors, dtype=np.float64)
+        return np.maximum(0.0, rate * (1.0 + changes))
 
 
 def expected_miss_share(

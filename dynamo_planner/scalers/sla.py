@@ -68,7 +68,8 @@ read from a second surface: it is concurrency over ITL.
 
 **The forecast's errors** (:mod:`~dynamo_planner.scalers.forecast_errors`). The quantile
 covers the forecast's typical error, not a burst. The relative errors of the request-count
-forecasts of the last hour, applied to this forecast, are scenarios of the next interval;
+forecasts of the last hour, narrowed by the next interval's own draw as the band is
+and applied to this forecast, are scenarios of the next interval;
 ``D`` is raised until the decode model's ITL misses averaged over them (each scenario
 weighted by its requests) are within ``1 - sla_attainment``. On smooth traffic the errors
 are small and this adds nothing; traffic that has shown bursts keeps the headroom to
@@ -1277,7 +1278,8 @@ class SLAScaler:
         expected miss share there and the words saying what the scenarios gave
         (``None`` and empty without scenarios).
         """
-        rates = self._errors.scenarios(forecast_rate)
+        kept = self._noise.kept_count(self.burstiness) if self.remove_own_noise else 1.0
+        rates = self._errors.scenarios(forecast_rate, kept)
         if rates is None:
             return need, None, ""
 
@@ -1303,8 +1305,9 @@ class SLAScaler:
             share,
             (
                 f"decode: the forecast's last {rates.size} errors (largest "
-                f"{self._errors.largest:+.0%}) as scenarios of the next interval put the "
-                f"expected ITL misses at {', '.join(shares)} against {allowed:.2%} "
+                f"{self._errors.largest:+.0%}), {kept:.0%} of each kept (the rest is "
+                "the next interval's own draw), as scenarios of the next interval put "
+                f"the expected ITL misses at {', '.join(shares)} against {allowed:.2%} "
                 f"allowed{raised}"
             ),
         )

@@ -74,6 +74,13 @@ class TestScenarios:
         assert rates is not None
         np.testing.assert_allclose(rates, [20.0, 26.0, 10.0])
 
+    def test_kept_share_of_each_error(self) -> None:
+        """Only the part of each error that is not the next interval's own draw."""
+        errors = recorded([100.0, 100.0, 130.0, 65.0])
+        rates = errors.scenarios(20.0, kept=0.5)
+        assert rates is not None
+        np.testing.assert_allclose(rates, [20.0, 23.0, 15.0])
+
     def test_never_negative(self) -> None:
         errors = ForecastErrors()
         errors.record(None, 100.0, 60.0)
