@@ -14,12 +14,14 @@ rates the next interval would have if the forecast erred as it did in each recen
 interval. Each error holds the random draw of the interval it was measured on (which
 requests happened to arrive), which the sizing models already carry, so each is narrowed
 as the forecast's band is (:mod:`~dynamo_planner.scalers.sampling_noise`): where the
-errors are all draw, to ``sqrt(1/2)`` of themselves. :func:`expected_miss_share` averages a replica count's predicted miss share over
-them, weighted by their requests. A count whose expected misses exceed what the target
-allows is too few, however well it does at the quantile: so traffic that has shown bursts
-keeps the headroom to survive one, and smooth traffic, whose errors are small, is sized as
-before. The errors are those of whichever predictor runs, so a better forecast earns less
-headroom.
+errors are all draw, to ``sqrt(1/2)`` of themselves.
+
+:func:`expected_miss_share` averages a replica count's predicted miss share over the
+scenarios, weighted by their requests. A count whose expected misses exceed what the
+target allows is too few, however well it does at the quantile: traffic that has shown
+bursts keeps the headroom to survive one, and smooth traffic, whose errors are small, is
+sized as before. The errors are those of whichever predictor runs, so a better forecast
+earns less headroom.
 
 With fewer than :data:`MIN_ERRORS` errors recorded there are no scenarios.
 

@@ -398,8 +398,8 @@ class ReplayReport:
         plans = self.planner.plans if self.planner else ()
         with out.open("w", encoding="utf-8") as stream:
             for time_s, plan in plans:
-                line = _clean({"time_s": time_s, **plan.to_dict()})
-                stream.write(json.dumps(line, allow_nan=False, default=_json_cell))
+                line = _clean(_plain({"time_s": time_s, **plan.to_dict()}))
+                stream.write(json.dumps(line, allow_nan=False, default=str))
                 stream.write("\n")
         return out
 
@@ -415,11 +415,15 @@ class ReplayReport:
         return out
 
 
-def _json_cell(value: Any) -> Any:
-    """Numbers that :func:`json.dumps` does not know (numpy scalars) as plain ones."""
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
+def _plain(value: Any) -> Any:
+    """Numpy scalars and arrays as Python numbers and lists, recursively (for JSON)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _csv_cell(value: Any) -> Any:

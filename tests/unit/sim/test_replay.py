@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
@@ -217,6 +218,31 @@ class TestReplay:
         assert len(rows) == len(report.planner.intervals)
         assert float(rows[5]["num_req"]) == report.planner.intervals[5].num_req
         assert not math.isnan(float(rows[5]["ttft_p99_ms"]))
+
+    def test_plans_jsonl(self, report: Any, tmp_path: Path) -> None:
+        """One JSON object per decision, in order, with its time, replicas and reasons;
+        numpy values become plain numbers and lists, non-finite numbers null."""
+        from dynamo_planner.values import ReplicaPlan
+
+        path = report.write_plans_jsonl(tmp_path / "p.jsonl")
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(lines) == len(report.planner.plans)
+        for line, (time_s, plan) in zip(lines, report.planner.plans, strict=True):
+            assert line["time_s"] == time_s
+            assert line["prefill_replicas"] == plan.prefill
+            assert line["reasons"] == list(plan.reasons)
+        odd = ReplicaPlan(
+            prefill=1,
+            decode=2,
+            details={"a": np.float64("nan"), "b": np.arange(3), "c": (np.int64(4),)},
+        )
+        odd_report = attrs.evolve(
+            report, planner=attrs.evolve(report.planner, plans=((60.0, odd),))
+        )
+        line = json.loads(
+            odd_report.write_plans_jsonl(tmp_path / "o.jsonl").read_text()
+        )
+        assert line["details"] == {"a": None, "b": [0, 1, 2], "c": [4]}
 
     def test_plot(self, report: Any, tmp_path: Path) -> None:
         """The plot is a PNG file."""
