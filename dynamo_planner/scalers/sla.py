@@ -573,42 +573,7 @@ class SLAScaler:
                 request.corrections.decode,
             ),
         }
-        if observation is not None and self.calibrate:
-            reasons.extend(self._calibrate(observation, request.current, details))
-        self._currents.append(request.current)
-        self._last_missed.clear()
-        self._predicted_missed.clear()
-        observed = (
-            observation.num_req.value
-            if observation is not None and observation.num_req.known
-            else None
-        )
-        self._observed_rate = (
-            None
-            if observed is None or observation is None
-            else observed / observation.interval_s
-        )
-        self._errors.record(observed, demand.num_req.value, interval_s)
-        if observation is not None:
-            reasons.append(self._observe_dispersion(observation))
-            if self.attainment_feedback:
-                reasons.extend(self._observe_misses(observation, details))
-        details["arrival_cv2"] = self.burstiness
-        self._on_target = observation is not None and _means_on_target(
-            observation, self.ttft_ms, self.itl_ms
-        )
-        if observation is not None and observation.num_req.known:
-            self._counts.append(observation.num_req.value)
-            if observation.isl_tokens.known and observation.osl_tokens.known:
-                self._lengths.append(
-                    (observation.isl_tokens.value, observation.osl_tokens.value)
-                )
-            self._noise.record(
-                observation.num_req.value,
-                observation.isl_tokens.value if observation.isl_tokens.known else None,
-                observation.osl_tokens.value if observation.osl_tokens.known else None,
-                *observed_lengths(observation),
-            )
+        reasons.extend(self._observe(request, details))
 
         self._hold_for(demand)
         num_req, demand_words = self._sized_num_req(demand, details)
@@ -659,6 +624,54 @@ class SLAScaler:
             clamps=("min_endpoint",) if raised else (),
             details=details,
         )
+
+    def _observe(self, request: ScalingRequest, details: dict[str, Any]) -> list[str]:
+        """Take in what the last interval showed, before any sizing; say what it moved.
+
+        Calibrates the model, counts the feedback's misses, and records the request
+        count, mean lengths, arrival dispersion and the previous forecast's error for the
+        trend, band, scenario and hysteresis tests of this and later decisions.
+        """
+        observation = request.observation
+        demand = request.demand
+        reasons: list[str] = []
+        if observation is not None and self.calibrate:
+            reasons.extend(self._calibrate(observation, request.current, details))
+        self._currents.append(request.current)
+        self._last_missed.clear()
+        self._predicted_missed.clear()
+        observed = (
+            observation.num_req.value
+            if observation is not None and observation.num_req.known
+            else None
+        )
+        self._observed_rate = (
+            None
+            if observed is None or observation is None
+            else observed / observation.interval_s
+        )
+        self._errors.record(observed, demand.num_req.value, demand.interval_s)
+        if observation is not None:
+            reasons.append(self._observe_dispersion(observation))
+            if self.attainment_feedback:
+                reasons.extend(self._observe_misses(observation, details))
+        details["arrival_cv2"] = self.burstiness
+        self._on_target = observation is not None and _means_on_target(
+            observation, self.ttft_ms, self.itl_ms
+        )
+        if observation is not None and observation.num_req.known:
+            self._counts.append(observation.num_req.value)
+            if observation.isl_tokens.known and observation.osl_tokens.known:
+                self._lengths.append(
+                    (observation.isl_tokens.value, observation.osl_tokens.value)
+                )
+            self._noise.record(
+                observation.num_req.value,
+                observation.isl_tokens.value if observation.isl_tokens.known else None,
+                observation.osl_tokens.value if observation.osl_tokens.known else None,
+                *observed_lengths(observation),
+            )
+        return reasons
 
     # ------------------------------------------------------------------ demand
     def _sized_num_req(
@@ -1205,38 +1218,9 @@ class SLAScaler:
                 law.per_kv_token_ms,
             ),
         }
-        if rate > 0 and replicas > 0:
-            est = self._decode_estimate(law, mix, rate, replicas, z)
-            if infeasible_words:
-                details["decode_best_effort_itl_ms"] = itl_target
-            details.update(
-                {
-                    "predicted_itl_ms": est.quantile_itl_ms,
-                    "predicted_mean_itl_ms": est.mean_itl_ms,
-                    "decode_spread_factor": self._spread_on(replicas),
-                    "decode_concurrency_per_replica": est.concurrency_per_replica,
-                    "decode_kv_usage": est.kv_usage,
-                    "decode_throughput_per_gpu": est.concurrency_per_replica
-                    / est.mean_itl_ms
-                    * 1000.0
-                    / self.decode_gpus_per_engine,
-                }
-            )
-            duration_s = float(np.mean(mix.osl)) * est.mean_itl_ms / 1000.0
-            words = (
-                f"decode: {replicas} replicas x {self.decode_gpus_per_engine} GPUs: "
-                f"predicted ITL p{attainment * 100:.4g} {est.quantile_itl_ms:.1f} ms "
-                f"(mean {est.mean_itl_ms:.1f} ms, spread x{self._spread_on(replicas):.2f}) vs "
-                f"target {self.itl_ms:g} ms; "
-                f"{est.concurrency_per_replica:,.0f} requests per replica by Little's "
-                f"law ({rate:.2f}/s x {duration_s:.2f} s in decode / {replicas}), "
-                f"KV {est.kv_usage:.0%} (p{attainment * 100:.4g} "
-                f"{est.kv_quantile_usage:.0%}); step law {law.step_overhead_ms:.2f} + "
-                f"{law.per_request_ms:.4f} n + {law.per_kv_token_ms:.3g} KV ms"
-            )
-        else:
-            details.update({"predicted_itl_ms": 0.0, "predicted_mean_itl_ms": 0.0})
-            words = f"decode: no requests expected; {replicas} replicas (min_endpoint)"
+        if infeasible_words:
+            details["decode_best_effort_itl_ms"] = itl_target
+        words = self._decode_words(law, mix, rate, replicas, attainment, details)
         return _Component(
             replicas=replicas,
             reasons=tuple(
@@ -1252,6 +1236,47 @@ class SLAScaler:
             ),
             details=details,
             raised_to_min=rate > 0 and need == floor and floor > 1,
+        )
+
+    def _decode_words(
+        self,
+        law: DecodeLaw,
+        mix: RequestMix,
+        rate: float,
+        replicas: int,
+        attainment: float,
+        details: dict[str, Any],
+    ) -> str:
+        """The model's view of the chosen decode replicas, in the plan and its details."""
+        if not (rate > 0 and replicas > 0):
+            details.update({"predicted_itl_ms": 0.0, "predicted_mean_itl_ms": 0.0})
+            return f"decode: no requests expected; {replicas} replicas (min_endpoint)"
+        z = NormalDist().inv_cdf(attainment)
+        est = self._decode_estimate(law, mix, rate, replicas, z)
+        details.update(
+            {
+                "predicted_itl_ms": est.quantile_itl_ms,
+                "predicted_mean_itl_ms": est.mean_itl_ms,
+                "decode_spread_factor": self._spread_on(replicas),
+                "decode_concurrency_per_replica": est.concurrency_per_replica,
+                "decode_kv_usage": est.kv_usage,
+                "decode_throughput_per_gpu": est.concurrency_per_replica
+                / est.mean_itl_ms
+                * 1000.0
+                / self.decode_gpus_per_engine,
+            }
+        )
+        duration_s = float(np.mean(mix.osl)) * est.mean_itl_ms / 1000.0
+        return (
+            f"decode: {replicas} replicas x {self.decode_gpus_per_engine} GPUs: "
+            f"predicted ITL p{attainment * 100:.4g} {est.quantile_itl_ms:.1f} ms "
+            f"(mean {est.mean_itl_ms:.1f} ms, spread x{self._spread_on(replicas):.2f}) vs "
+            f"target {self.itl_ms:g} ms; "
+            f"{est.concurrency_per_replica:,.0f} requests per replica by Little's "
+            f"law ({rate:.2f}/s x {duration_s:.2f} s in decode / {replicas}), "
+            f"KV {est.kv_usage:.0%} (p{attainment * 100:.4g} "
+            f"{est.kv_quantile_usage:.0%}); step law {law.step_overhead_ms:.2f} + "
+            f"{law.per_request_ms:.4f} n + {law.per_kv_token_ms:.3g} KV ms"
         )
 
     def _decode_share_above(
