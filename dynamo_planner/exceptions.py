@@ -69,7 +69,6 @@ def _rebuild(
 ) -> PlannerError:
     """Unpickle a :class:`PlannerError` without calling its ``__init__`` again."""
     error = cls.__new__(cls, *args)
-    error.args = args
     for name, value in state.items():
         setattr(error, name, value)
     return error

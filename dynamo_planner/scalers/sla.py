@@ -411,7 +411,6 @@ class SLAScaler:
     _noise: SamplingNoise = attrs.field(init=False, factory=SamplingNoise)
     _planned: dict[str, int] = attrs.field(init=False, factory=dict)
     _last_missed: dict[str, float] = attrs.field(init=False, factory=dict)
-    _predicted_missed: dict[str, float] = attrs.field(init=False, factory=dict)
     _observed_rate: float | None = attrs.field(init=False, default=None)
     _errors: ForecastErrors = attrs.field(init=False, factory=ForecastErrors)
     _recent_needs: dict[str, collections.deque[int]] = attrs.field(
@@ -639,7 +638,6 @@ class SLAScaler:
             reasons.extend(self._calibrate(observation, request.current, details))
         self._currents.append(request.current)
         self._last_missed.clear()
-        self._predicted_missed.clear()
         observed = (
             observation.num_req.value
             if observation is not None and observation.num_req.known
@@ -843,15 +841,22 @@ class SLAScaler:
         )
 
     def _confirm_rise(
-        self, replicas: int, need: int, name: str, interval_s: float
+        self,
+        replicas: int,
+        need: int,
+        name: str,
+        interval_s: float,
+        *,
+        predicted_miss: float | None = None,
     ) -> tuple[int, str | None]:
         """Hold a new rise above the running replicas until it has lasted a cold start.
 
         ``replicas`` is the plan after the scale-down hold, ``need`` this decision's
         requirement. A rise the previous plan asked for is kept (the scale-down hold
         releases it), even while its workers still start: requests do not go up and
-        down. Returns the replicas and, when a rise was held back, the words saying so
-        (module doc: Hysteresis).
+        down. ``predicted_miss`` is the model's ITL miss share on the running workers at
+        the load just observed (decode only). Returns the replicas and, when a rise was
+        held back, the words saying so (module doc: Hysteresis).
         """
         recent = self._recent_needs.setdefault(
             name, collections.deque(maxlen=MAX_CONFIRM_DECISIONS)
@@ -879,7 +884,7 @@ class SLAScaler:
                 window = list(recent)[-decisions:]
                 held = max(running, min(planned, max(min(window), previous or 0)))
                 observed = self._last_missed.get(name, 0.0)
-                predicted = self._predicted_missed.get(name, 0.0)
+                predicted = predicted_miss or 0.0
                 allowed = 1.0 - self.attainment
                 if held < planned and max(observed, predicted) > (
                     SHORT_MISS_MULTIPLE * allowed
@@ -1201,16 +1206,16 @@ class SLAScaler:
                 law, mix, need, forecast_rate, 1.0 - attainment, itl_target
             )
         replicas, hold_words = self._held(self._decode_hold, need)
-        self._predict_decode_misses(law, mix, itl_target)
+        predicted_miss = self._running_decode_misses(law, mix, itl_target)
         replicas, confirm_words = self._confirm_rise(
-            replicas, need, "decode", interval_s
+            replicas, need, "decode", interval_s, predicted_miss=predicted_miss
         )
         details: dict[str, Any] = {
             "decode_required": need,
             "decode_replicas": replicas,
             "decode_hysteresis": list(self._decode_hold.needs),
             "decode_expected_miss_share": expected_miss,
-            "decode_predicted_running_miss_share": self._predicted_missed.get("decode"),
+            "decode_predicted_running_miss_share": predicted_miss,
             "decode_law_source": law.source,
             "decode_law_ms": (
                 law.step_overhead_ms,
@@ -1337,22 +1342,21 @@ class SLAScaler:
             ),
         )
 
-    def _predict_decode_misses(
+    def _running_decode_misses(
         self, law: DecodeLaw, mix: RequestMix, itl_target: float
-    ) -> None:
+    ) -> float | None:
         """The decode model's ITL misses on the running workers at the load just observed.
 
         Decode misses are observed only as requests finish; the model sees them as soon
-        as the load does. Read by :meth:`_confirm_rise`.
+        as the load does. ``None`` without an observed rate or a running worker.
         """
         rate = self._observed_rate
         if rate is None or not self._currents:
-            return
+            return None
         running = int(self._currents[-1].decode)
-        if running >= 1:
-            self._predicted_missed["decode"] = self._decode_share_above(
-                law, mix, rate, running, itl_target
-            )
+        if running < 1:
+            return None
+        return self._decode_share_above(law, mix, rate, running, itl_target)
 
     def _decode_replicas(
         self,

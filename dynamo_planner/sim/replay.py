@@ -398,7 +398,7 @@ class ReplayReport:
         plans = self.planner.plans if self.planner else ()
         with out.open("w", encoding="utf-8") as stream:
             for time_s, plan in plans:
-                line = _clean(_plain({"time_s": time_s, **plan.to_dict()}))
+                line = _clean({"time_s": time_s, **plan.to_dict()})
                 stream.write(json.dumps(line, allow_nan=False, default=str))
                 stream.write("\n")
         return out
@@ -415,17 +415,6 @@ class ReplayReport:
         return out
 
 
-def _plain(value: Any) -> Any:
-    """Numpy scalars and arrays as Python numbers and lists, recursively (for JSON)."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, float):
         return "" if not math.isfinite(value) else f"{value:.6g}"
@@ -433,7 +422,9 @@ def _csv_cell(value: Any) -> Any:
 
 
 def _clean(value: Any) -> Any:
-    """Non-finite floats become ``None`` (JSON has no NaN), recursively."""
+    """JSON-ready values, recursively: numpy as Python numbers and lists, NaN as ``None``."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
