@@ -122,9 +122,9 @@ ITLs (``Observation.itl_samples_ms``), or else ITL buckets (``itl_histogram_ms``
 normal's spread about the mean ITL by
 :func:`~dynamo_planner.scalers.calibration.spread_from_histogram`), the observed spread of
 ITL about its mean, at the attainment quantile, is compared with the decode model's in the
-same way, and the ratio,
-bounded to :data:`SPREAD_BOUNDS`, is blended into :attr:`SLAScaler.spread_factor`, which
-scales the model's spread in every later sizing. The model gives each worker a Poisson
+same way, and the ratio, bounded to
+:data:`~dynamo_planner.scalers.calibration.SPREAD_BOUNDS`, is blended into
+:attr:`SLAScaler.spread_factor`, which scales the model's spread in every later sizing. The model gives each worker a Poisson
 population of its own; admission to the worker with the fewest reserved KV tokens evens
 out work as well as counts, so the observed spread is often narrower.
 
@@ -183,10 +183,9 @@ from dynamo_planner.exceptions import InfeasibleSLAError
 from dynamo_planner.protocols import Interpolator, ScalingRequest
 from dynamo_planner.scalers import _checks
 from dynamo_planner.scalers.calibration import (
-    CALIBRATION_BOUNDS,
-    blend,
-    solve_factor,
-    spread_from_histogram,
+    MIN_CALIBRATION_REQUESTS,
+    STEADY_INTERVALS,
+    ModelCalibration,
 )
 from dynamo_planner.scalers.decode_model import DecodeEstimate, DecodeLaw
 from dynamo_planner.scalers.feedback import MissFeedback, count_missed
@@ -201,7 +200,6 @@ from dynamo_planner.scalers.queueing import (
 )
 from dynamo_planner.scalers.request_mix import (
     RequestMix,
-    clean,
     observed_lengths,
     observed_mix,
     sized_mix,
@@ -222,12 +220,8 @@ FloatArray = npt.NDArray[np.float64]
 Mode = Literal["disagg", "prefill", "decode"]
 _MODES = ("disagg", "prefill", "decode")
 
-MIN_CALIBRATION_REQUESTS = 20
-"""Fewest requests in an interval for it to calibrate the model."""
 MAX_DECODE_REPLICAS = 100_000
 """Most decode replicas the search tries before calling the ITL target unreachable."""
-STEADY_INTERVALS = 2
-"""Decisions the running replicas must have been unchanged for an interval to calibrate."""
 MIN_SPREAD_POINTS = 3
 """Observed intervals needed to measure the spread of a forecast that has none."""
 DISPERSION_BOUNDS = (0.5, 20.0)
@@ -240,13 +234,6 @@ feedback count too many misses, not too few."""
 BEST_EFFORT_SLACK = 1.1
 """With ``strict=False``, an ITL target below one request's ITL is replaced by this
 multiple of that ITL (best effort)."""
-SPREAD_BOUNDS = (0.25, 2.0)
-"""Bounds of the decode spread factor (see :attr:`SLAScaler.spread_factor`)."""
-MIN_SPREAD_SAMPLES = 50
-"""Fewest per-request ITLs (or requests in the buckets) an interval needs to measure the
-spread."""
-SPREAD_TAIL_SAMPLES = 10
-"""Fewest requests above the quantile the spread is measured at."""
 MAX_CONFIRM_DECISIONS = 3
 """Most decisions a rise must last before it is applied, however long the cold start.
 
@@ -400,9 +387,7 @@ class SLAScaler:
     _hold_why: str = attrs.field(init=False, default="")
     _counts: collections.deque[float] = attrs.field(init=False)
     _lengths: collections.deque[tuple[float, float]] = attrs.field(init=False)
-    _prefill_factor: float = attrs.field(init=False, default=1.0)
-    _decode_factor: float = attrs.field(init=False, default=1.0)
-    _spread_factor: float = attrs.field(init=False, default=1.0)
+    _calibration: ModelCalibration = attrs.field(init=False)
     _currents: collections.deque[ReplicaState] = attrs.field(init=False)
     _dispersion: float | None = attrs.field(init=False, default=None)
     _on_target: bool = attrs.field(init=False, default=False)
@@ -419,6 +404,9 @@ class SLAScaler:
 
     def __attrs_post_init__(self) -> None:
         self._law = DecodeLaw.from_interpolator(self.interpolator)
+        self._calibration = ModelCalibration(
+            attainment=self.attainment, weight=self.calibration_weight
+        )
         self._prefill_overhead_ms = _prefill_overhead_ms(self.interpolator)
         # the longest window a decision uses: scale_down_intervals, or 2 by default
         window = max(2, self.scale_down_intervals or 2)
@@ -481,28 +469,31 @@ class SLAScaler:
     @property
     def calibration(self) -> tuple[float, float]:
         """The current ``(prefill, decode)`` calibration factors."""
-        return self._prefill_factor, self._decode_factor
+        return self._calibration.prefill, self._calibration.decode
 
     @property
     def spread_factor(self) -> float:
         """The factor on the decode model's ITL spread, learned from per-request ITLs.
 
-        Each calibrated interval with at least :data:`MIN_SPREAD_SAMPLES` per-request
-        ITLs, whose mean ITL the calibration explains (not a transient), measures the
+        Each calibrated interval with at least
+        :data:`~dynamo_planner.scalers.calibration.MIN_SPREAD_SAMPLES` per-request ITLs,
+        whose mean ITL the calibration explains (not a transient), measures the
         observed spread, the ITL at the attainment quantile less the mean (at a lower
-        quantile while fewer than :data:`SPREAD_TAIL_SAMPLES` requests would lie above
-        it), against the model's at the running replicas. Without per-request ITLs the
-        ITL buckets and the mean ITL give the spread, read as a normal's
+        quantile while fewer than
+        :data:`~dynamo_planner.scalers.calibration.SPREAD_TAIL_SAMPLES` requests would
+        lie above it), against the model's at the running replicas. Without per-request
+        ITLs the ITL buckets and the mean ITL give the spread, read as a normal's
         (:func:`~dynamo_planner.scalers.calibration.spread_from_histogram`). The ratio,
-        bounded to :data:`SPREAD_BOUNDS`, is blended into this factor with weight
-        :attr:`calibration_weight`. 1 until measured.
+        bounded to :data:`~dynamo_planner.scalers.calibration.SPREAD_BOUNDS`, is blended
+        into this factor with weight :attr:`calibration_weight`. 1 until measured
+        (:class:`~dynamo_planner.scalers.calibration.ModelCalibration`).
 
         The factor measures how admission to the worker with the fewest reserved KV
         tokens evens out work across several workers. A single worker has nothing to
         even out (the model amplifies its spread instead), so the factor is learned on
         two or more decode workers and applied only to sizings of two or more.
         """
-        return self._spread_factor
+        return self._calibration.spread
 
     @property
     def burstiness(self) -> float:
@@ -1010,7 +1001,7 @@ class SLAScaler:
         """
         isl = np.asarray(isl_tokens, dtype=np.float64)
         mix = RequestMix(isl=isl, osl=np.ones_like(isl), words="")
-        return self._prefill_mix(mix, self._prefill_factor)
+        return self._prefill_mix(mix, self._calibration.prefill)
 
     def _prefill_mix(self, mix: RequestMix, factor: float) -> PrefillMix:
         alone = _prefill_alone_ms(self.interpolator, mix.isl)
@@ -1031,7 +1022,7 @@ class SLAScaler:
         observation: Observation | None = None,
         interval_s: float = 60.0,
     ) -> _Component:
-        factor = self._prefill_factor
+        factor = self._calibration.prefill
         target_s = self.ttft_ms / 1000.0
         mean_isl = float(np.mean(mix.isl))
         mean_alone = self.interpolator.prefill_ttft_ms(mean_isl) * factor
@@ -1121,7 +1112,7 @@ class SLAScaler:
             return 0
         per_token_s = (
             self.interpolator.prefill_ttft_ms(mean_isl)
-            * self._prefill_factor
+            * self._calibration.prefill
             / mean_isl
             / 1000.0
         )
@@ -1176,7 +1167,7 @@ class SLAScaler:
         *,
         forecast_rate: float,
     ) -> _Component:
-        law = self._law.scaled(self._decode_factor)
+        law = self._law.scaled(self._calibration.decode)
         z = NormalDist().inv_cdf(attainment)
         mean_ctx = float(np.mean(mix.context))
         alone = (
@@ -1262,7 +1253,7 @@ class SLAScaler:
             {
                 "predicted_itl_ms": est.quantile_itl_ms,
                 "predicted_mean_itl_ms": est.mean_itl_ms,
-                "decode_spread_factor": self._spread_on(replicas),
+                "decode_spread_factor": self._calibration.spread_on(replicas),
                 "decode_concurrency_per_replica": est.concurrency_per_replica,
                 "decode_kv_usage": est.kv_usage,
                 "decode_throughput_per_gpu": est.concurrency_per_replica
@@ -1275,7 +1266,7 @@ class SLAScaler:
         return (
             f"decode: {replicas} replicas x {self.decode_gpus_per_engine} GPUs: "
             f"predicted ITL p{attainment * 100:.4g} {est.quantile_itl_ms:.1f} ms "
-            f"(mean {est.mean_itl_ms:.1f} ms, spread x{self._spread_on(replicas):.2f}) vs "
+            f"(mean {est.mean_itl_ms:.1f} ms, spread x{self._calibration.spread_on(replicas):.2f}) vs "
             f"target {self.itl_ms:g} ms; "
             f"{est.concurrency_per_replica:,.0f} requests per replica by Little's "
             f"law ({rate:.2f}/s x {duration_s:.2f} s in decode / {replicas}), "
@@ -1389,10 +1380,8 @@ class SLAScaler:
         current: ReplicaState,
         details: dict[str, Any],
     ) -> list[str]:
-        factors = (
-            f"factors prefill {self._prefill_factor:.2f}, decode "
-            f"{self._decode_factor:.2f}"
-        )
+        calibration = self._calibration
+        factors = calibration.words
         steady = len(self._currents) == STEADY_INTERVALS and all(
             c == current for c in self._currents
         )
@@ -1422,7 +1411,7 @@ class SLAScaler:
                 f"calibration: observed mean TTFT {observation.ttft_ms.value:,.0f} ms is "
                 f"above the {self.ttft_ms:g} ms target: a backlog, which the queueing "
                 f"model sizes against, not evidence about prefill speed; prefill factor "
-                f"stays {self._prefill_factor:.2f}"
+                f"stays {calibration.prefill:.2f}"
             )
         if prefill_ok:
             target_s = self.ttft_ms / 1000.0
@@ -1438,7 +1427,7 @@ class SLAScaler:
                 )
                 return est.mean_ttft_s * 1000.0
 
-            said, _ = self._update_factor(
+            said, _ = calibration.update_factor(
                 "prefill",
                 "TTFT",
                 observation.ttft_ms.value,
@@ -1463,7 +1452,7 @@ class SLAScaler:
                     .mean_itl_ms
                 )
 
-            said, steady_itl = self._update_factor(
+            said, steady_itl = calibration.update_factor(
                 "decode",
                 "ITL",
                 observation.itl_ms.value,
@@ -1472,11 +1461,21 @@ class SLAScaler:
                 details,
             )
             words.append(said)
+
+            def spread_itl_ms(quantile_z: float) -> float:
+                est = self._law.scaled(calibration.decode).estimate(
+                    mix.isl,
+                    mix.osl,
+                    rate_per_s=rate,
+                    replicas=current.decode,
+                    z=quantile_z,
+                )
+                return est.quantile_itl_ms - est.mean_itl_ms
+
             words.append(
-                self._update_spread(
+                calibration.update_spread(
                     observation,
-                    mix,
-                    rate,
+                    spread_itl_ms,
                     current.decode,
                     details,
                     transient=not steady_itl,
@@ -1494,163 +1493,13 @@ class SLAScaler:
             rate_per_s=rate,
             replicas=replicas,
             z=z,
-            spread_factor=self._spread_on(replicas),
+            spread_factor=self._calibration.spread_on(replicas),
         )
-
-    def _spread_on(self, replicas: int) -> float:
-        """The spread factor for ``replicas`` decode workers: 1 for a single one."""
-        return self._spread_factor if replicas >= 2 else 1.0
-
-    def _update_spread(
-        self,
-        observation: Observation,
-        mix: RequestMix,
-        rate: float,
-        replicas: int,
-        details: dict[str, Any],
-        *,
-        transient: bool = False,
-    ) -> str:
-        """Fold the last interval's ITL spread into :attr:`spread_factor`; say so.
-
-        Not on one decode worker, nor in an interval whose mean ITL the calibration
-        took for a transient.
-        """
-        previous = self._spread_factor
-        if replicas < 2:
-            return (
-                "calibration: ITL spread not measured on one decode worker (the factor "
-                f"is how admission evens out several); spread factor stays {previous:.2f}"
-            )
-        if transient:
-            return (
-                "calibration: ITL spread not measured in a transient; spread factor "
-                f"stays {previous:.2f}"
-            )
-        measured = _observed_spread(observation, self.attainment)
-        if isinstance(measured, str):
-            return (
-                f"calibration: ITL spread not measured ({measured}); spread factor "
-                f"stays {previous:.2f}"
-            )
-        quantile, mean, observed, source = measured
-        est = self._law.scaled(self._decode_factor).estimate(
-            mix.isl,
-            mix.osl,
-            rate_per_s=rate,
-            replicas=replicas,
-            z=NormalDist().inv_cdf(quantile),
-        )
-        modelled = est.quantile_itl_ms - est.mean_itl_ms
-        head = (
-            f"calibration: observed ITL p{quantile * 100:.4g} {mean + observed:.2f} ms "
-            f"({source}), {observed:.2f} ms over the mean, vs the model's "
-            f"{modelled:.2f} ms at {replicas} decode replicas"
-        )
-        if not (math.isfinite(modelled) and modelled > 0 and observed > 0):
-            return f"{head}; not comparable, spread factor stays {previous:.2f}"
-        low, high = SPREAD_BOUNDS
-        found = min(high, max(low, observed / modelled))
-        value = blend(previous, found, self.calibration_weight, SPREAD_BOUNDS)
-        self._spread_factor = value
-        details["decode_spread_observed_ms"] = observed
-        details["decode_spread_modelled_ms"] = modelled
-        return (
-            f"{head} -> interval spread factor {found:.2f}; spread factor now "
-            f"{value:.2f} (blended with weight {self.calibration_weight:g}, bounded to "
-            f"[{low:g}, {high:g}])"
-        )
-
-    def _update_factor(
-        self,
-        component: str,
-        metric: str,
-        observed: float,
-        model: Any,
-        replicas: int,
-        details: dict[str, Any],
-    ) -> tuple[str, bool]:
-        """Blend the interval's factor into the component's running factor.
-
-        Returns the words, and whether a factor in :data:`~dynamo_planner.scalers.calibration.CALIBRATION_BOUNDS`
-        explained
-        the interval (if not, it is a transient and changes nothing).
-        """
-        low, high = CALIBRATION_BOUNDS
-        attribute = f"_{component}_factor"
-        previous: float = getattr(self, attribute)
-        modelled = model(previous)
-        found = solve_factor(model, observed, low, high)
-        details[f"{component}_calibration_observed_ms"] = observed
-        details[f"{component}_calibration_modelled_ms"] = modelled
-        head = (
-            f"calibration: observed mean {metric} {observed:,.2f} ms vs model "
-            f"{modelled:,.2f} ms at {replicas} {component} replicas"
-        )
-        if found is None:
-            return (
-                f"{head}; no factor in [{low:g}, {high:g}] explains it, so the interval "
-                f"is treated as a transient (e.g. a backlog) and ignored; {component} "
-                f"factor stays {previous:.2f}"
-            ), False
-        value = blend(previous, found, self.calibration_weight)
-        setattr(self, attribute, value)
-        return (
-            f"{head} -> interval factor {found:.2f}; {component} factor now {value:.2f} "
-            f"(blended with weight {self.calibration_weight:g}, bounded to "
-            f"[{low:g}, {high:g}])"
-        ), True
 
 
 # --------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------
-
-
-def _observed_spread(
-    observation: Observation, attainment: float
-) -> tuple[float, float, float, str] | str:
-    """``(quantile, mean, ITL at the quantile less the mean, source)``, or why not.
-
-    From per-request ITLs where there are at least :data:`MIN_SPREAD_SAMPLES` (the
-    empirical quantile, at a lower quantile while fewer than :data:`SPREAD_TAIL_SAMPLES`
-    would lie above it), else from the ITL buckets and the mean ITL, read as a normal's
-    (:func:`~dynamo_planner.scalers.calibration.spread_from_histogram`) at the
-    attainment quantile, when the OSL buckets (the requests the ITLs came from; the
-    ITL buckets themselves where there are none) count at least
-    :data:`MIN_SPREAD_SAMPLES`.
-    """
-    samples = clean(observation.itl_samples_ms)
-    if samples.size >= MIN_SPREAD_SAMPLES:
-        quantile = min(attainment, 1.0 - SPREAD_TAIL_SAMPLES / samples.size)
-        mean = float(np.mean(samples))
-        observed = float(np.quantile(samples, quantile)) - mean
-        return quantile, mean, observed, f"{samples.size} per-request ITLs"
-    if not observation.itl_histogram_ms:
-        if samples.size:
-            return f"{samples.size} per-request ITLs, {MIN_SPREAD_SAMPLES} needed"
-        return "no per-request ITLs or ITL buckets observed"
-    if observation.itl_ms.status is not Status.OK:
-        return "ITL buckets without a mean ITL"
-    # the ITL buckets count tokens; the OSL buckets count the requests they came from
-    counted = observation.osl_histogram_tokens or observation.itl_histogram_ms
-    if counted[-1][1] < MIN_SPREAD_SAMPLES:
-        return f"ITL buckets of {counted[-1][1]:,.0f} requests, {MIN_SPREAD_SAMPLES} needed"
-    mean = observation.itl_ms.value
-    found = spread_from_histogram(observation.itl_histogram_ms, mean)
-    if found is None:
-        return "no ITL bucket bound with enough counts on each side"
-    observed = NormalDist().inv_cdf(attainment) * found.sd
-    side = (
-        f"{found.share_above:.3%} above"
-        if found.bound > mean
-        else f"{1.0 - found.share_above:.3%} below"
-    )
-    source = (
-        f"ITL buckets: {side} {found.bound:g} ms, mean {mean:.2f} ms, sd "
-        f"{found.sd:.2f} ms as a normal's"
-    )
-    return attainment, mean, observed, source
 
 
 def _long_wait_share(estimate: PrefillQueueEstimate, wait_s: float) -> float:
