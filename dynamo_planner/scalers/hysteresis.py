@@ -19,6 +19,12 @@ window of at least two: one interval's word is not yet demand that has stayed lo
 model not yet calibrated against the deployment is least reliable where it would release
 workers the operator started with.
 
+:class:`RiseConfirmation` is the other direction: with a cold start of at least one
+interval, a component is raised above its running replicas only as far as every decision
+over the last cold start needed, since a need that has not lasted a cold start is likely
+gone before the worker serves. The caller says when a rise needs no confirmation (demand
+clearly rising, or the component already short of its target).
+
 .. versionadded:: 0.1.0
 """
 
@@ -28,7 +34,13 @@ import collections
 
 import attrs
 
-__all__ = ["REVERSAL_HOLD_DECISIONS", "ScaleDownHold", "hold_peak"]
+__all__ = [
+    "MAX_CONFIRM_DECISIONS",
+    "REVERSAL_HOLD_DECISIONS",
+    "RiseConfirmation",
+    "ScaleDownHold",
+    "hold_peak",
+]
 
 REVERSAL_HOLD_DECISIONS = 5
 """Decisions for which a component that went down and straight back up holds its
@@ -38,6 +50,12 @@ With a window of one interval (the ``sla`` scaler's default from two-minute inte
 component whose requirement sits right between two counts would otherwise alternate
 between them, as decode on Mooncake x1 read from a frontend's histograms did while the
 decode model took one worker's ITL quantile as a normal's."""
+MAX_CONFIRM_DECISIONS = 3
+"""Most decisions a rise must last before it is applied, however long the cold start.
+
+With short intervals and a long cold start (10 s and 600 s), waiting a whole cold start
+would leave a lasting step in demand under-served for minutes before its workers were
+even asked for; three decisions bound that delay to two intervals."""
 
 
 def hold_peak(
@@ -173,3 +191,86 @@ class ScaleDownHold:
             self._reversal_left = left - 1
         self._plans.append(held)
         return held, words
+
+
+@attrs.define
+class RiseConfirmation:
+    """One component's confirmation of rises above its running replicas.
+
+    A rise the previous plan asked for is kept (the scale-down hold releases it), even
+    while its workers still start: requests do not go up and down. The plan is never
+    raised to a need that was held back.
+
+    Attributes:
+        name: The component, for the words (``"prefill"``, ``"decode"``).
+        needs: The recent requirements, oldest first.
+        planned: The previous decision's plan (``None`` before the first).
+
+    Example:
+        Two running; a need of three must last two decisions:
+
+        >>> rises = RiseConfirmation("prefill")
+        >>> [rises.decide(need, need, running=2, decisions=2)[0] for need in (2, 3, 3)]
+        [2, 2, 3]
+    """
+
+    name: str
+    needs: collections.deque[int] = attrs.field(
+        init=False, factory=lambda: collections.deque(maxlen=MAX_CONFIRM_DECISIONS)
+    )
+    planned: int | None = attrs.field(init=False, default=None)
+
+    def decide(
+        self,
+        replicas: int,
+        need: int,
+        *,
+        running: int | None,
+        decisions: int,
+        rising: bool = False,
+        short: str | None = None,
+        why_unconfirmed: str = "",
+    ) -> tuple[int, str | None]:
+        """The replicas to plan, and words when a rise was held back or let through.
+
+        Args:
+            replicas: The plan after the scale-down hold.
+            need: This decision's requirement.
+            running: The replicas running now; ``None`` when rises need no confirmation
+                (no cold start to wait for, or nothing known to be running).
+            decisions: How many recent decisions must all have needed a rise (at most
+                :data:`MAX_CONFIRM_DECISIONS`).
+            rising: Demand clearly rises: the rise needs no confirmation.
+            short: Why the component is short now (it then needs no confirmation), or
+                ``None``.
+            why_unconfirmed: Words appended when a rise is held back.
+
+        Returns:
+            The replicas and, when a rise was held back or let through by ``short``, the
+            words saying so.
+        """
+        self.needs.append(need)
+        previous = self.planned
+        planned, words = replicas, None
+        if running is not None and len(self.needs) >= 2:
+            if previous is not None:
+                # the scale-down hold keeps what was planned; it never raises to a
+                # need that was held back
+                planned = min(replicas, max(need, previous))
+            if planned > running and not rising:
+                window = list(self.needs)[-decisions:]
+                held = max(running, min(planned, max(min(window), previous or 0)))
+                if held < planned and short is not None:
+                    words = f"{self.name} rise not held back: {short}"
+                    held = planned
+                planned = held
+                if planned != replicas:
+                    words = (
+                        f"{self.name} rise not confirmed: {replicas} needed but "
+                        f"{planned} planned, the most that each of the last "
+                        f"{len(window)} decisions needed "
+                        f"({', '.join(map(str, window))}; previous plan {previous}, "
+                        f"{running} running){why_unconfirmed}"
+                    )
+        self.planned = planned
+        return planned, words

@@ -99,7 +99,7 @@ after a peak it returns a worker one interval sooner. Rises are confirmed
 (``confirm_rises``) when the cold start is at least one interval: a worker asked for now
 serves only after a cold start, so a component is raised above its running replicas only
 as far as every decision over the last cold start (at least the last two, at most the
-last :data:`MAX_CONFIRM_DECISIONS`, three) needed: a need that has not lasted a cold
+last :data:`~dynamo_planner.scalers.hysteresis.MAX_CONFIRM_DECISIONS`, three) needed: a need that has not lasted a cold
 start is likely gone before the worker serves. The exceptions: the request count clearly
 rises (its slope above :data:`CONFIRM_RISE_T`, three, standard errors, and no turn), the
 component's last interval missed its target for more than :data:`SHORT_MISS_MULTIPLE`
@@ -190,7 +190,11 @@ from dynamo_planner.scalers.calibration import (
 from dynamo_planner.scalers.decode_model import DecodeEstimate, DecodeLaw
 from dynamo_planner.scalers.feedback import MissFeedback, count_missed
 from dynamo_planner.scalers.forecast_errors import ForecastErrors, expected_miss_share
-from dynamo_planner.scalers.hysteresis import ScaleDownHold
+from dynamo_planner.scalers.hysteresis import (
+    MAX_CONFIRM_DECISIONS,
+    RiseConfirmation,
+    ScaleDownHold,
+)
 from dynamo_planner.scalers.queueing import (
     CAP_WAIT_SHARE,
     PrefillMix,
@@ -234,12 +238,6 @@ feedback count too many misses, not too few."""
 BEST_EFFORT_SLACK = 1.1
 """With ``strict=False``, an ITL target below one request's ITL is replaced by this
 multiple of that ITL (best effort)."""
-MAX_CONFIRM_DECISIONS = 3
-"""Most decisions a rise must last before it is applied, however long the cold start.
-
-With short intervals and a long cold start (10 s and 600 s), waiting a whole cold start
-would leave a lasting step in demand under-served for minutes before its workers were
-even asked for; three decisions bound that delay to two intervals."""
 SCALE_DOWN_HOLD_S = 120.0
 """Interval length from which one lower requirement is enough to scale down, when
 ``scale_down_intervals`` is not set (shorter intervals need two in a row).
@@ -339,7 +337,7 @@ class SLAScaler:
             decode models already carry (see the module doc).
         confirm_rises: With a cold start of at least one interval, add workers only
             when every decision over the last cold start (at least two, at most
-            :data:`MAX_CONFIRM_DECISIONS`) needed them, unless the request count clearly
+            :data:`~dynamo_planner.scalers.hysteresis.MAX_CONFIRM_DECISIONS`) needed them, unless the request count clearly
             rises (see the module doc).
     """
 
@@ -394,13 +392,10 @@ class SLAScaler:
     _prefill_feedback: MissFeedback = attrs.field(init=False)
     _decode_feedback: MissFeedback = attrs.field(init=False)
     _noise: SamplingNoise = attrs.field(init=False, factory=SamplingNoise)
-    _planned: dict[str, int] = attrs.field(init=False, factory=dict)
     _last_missed: dict[str, float] = attrs.field(init=False, factory=dict)
     _observed_rate: float | None = attrs.field(init=False, default=None)
     _errors: ForecastErrors = attrs.field(init=False, factory=ForecastErrors)
-    _recent_needs: dict[str, collections.deque[int]] = attrs.field(
-        init=False, factory=dict
-    )
+    _rises: dict[str, RiseConfirmation] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         self._law = DecodeLaw.from_interpolator(self.interpolator)
@@ -412,6 +407,7 @@ class SLAScaler:
         window = max(2, self.scale_down_intervals or 2)
         self._prefill_hold = ScaleDownHold("prefill", window)
         self._decode_hold = ScaleDownHold("decode", window)
+        self._rises = {name: RiseConfirmation(name) for name in ("prefill", "decode")}
         self._counts = collections.deque(maxlen=self.trend_intervals + 1)
         self._lengths = collections.deque(maxlen=self.trend_intervals + 1)
         self._currents = collections.deque(maxlen=STEADY_INTERVALS)
@@ -849,69 +845,55 @@ class SLAScaler:
         the load just observed (decode only). Returns the replicas and, when a rise was
         held back, the words saying so (module doc: Hysteresis).
         """
-        recent = self._recent_needs.setdefault(
-            name, collections.deque(maxlen=MAX_CONFIRM_DECISIONS)
+        running = int(getattr(self._currents[-1], name)) if self._currents else None
+        applies = self.confirm_rises and self.cold_start_s >= interval_s
+        return self._rises[name].decide(
+            replicas,
+            need,
+            running=running if applies else None,
+            decisions=min(
+                MAX_CONFIRM_DECISIONS,
+                max(2, math.ceil(self.cold_start_s / interval_s - 1e-9)),
+            ),
+            rising=self._rising(CONFIRM_RISE_T),
+            short=self._short_now(name, running or 0, predicted_miss),
+            why_unconfirmed=(
+                f"; a worker asked for now serves only after the {self.cold_start_s:g} "
+                "s cold start, and the request count is not clearly rising (slope "
+                f"within {CONFIRM_RISE_T:g} standard errors)"
+            ),
         )
-        recent.append(need)
-        previous = self._planned.get(name)
-        planned, words = replicas, None
-        decisions = min(
-            MAX_CONFIRM_DECISIONS,
-            max(2, math.ceil(self.cold_start_s / interval_s - 1e-9)),
+
+    def _short_now(
+        self, name: str, running: int, predicted_miss: float | None
+    ) -> str | None:
+        """Why ``name`` is short of its target now, or ``None`` (module doc: Hysteresis).
+
+        The last interval's observed miss share, or the model's on the running decode
+        workers at the load just observed (``predicted_miss``), above
+        :data:`SHORT_MISS_MULTIPLE` times the allowance.
+        """
+        observed = self._last_missed.get(name, 0.0)
+        predicted = predicted_miss or 0.0
+        allowed = 1.0 - self.attainment
+        if max(observed, predicted) <= SHORT_MISS_MULTIPLE * allowed:
+            return None
+        metric = "TTFT" if name == "prefill" else "ITL"
+        if observed >= predicted:
+            missed = (
+                f"the last interval missed the {metric} target for {observed:.1%} of "
+                "its requests"
+            )
+        else:
+            missed = (
+                f"at the load just observed ({self._observed_rate:.2f} requests/s) the "
+                f"model puts {predicted:.1%} of ITLs on the {running} running "
+                f"worker{'s' * (running != 1)} above the target"
+            )
+        return (
+            f"{missed}, over {SHORT_MISS_MULTIPLE:g} times the {allowed:.1%} allowed, so "
+            "the need is already here"
         )
-        applies = (
-            self.confirm_rises
-            and self.cold_start_s >= interval_s
-            and bool(self._currents)
-            and len(recent) >= 2
-        )
-        if applies:
-            running = int(getattr(self._currents[-1], name))
-            if previous is not None:
-                # the scale-down hold keeps what was planned; it never raises to a
-                # need that was held back
-                planned = min(replicas, max(need, previous))
-            if planned > running and not self._rising(CONFIRM_RISE_T):
-                window = list(recent)[-decisions:]
-                held = max(running, min(planned, max(min(window), previous or 0)))
-                observed = self._last_missed.get(name, 0.0)
-                predicted = predicted_miss or 0.0
-                allowed = 1.0 - self.attainment
-                if held < planned and max(observed, predicted) > (
-                    SHORT_MISS_MULTIPLE * allowed
-                ):
-                    metric = "TTFT" if name == "prefill" else "ITL"
-                    if observed >= predicted:
-                        missed = (
-                            f"the last interval missed the {metric} target for "
-                            f"{observed:.1%} of its requests"
-                        )
-                    else:
-                        missed = (
-                            f"at the load just observed ({self._observed_rate:.2f} "
-                            f"requests/s) the model puts {predicted:.1%} of ITLs on "
-                            f"the {running} running worker{'s' * (running != 1)} above "
-                            "the target"
-                        )
-                    words = (
-                        f"{name} rise not held back: {missed}, over "
-                        f"{SHORT_MISS_MULTIPLE:g} times the {allowed:.1%} allowed, so "
-                        "the need is already here"
-                    )
-                    held = planned
-                planned = held
-                if planned != replicas:
-                    words = (
-                        f"{name} rise not confirmed: {replicas} needed but {planned} "
-                        f"planned, the most that each of the last {len(window)} "
-                        f"decisions needed ({', '.join(map(str, window))}; previous "
-                        f"plan {previous}, {running} running); a worker asked for now "
-                        f"serves only after the {self.cold_start_s:g} s cold start, and "
-                        "the request count is not clearly rising (slope within "
-                        f"{CONFIRM_RISE_T:g} standard errors)"
-                    )
-        self._planned[name] = planned
-        return planned, words
 
     def _hold_for(self, demand: Demand) -> None:
         """Set the scale-down window for this decision (module doc: Hysteresis)."""

@@ -1,4 +1,4 @@
-"""The scale-down hold on its own."""
+"""The scale-down hold and the rise confirmation on their own."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dynamo_planner.scalers.hysteresis import (
+    MAX_CONFIRM_DECISIONS,
     REVERSAL_HOLD_DECISIONS,
+    RiseConfirmation,
     ScaleDownHold,
     hold_peak,
 )
@@ -110,3 +112,82 @@ class TestScaleDownHold:
         assert hold.decide(4, window=1, running=2)[0] == 4
         assert hold.decide(1, window=1, running=9)[0] == 1
         assert ScaleDownHold("decode").decide(1, window=1, running=0)[0] == 1
+
+
+def confirm(
+    needs: list[int], running: int, decisions: int = 2, *, rising: bool = False
+) -> list[int]:
+    rises = RiseConfirmation("prefill")
+    return [
+        rises.decide(n, n, running=running, decisions=decisions, rising=rising)[0]
+        for n in needs
+    ]
+
+
+class TestRiseConfirmation:
+    """A rise above the running replicas waits until it has lasted; some need not."""
+
+    def test_a_rise_must_last_the_decisions_asked_for(self) -> None:
+        assert confirm([2, 4, 4], running=2) == [2, 2, 4]
+        assert confirm([2, 4, 4, 4], running=2, decisions=3) == [2, 2, 2, 4]
+
+    def test_a_one_interval_blip_never_starts_a_worker(self) -> None:
+        assert confirm([2, 4, 2, 2], running=2) == [2, 2, 2, 2]
+
+    def test_it_rises_as_far_as_every_recent_decision_needed(self) -> None:
+        """Needs of 3 then 5: the last two decisions agree on 3 at least."""
+        assert confirm([2, 3, 5], running=2) == [2, 2, 3]
+
+    def test_rising_demand_or_a_shortfall_needs_no_confirmation(self) -> None:
+        assert confirm([2, 4], running=2, rising=True) == [2, 4]
+        rises = RiseConfirmation("decode")
+        rises.decide(2, 2, running=2, decisions=2)
+        plan, words = rises.decide(
+            4, 4, running=2, decisions=2, short="40% of ITLs missed"
+        )
+        assert plan == 4
+        assert words == "decode rise not held back: 40% of ITLs missed"
+
+    def test_nothing_is_held_without_a_running_count(self) -> None:
+        rises = RiseConfirmation("prefill")
+        assert [rises.decide(n, n, running=None, decisions=2)[0] for n in (2, 4)] == [
+            2,
+            4,
+        ]
+
+    def test_a_planned_rise_is_kept_while_its_workers_start(self) -> None:
+        """Once planned, a rise stays even while the running count lags behind it."""
+        rises = RiseConfirmation("prefill")
+        plans = [rises.decide(n, n, running=2, decisions=2)[0] for n in (2, 4, 4, 4)]
+        assert plans == [2, 2, 4, 4]
+
+    def test_the_words_say_what_was_held_back(self) -> None:
+        rises = RiseConfirmation("prefill")
+        rises.decide(2, 2, running=2, decisions=2)
+        plan, words = rises.decide(
+            4, 4, running=2, decisions=2, why_unconfirmed="; not rising"
+        )
+        assert plan == 2
+        assert words == (
+            "prefill rise not confirmed: 4 needed but 2 planned, the most that each "
+            "of the last 2 decisions needed (2, 4; previous plan 2, 2 running); not "
+            "rising"
+        )
+
+    def test_it_remembers_at_most_the_longest_window(self) -> None:
+        rises = RiseConfirmation("prefill")
+        for n in range(10):
+            rises.decide(n, n, running=None, decisions=2)
+        assert list(rises.needs) == list(range(10 - MAX_CONFIRM_DECISIONS, 10))
+
+    @given(
+        st.lists(st.integers(0, 20), min_size=1, max_size=30),
+        st.integers(0, 20),
+        st.integers(2, MAX_CONFIRM_DECISIONS),
+    )
+    def test_never_above_the_need_nor_below_the_running(
+        self, needs: list[int], running: int, decisions: int
+    ) -> None:
+        for need, plan in zip(needs, confirm(needs, running, decisions), strict=True):
+            assert plan <= max(need, running)
+            assert plan >= min(need, running)
