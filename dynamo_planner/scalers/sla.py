@@ -99,8 +99,9 @@ after a peak it returns a worker one interval sooner. Rises are confirmed
 (``confirm_rises``) when the cold start is at least one interval: a worker asked for now
 serves only after a cold start, so a component is raised above its running replicas only
 as far as every decision over the last cold start (at least the last two, at most the
-last :data:`~dynamo_planner.scalers.hysteresis.MAX_CONFIRM_DECISIONS`, three) needed: a need that has not lasted a cold
-start is likely gone before the worker serves. The exceptions: the request count clearly
+last :data:`~dynamo_planner.scalers.hysteresis.MAX_CONFIRM_DECISIONS`, three) needed
+(:class:`~dynamo_planner.scalers.hysteresis.RiseConfirmation`): a need that has not
+lasted a cold start is likely gone before the worker serves. The exceptions: the request count clearly
 rises (its slope above :data:`CONFIRM_RISE_T`, three, standard errors, and no turn), the
 component's last interval missed its target for more than :data:`SHORT_MISS_MULTIPLE`
 times the allowance (the need is already here; for decode, whose misses are observed
@@ -337,8 +338,8 @@ class SLAScaler:
             decode models already carry (see the module doc).
         confirm_rises: With a cold start of at least one interval, add workers only
             when every decision over the last cold start (at least two, at most
-            :data:`~dynamo_planner.scalers.hysteresis.MAX_CONFIRM_DECISIONS`) needed them, unless the request count clearly
-            rises (see the module doc).
+            :data:`~dynamo_planner.scalers.hysteresis.MAX_CONFIRM_DECISIONS`) needed
+            them, unless the request count clearly rises (see the module doc).
     """
 
     interpolator: Interpolator
