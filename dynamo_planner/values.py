@@ -175,10 +175,12 @@ class Observation:
         isl_samples_tokens: Input lengths of individual requests, where the source has them.
         osl_samples_tokens: Output lengths of individual requests, where the source has them.
         workers: Per-worker load, where the source has it.
-        arrival_dispersion: Index of dispersion of arrivals counted per second over the
-            interval (variance over mean of the per-second counts: 1 for Poisson
-            arrivals, more for bursty ones), where the source has it. A Dynamo
-            frontend's counters are scraped too rarely to give it; the simulator does.
+        arrival_dispersion: Index of dispersion of the interval's arrivals (variance
+            over mean of arrival counts over short windows: 1 for Poisson arrivals,
+            more for bursty ones), where the source has it. The simulator counts per
+            second; the Prometheus source counts between scrapes of the frontend's
+            request counter, when it was scraped at least ten times in the interval
+            (:mod:`dynamo_planner.sources.dispersion`).
         ttft_samples_ms: TTFTs of the requests whose first token came in the interval,
             where the source has them (the simulator does).
         itl_samples_ms: Mean ITLs of the requests that finished in the interval with more

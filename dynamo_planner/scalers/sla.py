@@ -745,7 +745,7 @@ class SLAScaler:
         sample = observation.arrival_dispersion
         if not sample.known:
             return (
-                f"arrivals: no per-second counts observed; the queue assumes Ca² "
+                f"arrivals: no arrival counts observed; the queue assumes Ca² "
                 f"{self.burstiness:.2f}"
             )
         low, high = DISPERSION_BOUNDS
@@ -756,7 +756,7 @@ class SLAScaler:
             w = min(1.0, self.calibration_weight)
             self._dispersion = (1.0 - w) * self._dispersion + w * seen
         return (
-            f"arrivals: index of dispersion {sample.value:.2f} per second over the last "
+            f"arrivals: index of dispersion {sample.value:.2f} over the last "
             f"interval (Poisson: 1); the queue assumes Ca² {self._dispersion:.2f} "
             f"(running mean, bounded to [{low:g}, {high:g}])"
         )

@@ -16,6 +16,14 @@ tokens), from which it draws its request mix. A bucket series without
 a numeric ``le`` label is logged as a warning naming the query and the label, and that
 histogram is left empty (unknown); the rest of the observation is kept.
 
+The request counter's raw samples over the interval (``dynamo_frontend_requests_total[W]``,
+a range vector) give the arrivals' index of dispersion at the scrape interval
+(:func:`~dynamo_planner.sources.dispersion.index_of_dispersion`), the ``Ca²`` of the
+``sla`` scaler's prefill queue: ``Observation.arrival_dispersion``. It is unknown when the
+counter was scraped fewer than ten times in the interval (a minute's interval needs a
+scrape every five or six seconds) or when that answer cannot be read (logged as a
+warning; the rest of the observation is kept).
+
 Unknown is not zero. Where the reference reports 0 for "no data", this source reports
 :meth:`~dynamo_planner.values.Sample.unknown`:
 
@@ -38,9 +46,9 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
 import httpx
@@ -52,17 +60,20 @@ from dynamo_planner.sources._names import (
     REQUESTS_TOTAL,
     SECONDS_TO_MS_FIELDS,
 )
+from dynamo_planner.sources.dispersion import index_of_dispersion
 from dynamo_planner.values import Observation, Sample
 
 if TYPE_CHECKING:
     from dynamo_planner.config import PlannerConfig
 
 __all__ = [
+    "PromRange",
     "PromSeries",
     "PrometheusMetricSource",
     "buckets_of_series",
     "filter_series",
     "mean_of_series",
+    "parse_matrix",
     "parse_vector",
     "sum_of_series",
 ]
@@ -89,16 +100,33 @@ class PromSeries:
     value: float
 
 
-def _series_of(item: Any) -> PromSeries | None:
-    """One result item, or ``None`` when its shape is wrong."""
+@attrs.frozen
+class PromRange:
+    """One series of a range-vector answer: its raw samples over the range.
+
+    Attributes:
+        labels: The series' labels.
+        samples: ``(time_s, value)`` pairs, in time order.
+    """
+
+    labels: Mapping[str, str] = attrs.field(converter=_frozen_labels)
+    samples: tuple[tuple[float, float], ...]
+
+
+def _labels_of(item: Any) -> Mapping[str, str] | None:
+    """A result item's labels, or ``None`` when it has none or they are not strings."""
     if not isinstance(item, Mapping):
         return None
     metric = item.get("metric")
-    value = item.get("value")
     if not isinstance(metric, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metric.items()
     ):
         return None
+    return metric
+
+
+def _point_of(value: Any) -> tuple[float, float] | None:
+    """One ``[time, "value"]`` pair, or ``None`` when its shape is wrong."""
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 2:
         return None
     stamp, raw = value
@@ -110,7 +138,28 @@ def _series_of(item: Any) -> PromSeries | None:
         number = float(raw)  # Prometheus sends "NaN", "+Inf", "-Inf" as strings.
     except ValueError:
         return None
-    return PromSeries(metric, number)
+    return float(stamp), number
+
+
+def _series_of(item: Any) -> PromSeries | None:
+    """One instant-vector item, or ``None`` when its shape is wrong."""
+    metric = _labels_of(item)
+    point = _point_of(item.get("value")) if metric is not None else None
+    if metric is None or point is None:
+        return None
+    return PromSeries(metric, point[1])
+
+
+def _range_of(item: Any) -> PromRange | None:
+    """One range-vector item, or ``None`` when its shape is wrong."""
+    metric = _labels_of(item)
+    values = item.get("values") if metric is not None else None
+    if metric is None or not isinstance(values, list):
+        return None
+    points = [_point_of(v) for v in values]
+    if any(p is None for p in points):
+        return None
+    return PromRange(metric, tuple(p for p in points if p is not None))
 
 
 def parse_vector(answer: Any, *, query: str = "") -> tuple[list[PromSeries], int]:
@@ -128,6 +177,34 @@ def parse_vector(answer: Any, *, query: str = "") -> tuple[list[PromSeries], int
         MalformedMetricsError: The answer is not JSON, reports an error, or is not a
             vector.
     """
+    return _parse(answer, query, "vector", _series_of)
+
+
+def parse_matrix(answer: Any, *, query: str = "") -> tuple[list[PromRange], int]:
+    """Parse a Prometheus ``/api/v1/query`` answer holding a range vector.
+
+    Args:
+        answer: The decoded JSON document (or the raw text / bytes of it).
+        query: The query, named in errors.
+
+    Returns:
+        The well-formed series and the number of malformed series skipped (a series
+        with any malformed sample is skipped whole). A ``null`` result is empty.
+
+    Raises:
+        MalformedMetricsError: The answer is not JSON, reports an error, or is not a
+            range vector (``resultType`` ``"matrix"``).
+    """
+    return _parse(answer, query, "matrix", _range_of)
+
+
+_Item = TypeVar("_Item")
+
+
+def _parse(
+    answer: Any, query: str, result_type: str, item: Callable[[Any], _Item | None]
+) -> tuple[list[_Item], int]:
+    """The items of an answer of ``result_type``, and how many were malformed."""
     where = f"query {query!r}: " if query else ""
     if isinstance(answer, bytes | str):
         try:
@@ -152,10 +229,11 @@ def parse_vector(answer: Any, *, query: str = "") -> tuple[list[PromSeries], int
         raise MalformedMetricsError(
             f"{where}answer has no 'data' object", source=_SOURCE
         )
-    result_type = data.get("resultType")
-    if result_type != "vector":
+    found_type = data.get("resultType")
+    if found_type != result_type:
         raise MalformedMetricsError(
-            f"{where}expected resultType 'vector', got {result_type!r}", source=_SOURCE
+            f"{where}expected resultType {result_type!r}, got {found_type!r}",
+            source=_SOURCE,
         )
     result = data.get("result")
     if result is None:
@@ -165,25 +243,33 @@ def parse_vector(answer: Any, *, query: str = "") -> tuple[list[PromSeries], int
             f"{where}'data.result' is a {type(result).__name__}, not a list",
             source=_SOURCE,
         )
-    series: list[PromSeries] = []
+    series: list[_Item] = []
     skipped = 0
-    for item in result:
-        parsed = _series_of(item)
+    for raw in result:
+        parsed = item(raw)
         if parsed is None:
             skipped += 1
-            logger.debug("%sskipping malformed series %r", where, item)
+            logger.debug("%sskipping malformed series %r", where, raw)
         else:
             series.append(parsed)
     return series, skipped
 
 
+class _Labelled(Protocol):
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+
+_Series = TypeVar("_Series", bound=_Labelled)
+
+
 def filter_series(
-    series: Iterable[PromSeries],
+    series: Iterable[_Series],
     *,
     model_name: str,
     namespace: str,
     require_namespace_label: bool = False,
-) -> list[PromSeries]:
+) -> list[_Series]:
     """Keep the series of one model in one Dynamo namespace.
 
     The ``model`` label is compared case-insensitively (the frontend lower-cases it). A
@@ -381,6 +467,43 @@ class PrometheusMetricSource:
                 or rejected the query.
             MalformedMetricsError: The answer was not a Prometheus vector.
         """
+        content = await self._answer(promql, at_s)
+        return self._counted(promql, *parse_vector(content, query=promql))
+
+    async def query_range_vector(
+        self, promql: str, *, at_s: float | None = None
+    ) -> list[PromRange]:
+        """Run one instant query of a range vector (``metric[60s]``), with retries.
+
+        Args:
+            promql: The query.
+            at_s: Evaluation time (Unix seconds); Prometheus' "now" if ``None``.
+
+        Returns:
+            The well-formed series of the answer, with their raw samples.
+
+        Raises:
+            MetricSourceError: Prometheus was unreachable or failed after the retries,
+                or rejected the query.
+            MalformedMetricsError: The answer was not a Prometheus range vector.
+        """
+        content = await self._answer(promql, at_s)
+        return self._counted(promql, *parse_matrix(content, query=promql))
+
+    def _counted(self, promql: str, series: list[_Item], skipped: int) -> list[_Item]:
+        """``series``, after counting and logging the malformed ones skipped."""
+        if skipped:
+            self.malformed_series_total += skipped
+            logger.warning(
+                "query %r: skipped %d malformed series of %d",
+                promql,
+                skipped,
+                skipped + len(series),
+            )
+        return series
+
+    async def _answer(self, promql: str, at_s: float | None) -> bytes:
+        """The body of Prometheus' answer to one instant query, with retries."""
         params: dict[str, str] = {"query": promql}
         if at_s is not None:
             params["time"] = f"{at_s:.3f}"
@@ -409,23 +532,18 @@ class PrometheusMetricSource:
                     f"{url} answered HTTP {response.status_code} to {promql!r}",
                     source=_SOURCE,
                 )
-            series, skipped = parse_vector(response.content, query=promql)
-            if skipped:
-                self.malformed_series_total += skipped
-                logger.warning(
-                    "query %r: skipped %d malformed series of %d",
-                    promql,
-                    skipped,
-                    skipped + len(series),
-                )
-            return series
+            return response.content
         raise MetricSourceError(
             f"{url} failed {attempts} time(s) for {promql!r}; last error: {last_error}",
             source=_SOURCE,
         )
 
     def queries(self, interval_s: float) -> dict[str, str]:
-        """The PromQL run for an interval: Observation field → query."""
+        """The PromQL run for an interval: Observation field → query.
+
+        ``arrival_dispersion``'s query is a range vector (the counter's raw samples);
+        the others are instant vectors.
+        """
         window = _window(interval_s)
         p = self.metric_prefix
         out = {
@@ -436,6 +554,7 @@ class PrometheusMetricSource:
         out["num_req"] = f"increase({p}_{REQUESTS_TOTAL}[{window}])"
         for field, (metric, _) in _BUCKETED.items():
             out[field] = f"increase({p}_{HISTOGRAMS[metric]}_bucket[{window}])"
+        out["arrival_dispersion"] = f"{p}_{REQUESTS_TOTAL}[{window}]"
         return out
 
     async def fetch(self, interval_s: float) -> Observation:
@@ -447,9 +566,11 @@ class PrometheusMetricSource:
         """
         now_s = float(self.clock())
         queries = self.queries(interval_s)
+        counter_query = queries.pop("arrival_dispersion")
         names = list(queries)
-        answers = await asyncio.gather(
-            *(self.query(queries[n], at_s=now_s) for n in names)
+        answers, dispersion = await asyncio.gather(
+            asyncio.gather(*(self.query(queries[n], at_s=now_s) for n in names)),
+            self._dispersion(counter_query, now_s),
         )
         values: dict[str, Sample] = {}
         buckets: dict[str, tuple[tuple[float, float], ...]] = {}
@@ -499,7 +620,28 @@ class PrometheusMetricSource:
             itl_histogram_ms=buckets["itl_histogram_ms"],
             isl_histogram_tokens=buckets["isl_histogram_tokens"],
             osl_histogram_tokens=buckets["osl_histogram_tokens"],
+            arrival_dispersion=dispersion,
         )
+
+    async def _dispersion(self, promql: str, at_s: float) -> float | None:
+        """The arrivals' index of dispersion from the request counter's samples.
+
+        An answer that is not a range vector is logged and gives ``None`` (unknown):
+        the dispersion only refines the ``sla`` scaler's queue, so the rest of the
+        observation is kept.
+        """
+        try:
+            series = await self.query_range_vector(promql, at_s=at_s)
+        except MalformedMetricsError as exc:
+            logger.warning("%s; arrival_dispersion is left unknown", exc)
+            return None
+        matching = filter_series(
+            series,
+            model_name=self.model_name,
+            namespace=self.namespace,
+            require_namespace_label=self.require_namespace_label,
+        )
+        return index_of_dispersion(s.samples for s in matching)
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

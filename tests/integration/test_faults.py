@@ -203,6 +203,11 @@ class TestMalformedAnswers:
             # the canned series has no `le` label: the buckets alone are dropped
             assert obs.ttft_histogram_ms == ()
             assert "le=None" in caplog.text
+            # a vector where the counter's samples (a range vector) were asked for: the
+            # dispersion alone is unknown
+            assert obs.arrival_dispersion.status is Status.UNKNOWN
+            assert "expected resultType 'matrix'" in caplog.text
+            assert "arrival_dispersion is left unknown" in caplog.text
             assert (await planner.step()).reasons
         finally:
             await source.aclose()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -250,6 +252,51 @@ class TestPrometheusSource:
         obs = await _fetch(prom)
         assert obs.ttft_ms.value == pytest.approx((42.7 + 35.5 + 15.5) / 3, rel=1e-6)
         assert obs.num_req.value >= 26
+
+    async def test_the_request_counter_gives_the_arrivals_dispersion(
+        self,
+        start_prometheus: StartPrometheus,
+        exporters: Callable[..., FrontendMetricsExporter],
+    ) -> None:
+        """Scraped every second for 16 s, a frontend taking 3 requests every half
+        second reads as regular (index well below 1, Poisson's) and one taking 30
+        every 5 s as bursty (about 24); a 5 s interval holds too few scrapes."""
+        steady, bursty = exporters(model="steady"), exporters(model="bursty")
+        prom = start_prometheus(_targets(steady, bursty))
+        _scraped(prom, 2, "dynamo_frontend_requests_total")
+        stop = threading.Event()
+
+        def arrive() -> None:
+            tick = 0
+            while not stop.wait(0.5):
+                tick += 1
+                _record(steady, 3, ttft_s=0.1)
+                if tick % 10 == 0:
+                    _record(bursty, 30, ttft_s=0.1)
+
+        worker = threading.Thread(target=arrive)
+        worker.start()
+        try:
+            await asyncio.sleep(17.0)
+            found = {}
+            for model, interval_s in (
+                ("steady", 15.0),
+                ("bursty", 15.0),
+                ("bursty", 5.0),
+            ):
+                source = _source(prom, model_name=model)
+                try:
+                    found[model, interval_s] = (
+                        await source.fetch(interval_s)
+                    ).arrival_dispersion
+                finally:
+                    await source.aclose()
+        finally:
+            stop.set()
+            worker.join()
+        assert found["steady", 15.0].value < 0.7
+        assert found["bursty", 15.0].value > 5.0
+        assert found["bursty", 5.0].status is Status.UNKNOWN
 
     async def test_unreachable_prometheus_raises_after_retries(self) -> None:
         """A Prometheus that does not answer raises MetricSourceError after the retries."""

@@ -15,6 +15,7 @@ from dynamo_planner.sources.prometheus import (
     buckets_of_series,
     filter_series,
     mean_of_series,
+    parse_matrix,
     parse_vector,
     sum_of_series,
 )
@@ -119,6 +120,44 @@ class TestParseVector:
             parse_vector(text, query="up")
         assert "'up'" in str(info.value)
         assert isinstance(info.value, MetricSourceError)
+
+
+def _matrix(result: Any) -> dict[str, Any]:
+    return {"status": "success", "data": {"resultType": "matrix", "result": result}}
+
+
+def _range(values: list[Any], model: str = "mymodel") -> dict[str, Any]:
+    return {"metric": {"model": model, "dynamo_namespace": "dynamo"}, "values": values}
+
+
+class TestParseMatrix:
+    def test_samples_in_order(self) -> None:
+        """A range vector's series keep their raw samples as (time, value) pairs."""
+        answer = _matrix([_range([[100, "3"], [101.5, "7"]])])
+        series, skipped = parse_matrix(json.dumps(answer))
+        assert skipped == 0
+        assert series[0].samples == ((100.0, 3.0), (101.5, 7.0))
+        assert filter_series(series, model_name="MyModel", namespace="dynamo") == series
+
+    def test_a_series_with_a_malformed_sample_is_skipped_whole(self) -> None:
+        answer = _matrix([_range([[100, "3"], [101, "x"]]), _range([[100, "1"]])])
+        series, skipped = parse_matrix(answer)
+        assert skipped == 1
+        assert [s.samples for s in series] == [((100.0, 1.0),)]
+
+    @pytest.mark.parametrize(
+        "answer",
+        [
+            _answer([]),  # an instant vector
+            {"status": "success", "data": {"resultType": "matrix", "result": {}}},
+        ],
+    )
+    def test_not_a_range_vector_raises(self, answer: Any) -> None:
+        with pytest.raises(MalformedMetricsError, match="'c\\[60s\\]'"):
+            parse_matrix(answer, query="c[60s]")
+
+    def test_null_result_is_empty(self) -> None:
+        assert parse_matrix(_matrix(None)) == ([], 0)
 
 
 class TestFilterSeries:

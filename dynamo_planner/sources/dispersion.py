@@ -1,0 +1,135 @@
+"""The arrivals' index of dispersion, from the samples of a request counter.
+
+The ``sla`` scaler's prefill queue needs ``Ca²``, the burstiness of arrivals. The simulator
+counts arrivals per second; a live deployment has only its frontend's request counter as
+Prometheus scraped it. Between two scrapes the counter rose by the requests that arrived
+in between, so the increments are arrival counts over the scrape interval, and their
+variance over their mean is the index of dispersion at that interval (1 for Poisson
+arrivals at any interval, more for bursty ones).
+
+:func:`index_of_dispersion` estimates it from one or more counters' samples over an
+adjustment interval:
+
+* a counter that went down was reset (a restarted frontend); its increment is the new
+  value, as Prometheus' ``increase`` counts it;
+* the rate may drift within the interval (a ramp), which is not burstiness: each
+  counter's increments are fitted with a rate linear in time, weighted by the time
+  between the scrapes (a missed scrape gives one increment over two intervals), and the
+  index is the Pearson statistic of the residuals over their degrees of freedom, so
+  Poisson arrivals at a drifting rate still give about 1;
+* several counters (frontends behind one model) are pooled as independent streams;
+* fewer than :data:`MIN_INCREMENTS` increments, or no arrival at all, give ``None``
+  (unknown): with a minute's interval that needs a scrape at least every five to six
+  seconds.
+
+The estimate is at the scrape interval, not per second: for a Poisson process the two
+agree; bursts shorter than the scrape interval show less, and swings of the rate over a
+few scrape intervals more.
+
+Example:
+    A counter scraped every second: 4, 2, 4, 2... requests a second, then 0, 0, 12 a
+    second:
+
+    >>> steady = [(float(t), 3.0 * t + (t % 2)) for t in range(14)]
+    >>> round(index_of_dispersion([steady]), 2)
+    0.38
+    >>> bursty = [(float(t), 12.0 * (t // 3)) for t in range(14)]
+    >>> round(index_of_dispersion([bursty]), 1)
+    9.7
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["MIN_INCREMENTS", "counter_increments", "index_of_dispersion"]
+
+MIN_INCREMENTS = 10
+"""Fewest increments (scrape intervals) an estimate needs, over all counters."""
+
+
+def counter_increments(
+    samples: Sequence[tuple[float, float]],
+) -> tuple[list[float], list[float], list[float]]:
+    """``(increments, durations_s, midpoints_s)`` between consecutive counter samples.
+
+    Samples are ``(time_s, value)`` in time order. A value below the one before it is a
+    reset: the increment is the new value. Non-finite samples and samples not later than
+    the one before are left out.
+
+    Example:
+        >>> counter_increments([(0.0, 5.0), (1.0, 7.0), (2.0, 1.0)])
+        ([2.0, 1.0], [1.0, 1.0], [0.5, 1.5])
+    """
+    increments: list[float] = []
+    durations: list[float] = []
+    midpoints: list[float] = []
+    previous: tuple[float, float] | None = None
+    for t, value in samples:
+        if not (math.isfinite(t) and math.isfinite(value)):
+            continue
+        if previous is not None:
+            t0, v0 = previous
+            if t <= t0:
+                continue
+            increments.append(value - v0 if value >= v0 else value)
+            durations.append(t - t0)
+            midpoints.append((t + t0) / 2.0)
+        previous = (t, value)
+    return increments, durations, midpoints
+
+
+def _residuals(
+    increments: Sequence[float], durations: Sequence[float], midpoints: Sequence[float]
+) -> tuple[float, float, int]:
+    """``(sum of r²/τ, total increments, degrees of freedom)`` of one counter's fit."""
+    d = np.asarray(increments, dtype=np.float64)
+    tau = np.asarray(durations, dtype=np.float64)
+    t = np.asarray(midpoints, dtype=np.float64)
+    t = t - t.mean()
+    root = np.sqrt(tau)
+    # E[d] = tau (a + b t), Var[d] ~ tau: least squares on d / sqrt(tau)
+    design = np.column_stack((root, root * t))
+    target = d / root
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    residual = target - design @ coef
+    return float(residual @ residual), float(d.sum()), d.size - 2
+
+
+def index_of_dispersion(
+    counters: Iterable[Sequence[tuple[float, float]]],
+    *,
+    min_increments: int = MIN_INCREMENTS,
+) -> float | None:
+    """Variance over mean of arrivals between scrapes, pooled over counters, or ``None``.
+
+    Args:
+        counters: Each counter's ``(time_s, value)`` samples over the interval, in time
+            order (one counter per frontend series).
+        min_increments: Fewest increments needed over all counters.
+
+    Returns:
+        The index (1 for Poisson arrivals), or ``None`` when there are too few
+        increments or no arrival.
+    """
+    pearson = 0.0
+    expected = 0.0
+    count = 0
+    for samples in counters:
+        increments, durations, midpoints = counter_increments(samples)
+        if len(increments) < 3:
+            continue
+        squares, total, dof = _residuals(increments, durations, midpoints)
+        # a counter's rate per second, times the seconds its residuals cover
+        rate_per_s = total / math.fsum(durations)
+        pearson += squares
+        expected += rate_per_s * dof
+        count += len(increments)
+    if count < min_increments or expected <= 0.0:
+        return None
+    return pearson / expected

@@ -1,0 +1,108 @@
+"""The arrivals' index of dispersion from a request counter's samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dynamo_planner.sources.dispersion import (
+    MIN_INCREMENTS,
+    counter_increments,
+    index_of_dispersion,
+)
+
+Samples = list[tuple[float, float]]
+
+
+def counter(
+    increments: np.ndarray, scrape_s: float = 1.0, start: float = 0.0
+) -> Samples:
+    """A counter's samples, one scrape every ``scrape_s``, rising by ``increments``."""
+    values = start + np.concatenate(([0.0], np.cumsum(increments)))
+    return [(i * scrape_s, float(v)) for i, v in enumerate(values)]
+
+
+def poisson_estimates(rates: np.ndarray, repeats: int = 300) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    found = [
+        index_of_dispersion([counter(rng.poisson(rates).astype(float))])
+        for _ in range(repeats)
+    ]
+    return np.array(found, dtype=float)
+
+
+class TestIndexOfDispersion:
+    @pytest.mark.parametrize("rate", [2.0, 40.0])
+    def test_poisson_arrivals_give_one(self, rate: float) -> None:
+        estimates = poisson_estimates(np.full(60, rate))
+        assert estimates.mean() == pytest.approx(1.0, abs=0.05)
+
+    def test_a_ramp_is_not_burstiness(self) -> None:
+        """Poisson arrivals whose rate triples over the interval still give about 1."""
+        estimates = poisson_estimates(np.linspace(10.0, 30.0, 60))
+        assert estimates.mean() == pytest.approx(1.0, abs=0.05)
+
+    def test_bursts_give_more_and_regular_arrivals_less(self) -> None:
+        bursts = np.tile([0.0, 0.0, 0.0, 20.0], 15)  # 20 requests every 4 s
+        regular = np.full(60, 5.0)
+        assert index_of_dispersion([counter(bursts)]) == pytest.approx(
+            np.var(bursts) / np.mean(bursts), rel=0.05
+        )
+        assert index_of_dispersion([counter(regular)]) == pytest.approx(0.0)
+
+    def test_a_reset_counter_counts_from_zero(self) -> None:
+        """A restarted frontend's counter starts again from 0; no negative count."""
+        before = counter(np.full(8, 5.0), start=1000.0)
+        after = [(t + 8.0, v) for t, v in counter(np.full(8, 5.0))[1:]]
+        increments, _, _ = counter_increments(before + after)
+        assert increments == [5.0] * 16
+        assert index_of_dispersion([before + after]) == pytest.approx(0.0, abs=0.02)
+
+    def test_a_missed_scrape_is_one_increment_over_two_intervals(self) -> None:
+        """A gap in the scrapes does not read as a burst."""
+        samples = counter(np.full(20, 5.0))
+        del samples[10]
+        assert index_of_dispersion([samples]) == pytest.approx(0.0, abs=1e-9)
+
+    def test_counters_pool_as_independent_streams(self) -> None:
+        rng = np.random.default_rng(3)
+        estimates = [
+            index_of_dispersion(
+                [
+                    counter(rng.poisson(3.0, 30).astype(float)),
+                    counter(rng.poisson(30.0, 30).astype(float), scrape_s=2.0),
+                ]
+            )
+            for _ in range(300)
+        ]
+        assert np.mean(estimates) == pytest.approx(1.0, abs=0.05)
+
+    def test_too_few_increments_or_no_arrival_is_unknown(self) -> None:
+        assert index_of_dispersion([counter(np.full(MIN_INCREMENTS - 1, 5.0))]) is None
+        assert index_of_dispersion([counter(np.zeros(30))]) is None
+        assert index_of_dispersion([]) is None
+        # two counters of five increments each reach the minimum together
+        pair = [counter(np.array([4.0, 6.0] * 3)), counter(np.array([6.0, 4.0] * 3))]
+        assert index_of_dispersion(pair) is not None
+
+    def test_non_finite_and_repeated_samples_are_left_out(self) -> None:
+        samples = counter(np.full(20, 5.0))
+        noisy = [*samples[:5], (4.0, 99.0), (5.5, float("nan")), *samples[5:]]
+        assert index_of_dispersion([noisy]) == pytest.approx(0.0, abs=1e-9)
+
+    @given(
+        st.lists(st.integers(0, 50), min_size=MIN_INCREMENTS, max_size=60),
+        st.integers(2, 10),
+    )
+    def test_counts_k_times_larger_give_k_times_the_index(
+        self, increments: list[int], k: int
+    ) -> None:
+        """Variance over mean scales with the unit counted (a property of the index)."""
+        base = index_of_dispersion([counter(np.array(increments, dtype=float))])
+        scaled = index_of_dispersion([counter(k * np.array(increments, dtype=float))])
+        if base is None:
+            assert scaled is None
+        else:
+            assert scaled == pytest.approx(k * base, rel=1e-6, abs=1e-9)
