@@ -694,6 +694,17 @@ class PlannerConfig:
         help="Verify Prometheus' TLS certificate (the reference does not; we do unless "
         "told otherwise).",
     )
+    prometheus_arrival_dispersion: bool = _field(
+        True,
+        section=_METRICS,
+        kind="bool",
+        negative_flag="--prometheus-no-arrival-dispersion",
+        negative_help="Do not measure the arrivals' dispersion from the request "
+        "counter's scrapes: the sla scaler then assumes Poisson arrivals (Ca² 1).",
+        help="Measure the arrivals' index of dispersion, the sla scaler's Ca², from the "
+        "request counter's scrapes (needs ten scrapes per interval; a Dynamo frontend "
+        "counts a request when it completes, so it measures completions).",
+    )
     metric_timeout_s: float = _field(
         10.0,
         section=_METRICS,

@@ -392,6 +392,8 @@ class PrometheusMetricSource:
         metric_prefix: The frontend's metric prefix (``DYN_METRICS_PREFIX``).
         require_namespace_label: Drop series without a ``dynamo_namespace`` label (see
             :func:`filter_series`).
+        measure_dispersion: Measure the arrivals' index of dispersion from the request
+            counter's samples (one more query per interval); off, it is unknown.
         clock: Wall-clock seconds for the evaluation instant (``time.time``).
 
     .. versionadded:: 0.1.0
@@ -406,6 +408,7 @@ class PrometheusMetricSource:
     backoff_s: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
     metric_prefix: str = DEFAULT_PREFIX
     require_namespace_label: bool = False
+    measure_dispersion: bool = True
     clock: Any = time.time
     _client: httpx.AsyncClient | None = attrs.field(default=None, init=False)
     malformed_series_total: int = attrs.field(default=0, init=False)
@@ -427,6 +430,7 @@ class PrometheusMetricSource:
             "model_name": config.model_name,
             "namespace": config.namespace,
             "verify_tls": config.prometheus_verify_tls,
+            "measure_dispersion": config.prometheus_arrival_dispersion,
             "timeout_s": config.metric_timeout_s,
         }
         options.update(kwargs)
@@ -630,6 +634,8 @@ class PrometheusMetricSource:
         the dispersion only refines the ``sla`` scaler's queue, so the rest of the
         observation is kept.
         """
+        if not self.measure_dispersion:
+            return None
         try:
             series = await self.query_range_vector(promql, at_s=at_s)
         except MalformedMetricsError as exc:

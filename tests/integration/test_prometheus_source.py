@@ -260,7 +260,8 @@ class TestPrometheusSource:
     ) -> None:
         """Scraped every second for 16 s, a frontend taking 3 requests every half
         second reads as regular (index well below 1, Poisson's) and one taking 30
-        every 5 s as bursty (about 24); a 5 s interval holds too few scrapes."""
+        every 5 s as bursty (about 24); a 5 s interval holds too few scrapes, and a
+        source told not to measure it leaves it unknown."""
         steady, bursty = exporters(model="steady"), exporters(model="bursty")
         prom = start_prometheus(_targets(steady, bursty))
         _scraped(prom, 2, "dynamo_frontend_requests_total")
@@ -279,12 +280,13 @@ class TestPrometheusSource:
         try:
             await asyncio.sleep(17.0)
             found = {}
-            for model, interval_s in (
-                ("steady", 15.0),
-                ("bursty", 15.0),
-                ("bursty", 5.0),
+            for model, interval_s, measure in (
+                ("steady", 15.0, True),
+                ("bursty", 15.0, True),
+                ("bursty", 5.0, True),
+                ("bursty", 14.0, False),
             ):
-                source = _source(prom, model_name=model)
+                source = _source(prom, model_name=model, measure_dispersion=measure)
                 try:
                     found[model, interval_s] = (
                         await source.fetch(interval_s)
@@ -297,6 +299,7 @@ class TestPrometheusSource:
         assert found["steady", 15.0].value < 0.7
         assert found["bursty", 15.0].value > 5.0
         assert found["bursty", 5.0].status is Status.UNKNOWN
+        assert found["bursty", 14.0].status is Status.UNKNOWN  # not measured
 
     async def test_unreachable_prometheus_raises_after_retries(self) -> None:
         """A Prometheus that does not answer raises MetricSourceError after the retries."""

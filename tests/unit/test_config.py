@@ -76,6 +76,7 @@ LIBRARY_DEFAULTS: dict[str, Any] = {
     "no_attainment_feedback": False,
     "max_num_batched_tokens": 8192,
     "prometheus_verify_tls": True,
+    "prometheus_arrival_dispersion": True,
     "metric_timeout_s": 10.0,
     "select": None,
     "etcd_endpoints": "http://127.0.0.1:2379",
@@ -874,6 +875,17 @@ class TestFromArgs:
         """--prometheus-insecure-skip-verify turns TLS verification off."""
         config = PlannerConfig.from_args(["--prometheus-insecure-skip-verify"])
         assert not config.prometheus_verify_tls
+
+    def test_no_arrival_dispersion(self) -> None:
+        """--prometheus-no-arrival-dispersion turns the counter's samples query off."""
+        from dynamo_planner.sources.prometheus import PrometheusMetricSource
+
+        assert PlannerConfig.from_args([]).prometheus_arrival_dispersion
+        config = PlannerConfig.from_args(
+            ["--prometheus-no-arrival-dispersion", "--model-name", "m"]
+        )
+        assert not config.prometheus_arrival_dispersion
+        assert not PrometheusMetricSource.from_config(config).measure_dispersion
 
     def test_namespace_with_other_arguments(self) -> None:
         """A namespace from a larger parser: only the planner flags given count."""
