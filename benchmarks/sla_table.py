@@ -58,7 +58,9 @@ and ``--scale-down-intervals 2``).
 
 ``--frontend-metrics histograms`` gives the planners only what Prometheus reads from a
 Dynamo frontend: counts, means and bucket counts, no per-request samples (the docs quote
-it with ``--no-oracle``).
+it with ``--no-oracle``). ``--frontend-scrape-s S`` adds the arrivals' dispersion read from
+the request counter scraped every ``S`` seconds, as the Prometheus source reads it (the
+docs quote 1 and 2 s).
 
 ``--json PATH`` writes every figure; ``--load 1`` checks the load-x1 bar. Each setting's
 ``sla`` run is printed as the ``dynamo-planner replay`` command that reproduces it.
@@ -237,6 +239,7 @@ def command(
     start: tuple[int, int],
     sla: PlannerConfig,
     frontend_metrics: str = "samples",
+    frontend_scrape_s: float | None = None,
 ) -> str:
     """The ``dynamo-planner replay`` command of one setting's sla run."""
     parts = ["dynamo-planner replay"]
@@ -264,6 +267,8 @@ def command(
         parts.append("--no-attainment-feedback")
     if frontend_metrics != "samples":
         parts.append(f"--frontend-metrics {frontend_metrics}")
+    if frontend_scrape_s is not None:
+        parts.append(f"--frontend-scrape-s {frontend_scrape_s:g}")
     return " ".join(parts)
 
 
@@ -372,6 +377,13 @@ def main() -> int:
         help="what the planners read beside counts and means: every request's lengths "
         "and latencies (default) or bucket counts, as from a Dynamo frontend",
     )
+    parser.add_argument(
+        "--frontend-scrape-s",
+        type=float,
+        default=None,
+        help="with --frontend-metrics histograms: the request counter's scrape "
+        "interval, from which the planners read the arrivals' dispersion",
+    )
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument(
         "--plot",
@@ -399,7 +411,10 @@ def main() -> int:
         counted = np.asarray(trace.arrival_s) >= WARMUP_S
         share = float(feasible[counted].mean())
         target = min(ATTAINMENT, ATTAINMENT * share)
-        sim = SimConfig(frontend_metrics=args.frontend_metrics)
+        sim = SimConfig(
+            frontend_metrics=args.frontend_metrics,
+            frontend_scrape_s=args.frontend_scrape_s,
+        )
         static = best_static(
             trace,
             model,
@@ -575,6 +590,7 @@ def main() -> int:
                         start,
                         configs["sla"],
                         args.frontend_metrics,
+                        args.frontend_scrape_s,
                     ),
                     file=sys.stderr,
                 )

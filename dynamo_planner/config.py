@@ -702,8 +702,9 @@ class PlannerConfig:
         negative_help="Do not measure the arrivals' dispersion from the request "
         "counter's scrapes: the sla scaler then assumes Poisson arrivals (Ca² 1).",
         help="Measure the arrivals' index of dispersion, the sla scaler's Ca², from the "
-        "request counter's scrapes (needs ten scrapes per interval; a Dynamo frontend "
-        "counts a request when it completes, so it measures completions).",
+        "request counter's scrapes (needs scrapes at most 2 s apart, ten per interval; "
+        "a Dynamo frontend counts a request when it completes, so it measures "
+        "completions).",
     )
     metric_timeout_s: float = _field(
         10.0,

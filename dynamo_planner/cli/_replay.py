@@ -245,6 +245,15 @@ def add_parser(subparsers: Any) -> None:
         "Dynamo frontend (histograms)",
     )
     sim.add_argument(
+        "--frontend-scrape-s",
+        type=_number(0, strict=True),
+        default=None,
+        help="with --frontend-metrics histograms: how often Prometheus scrapes the "
+        "request counter (s); the planner then reads the arrivals' dispersion from "
+        "the scrapes, as the Prometheus source does live (default: not scraped often "
+        "enough, unknown)",
+    )
+    sim.add_argument(
         "--start-num-p",
         type=_number(0, strict=False, kind=int),
         help="prefill workers ready at the start (default 1; none in agg mode)",
@@ -457,6 +466,15 @@ def prepare(args: argparse.Namespace) -> ReplayInputs:
             field="start_num_p",
             value=args.start_num_p,
         )
+    if args.frontend_scrape_s is not None and args.frontend_metrics != "histograms":
+        from dynamo_planner.exceptions import ConfigError
+
+        raise ConfigError(
+            "--frontend-scrape-s needs --frontend-metrics histograms (the samples view "
+            "already counts arrivals per second)",
+            field="frontend_scrape_s",
+            value=args.frontend_scrape_s,
+        )
     start_p = args.start_num_p if args.start_num_p is not None else int(not agg)
     options = ReplayOptions(
         sim=SimConfig(
@@ -469,6 +487,7 @@ def prepare(args: argparse.Namespace) -> ReplayInputs:
             max_decode_batch=args.max_decode_batch,
             metric_delay_s=args.metric_delay_s,
             frontend_metrics=args.frontend_metrics,
+            frontend_scrape_s=args.frontend_scrape_s,
         ),
         attainment_target=min(1.0, args.attainment_target),
         warmup_s=args.warmup_s,

@@ -745,7 +745,7 @@ class SLAScaler:
         sample = observation.arrival_dispersion
         if not sample.known:
             return (
-                f"arrivals: no arrival counts observed; the queue assumes Ca² "
+                f"arrivals: no index of dispersion observed; the queue assumes Ca² "
                 f"{self.burstiness:.2f}"
             )
         low, high = DISPERSION_BOUNDS

@@ -78,6 +78,7 @@ import numpy.typing as npt
 
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sources._names import BUCKETS
+from dynamo_planner.sources.dispersion import index_of_dispersion
 from dynamo_planner.traces import RequestTrace
 from dynamo_planner.values import Observation, Sample, WorkerLoad
 
@@ -146,6 +147,12 @@ class SimConfig:
             ``"histograms"`` (what Prometheus reads from a Dynamo frontend: cumulative
             bucket counts of TTFT, ITL per token, ISL and OSL, with the bounds of
             :class:`~dynamo_planner.sources.exporter.FrontendMetricsExporter`).
+        frontend_scrape_s: With ``"histograms"``, how often Prometheus scrapes the
+            frontend's request counter: the observation then carries the arrivals'
+            index of dispersion that the Prometheus source measures from the scrapes
+            in the window (:func:`~dynamo_planner.sources.dispersion.index_of_dispersion`;
+            scrapes at whole multiples of this period, the counter counting arrivals).
+            ``None`` (the default): unknown, as with a frontend scraped too rarely.
     """
 
     mode: str = attrs.field(
@@ -176,12 +183,22 @@ class SimConfig:
     frontend_metrics: str = attrs.field(
         default="samples", validator=attrs.validators.in_(FRONTEND_METRICS)
     )
+    frontend_scrape_s: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.gt(0))
+    )
 
     @initial_prefill.default
     def _initial_prefill(self) -> int:
         return 0 if self.mode == "agg" else 1
 
     def __attrs_post_init__(self) -> None:
+        if self.frontend_scrape_s is not None and self.frontend_metrics != "histograms":
+            msg = (
+                "frontend_scrape_s applies to frontend_metrics='histograms' (the "
+                "samples view counts arrivals per second), got frontend_metrics="
+                f"{self.frontend_metrics!r}"
+            )
+            raise ValueError(msg)
         if self.mode == "agg" and self.initial_prefill:
             msg = (
                 "an agg deployment has no prefill workers: initial_prefill must be 0, "
@@ -1141,6 +1158,11 @@ class Simulation:
                 "isl_histogram_tokens": _buckets(isl, "isl_tokens"),
                 "osl_histogram_tokens": _buckets(osl_samples, "osl_tokens"),
             }
+            scrape_s = self.config.frontend_scrape_s
+            if scrape_s is not None:
+                extra["arrival_dispersion"] = _scraped_dispersion(
+                    self._arr[i0:i1], start_s, end_s, scrape_s
+                )
         else:
             extra = {
                 "arrival_dispersion": _dispersion(self._arr[i0:i1], start_s, end_s),
@@ -1306,6 +1328,24 @@ def _dispersion(
     counts = np.bincount(index, minlength=bins)
     mean = float(counts.mean())
     return float(counts.var()) / mean if mean > 0 else None
+
+
+def _scraped_dispersion(
+    arrivals_s: Sequence[float], start_s: float, end_s: float, scrape_s: float
+) -> float | None:
+    """The index of dispersion the Prometheus source reads from the request counter.
+
+    The counter counts arrivals and is scraped at the multiples of ``scrape_s`` within
+    ``(start_s, end_s]``, as a range selector over the window returns them.
+    """
+    first = math.floor(start_s / scrape_s) + 1
+    times = np.arange(first, math.floor(end_s / scrape_s) + 1) * scrape_s
+    if times.size < 2:
+        return None
+    counts = np.searchsorted(np.asarray(arrivals_s, dtype=np.float64), times, "right")
+    return index_of_dispersion(
+        [list(zip(times.tolist(), counts.tolist(), strict=True))]
+    )
 
 
 def _buckets(

@@ -312,6 +312,7 @@ class ReplayReport:
                 "warmup_s": self.options.warmup_s,
                 "cold_start_s": self.options.sim.cold_start_s,
                 "frontend_metrics": self.options.sim.frontend_metrics,
+                "frontend_scrape_s": self.options.sim.frontend_scrape_s,
                 "scaling": self.scaling,
                 "notes": list(self.notes),
                 "runs": [s.to_dict() for s in self.summaries()],
@@ -337,6 +338,17 @@ class ReplayReport:
             head += "; decode step time clamped beyond the profile"
         if self.options.sim.frontend_metrics == "histograms":
             head += "; the planner reads bucket counts only, as from a Dynamo frontend"
+            scrape_s = self.options.sim.frontend_scrape_s
+            if scrape_s is not None:
+                from dynamo_planner.sources.dispersion import MAX_SCRAPE_S
+
+                head += (
+                    f", and the arrivals' dispersion from its request counter scraped "
+                    f"every {scrape_s:g} s"
+                    if scrape_s <= MAX_SCRAPE_S
+                    else f"; its request counter, scraped every {scrape_s:g} s, is too "
+                    "coarse to give the arrivals' dispersion"
+                )
         if self.scaling:
             head += f"\nplanner: {self.scaling}"
         lines = [head, ""]

@@ -20,9 +20,9 @@ The request counter's raw samples over the interval (``dynamo_frontend_requests_
 a range vector) give the arrivals' index of dispersion at the scrape interval
 (:func:`~dynamo_planner.sources.dispersion.index_of_dispersion`), the ``Ca²`` of the
 ``sla`` scaler's prefill queue: ``Observation.arrival_dispersion``. It is unknown when the
-counter was scraped fewer than ten times in the interval (a minute's interval needs a
-scrape every five or six seconds) or when that answer cannot be read (logged as a
-warning; the rest of the observation is kept).
+counter was scraped fewer than ten times in the interval or more than two seconds apart
+(:data:`~dynamo_planner.sources.dispersion.MAX_SCRAPE_S`), or when that answer cannot be
+read (logged as a warning; the rest of the observation is kept).
 
 Unknown is not zero. Where the reference reports 0 for "no data", this source reports
 :meth:`~dynamo_planner.values.Sample.unknown`:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from dynamo_planner.exceptions import ConfigError
+
 pytestmark = pytest.mark.slow
 
 
@@ -411,6 +413,24 @@ class TestSLAScalerFlags:
             parse(["--frontend-metrics", "histograms", "--duration-s", "60"])
         )
         assert histograms.options.sim.frontend_metrics == "histograms"
+        assert histograms.options.sim.frontend_scrape_s is None
+        scraped = prepare(
+            parse(
+                [
+                    "--frontend-metrics",
+                    "histograms",
+                    "--frontend-scrape-s",
+                    "5",
+                    "--duration-s",
+                    "60",
+                ]
+            )
+        )
+        assert scraped.options.sim.frontend_scrape_s == 5.0
+        with pytest.raises(SystemExit):
+            parse(["--frontend-scrape-s", "0"])
+        with pytest.raises(ConfigError, match="--frontend-metrics histograms"):
+            prepare(parse(["--frontend-scrape-s", "5", "--duration-s", "60"]))
         from dynamo_planner.sim.engine import FRONTEND_METRICS
 
         # the CLI spells the choices out (building it imports no simulator)

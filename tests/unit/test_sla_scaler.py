@@ -612,7 +612,7 @@ class TestBurstiness:
         s = scaler(fitted, arrival_cv2=2.0)
         plan = decide(s, demand(3000.0), observation=observation(3000.0))
         assert s.burstiness == 2.0
-        assert any("no arrival counts observed" in r for r in plan.reasons)
+        assert any("no index of dispersion observed" in r for r in plan.reasons)
 
 
 class Running:

@@ -502,6 +502,47 @@ class TestObservation:
         assert seen[0] == pytest.approx(1.0, abs=0.15)
         assert seen[1] > 20.0
 
+    def test_scraped_dispersion_in_histograms(self, model: EngineModel) -> None:
+        """With a scrape interval the histogram view carries the dispersion the
+        Prometheus source reads from the scraped counter: near 1 for Poisson arrivals,
+        large for bunched ones, 0 for evenly spaced ones, unknown with too few scrapes
+        or scrapes too far apart."""
+        rng = np.random.default_rng(1)
+        poisson = np.cumsum(rng.exponential(0.2, size=4000))
+
+        def scraped(arrivals: np.ndarray, scrape_s: float) -> Simulation:
+            sim = Simulation(
+                trace_of(arrivals, [100] * arrivals.size, [2] * arrivals.size),
+                model,
+                SimConfig(
+                    initial_prefill=4,
+                    initial_decode=2,
+                    frontend_metrics="histograms",
+                    frontend_scrape_s=scrape_s,
+                ),
+            )
+            sim.run_until(600.0)
+            return sim
+
+        cases = {
+            "poisson": poisson[poisson < 600.0],
+            "bunched": np.repeat(np.arange(0.0, 600.0, 20.0), 50),
+            "even": np.arange(0.05, 600.0, 0.5),
+        }
+        seen = {
+            name: scraped(arrivals, 2.0).observe(600.0).arrival_dispersion
+            for name, arrivals in cases.items()
+        }
+        assert seen["poisson"].value == pytest.approx(1.0, abs=0.2)
+        assert seen["bunched"].value > 20.0
+        assert seen["even"].value == pytest.approx(0.0, abs=1e-9)
+        # 18 s hold nine scrapes in (582, 600], eight rises: too few
+        assert not scraped(cases["even"], 2.0).observe(18.0).arrival_dispersion.known
+        # scrapes 5 s apart: too coarse
+        assert (
+            not scraped(cases["poisson"], 5.0).observe(600.0).arrival_dispersion.known
+        )
+
     def test_metric_delay(self, model: EngineModel) -> None:
         """With a metric delay the window ends that much before now."""
         sim = Simulation(

@@ -322,7 +322,37 @@ class TestOptions:
             ),
         )
         assert "bucket counts only" in report.format_text()
+        assert "scraped every" not in report.format_text()
         assert report.to_dict()["frontend_metrics"] == "histograms"
+        assert report.to_dict()["frontend_scrape_s"] is None
+        scraped = replay(
+            ramp_trace(),
+            profile,
+            None,
+            options=ReplayOptions(
+                sim=SimConfig(frontend_metrics="histograms", frontend_scrape_s=2.0),
+                interval_s=60,
+                ttft_ms=500,
+                itl_ms=50,
+                baselines=(),
+            ),
+        )
+        assert "request counter scraped every 2 s" in scraped.format_text()
+        coarse = attrs.evolve(
+            scraped,
+            options=attrs.evolve(
+                scraped.options,
+                sim=SimConfig(frontend_metrics="histograms", frontend_scrape_s=5.0),
+            ),
+        )
+        assert "scraped every 5 s, is too coarse" in coarse.format_text()
+        assert scraped.to_dict()["frontend_scrape_s"] == 2.0
+        with pytest.raises(ValueError, match="frontend_scrape_s"):
+            SimConfig(frontend_metrics="histograms", frontend_scrape_s=0.0)
+        with pytest.raises(
+            ValueError, match="applies to frontend_metrics='histograms'"
+        ):
+            SimConfig(frontend_scrape_s=5.0)
         with pytest.raises(ValueError, match="frontend_metrics"):
             SimConfig(frontend_metrics="logs")
 

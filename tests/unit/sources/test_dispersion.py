@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dynamo_planner.sources.dispersion import (
+    MAX_SCRAPE_S,
     MIN_INCREMENTS,
     counter_increments,
     index_of_dispersion,
@@ -86,6 +87,15 @@ class TestIndexOfDispersion:
         # two counters of five increments each reach the minimum together
         pair = [counter(np.array([4.0, 6.0] * 3)), counter(np.array([6.0, 4.0] * 3))]
         assert index_of_dispersion(pair) is not None
+
+    def test_scrapes_too_far_apart_are_not_used(self) -> None:
+        """Counted over long windows the index carries the rate's swings: unknown."""
+        bursts = np.tile([0.0, 20.0], 15)
+        assert index_of_dispersion([counter(bursts, scrape_s=MAX_SCRAPE_S)]) is not None
+        assert index_of_dispersion([counter(bursts, scrape_s=5.0)]) is None
+        assert index_of_dispersion(
+            [counter(bursts, scrape_s=5.0)], max_scrape_s=5.0
+        ) == pytest.approx(np.var(bursts) / np.mean(bursts), rel=0.1)
 
     def test_non_finite_and_repeated_samples_are_left_out(self) -> None:
         samples = counter(np.full(20, 5.0))
