@@ -27,6 +27,24 @@ class TestPlanWithFakes:
         assert "errors: {'source': 3}" in capsys.readouterr().out
 
 
+class TestBurstyArrivals:
+    def test_bursts_need_more_prefill(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """Same count and prompts: arrivals in bursts, read from the scraped counter,
+        get more prefill workers than even ones."""
+        namespace = runpy.run_path(str(EXAMPLES / "bursty_arrivals.py"))
+        records = namespace["main"]()
+        even, bursty = records["even arrivals"], records["bursts every 10 s"]
+        assert (
+            bursty.plan.target(bursty.current).prefill
+            > even.plan.target(even.current).prefill
+        )
+        assert even.plan.details["arrival_cv2"] == 0.5
+        assert bursty.plan.details["arrival_cv2"] == 20.0
+        out = capsys.readouterr().out
+        assert "even arrivals: prefill 3" in out
+        assert "bursts every 10 s: prefill 5" in out
+
+
 class TestSLAFromHistograms:
     def test_a_long_tail_needs_more_prefill(
         self, capsys: pytest.CaptureFixture[str]
