@@ -12,23 +12,26 @@ each other, so the second needs more prefill workers. Prints each index and plan
 
 from __future__ import annotations
 
-import asyncio
-
 from dynamo_planner import Observation
 from dynamo_planner.config import PlannerConfig
 from dynamo_planner.data import H200_PROFILE_DIR
-from dynamo_planner.planner import Planner, StepRecord
+from dynamo_planner.planner import Planner
 from dynamo_planner.sources.dispersion import index_of_dispersion
-from dynamo_planner.testing.fakes import (
-    InMemoryMetricSource,
-    ManualClock,
-    RecordingConnector,
-)
-from dynamo_planner.values import ReplicaState
+from dynamo_planner.values import ReplicaPlan, ReplicaState
 
 INTERVAL_S = 60
 REQUESTS = 1_800
 """Requests in the interval (30 per second)."""
+RUNNING = ReplicaState(prefill=1, decode=1)
+CONFIG = PlannerConfig(
+    scaler="sla",
+    profile_results_dir=str(H200_PROFILE_DIR),
+    load_predictor="constant",
+    adjustment_interval_s=float(INTERVAL_S),
+    ttft_ms=500.0,
+    itl_ms=20.0,
+    max_gpu_budget=-1,
+)
 
 
 def counter(per_second: list[int]) -> list[tuple[float, float]]:
@@ -60,41 +63,18 @@ def interval(dispersion: float | None) -> Observation:
     )
 
 
-def plan(observation: Observation) -> StepRecord:
-    """One decision of a fresh sla planner that has seen ``observation``."""
-    config = PlannerConfig(
-        scaler="sla",
-        profile_results_dir=str(H200_PROFILE_DIR),
-        load_predictor="constant",
-        adjustment_interval_s=float(INTERVAL_S),
-        ttft_ms=500.0,
-        itl_ms=20.0,
-        max_gpu_budget=-1,
-    )
-    records: list[StepRecord] = []
-    planner = Planner.from_config(
-        config,
-        source=InMemoryMetricSource([observation]),
-        connector=RecordingConnector(state=ReplicaState(prefill=1, decode=1)),
-        clock=ManualClock(),
-    )
-    planner.listeners.append(records.append)
-    asyncio.run(planner.step())
-    return records[0]
-
-
-def main() -> dict[str, StepRecord]:
-    """Plan both arrival patterns; print each index of dispersion and plan."""
-    records = {}
+def main() -> dict[str, ReplicaPlan]:
+    """Plan both arrival patterns with fresh planners; print each index and plan."""
+    plans = {}
     for name, per_second in ARRIVALS.items():
         dispersion = index_of_dispersion([counter(per_second)])
-        record = plan(interval(dispersion))
-        records[name] = record
-        target = record.plan.target(record.current)
-        arrivals = next(r for r in record.plan.reasons if r.startswith("arrivals:"))
+        plan = Planner.from_config(CONFIG).plan(interval(dispersion), RUNNING)
+        plans[name] = plan
+        target = plan.target(RUNNING)
+        arrivals = next(r for r in plan.reasons if r.startswith("arrivals:"))
         print(f"{name}: prefill {target.prefill}, decode {target.decode}")
         print(f"  {arrivals}")
-    return records
+    return plans
 
 
 if __name__ == "__main__":

@@ -32,14 +32,12 @@ class TestBurstyArrivals:
         """Same count and prompts: arrivals in bursts, read from the scraped counter,
         get more prefill workers than even ones."""
         namespace = runpy.run_path(str(EXAMPLES / "bursty_arrivals.py"))
-        records = namespace["main"]()
-        even, bursty = records["even arrivals"], records["bursts every 10 s"]
-        assert (
-            bursty.plan.target(bursty.current).prefill
-            > even.plan.target(even.current).prefill
-        )
-        assert even.plan.details["arrival_cv2"] == 0.5
-        assert bursty.plan.details["arrival_cv2"] == 20.0
+        plans = namespace["main"]()
+        even, bursty = plans["even arrivals"], plans["bursts every 10 s"]
+        running = namespace["RUNNING"]
+        assert bursty.target(running).prefill > even.target(running).prefill
+        assert even.details["arrival_cv2"] == 0.5
+        assert bursty.details["arrival_cv2"] == 20.0
         out = capsys.readouterr().out
         assert "even arrivals: prefill 3" in out
         assert "bursts every 10 s: prefill 5" in out
