@@ -12,19 +12,13 @@ the second needs more prefill workers. Prints each plan and where its mix came f
 
 from __future__ import annotations
 
-import asyncio
 import math
 
 from dynamo_planner import Observation
 from dynamo_planner.config import PlannerConfig
 from dynamo_planner.data import H200_PROFILE_DIR
-from dynamo_planner.planner import Planner, StepRecord
-from dynamo_planner.testing.fakes import (
-    InMemoryMetricSource,
-    ManualClock,
-    RecordingConnector,
-)
-from dynamo_planner.values import ReplicaState
+from dynamo_planner.planner import Planner
+from dynamo_planner.values import ReplicaPlan, ReplicaState
 
 INF = math.inf
 REQUESTS = 1_200
@@ -59,38 +53,30 @@ def interval(isl_buckets: tuple[tuple[float, float], ...]) -> Observation:
     )
 
 
-def plan(observation: Observation) -> StepRecord:
-    """One decision of a fresh sla planner that has seen ``observation``."""
-    config = PlannerConfig(
-        scaler="sla",
-        profile_results_dir=str(H200_PROFILE_DIR),
-        load_predictor="constant",
-        adjustment_interval_s=60.0,
-        ttft_ms=500.0,
-        itl_ms=20.0,
-        max_gpu_budget=-1,
-    )
-    records: list[StepRecord] = []
-    planner = Planner.from_config(
-        config,
-        source=InMemoryMetricSource([observation]),
-        connector=RecordingConnector(state=ReplicaState(prefill=1, decode=1)),
-        clock=ManualClock(),
-    )
-    planner.listeners.append(records.append)
-    asyncio.run(planner.step())
-    return records[0]
+RUNNING = ReplicaState(prefill=1, decode=1)
+CONFIG = PlannerConfig(
+    scaler="sla",
+    profile_results_dir=str(H200_PROFILE_DIR),
+    load_predictor="constant",
+    adjustment_interval_s=60.0,
+    ttft_ms=500.0,
+    itl_ms=20.0,
+    max_gpu_budget=-1,
+)
 
 
-def main() -> dict[str, StepRecord]:
-    """Plan both shapes; print each plan and where its mix came from."""
-    records = {name: plan(interval(buckets)) for name, buckets in SHAPES.items()}
-    for name, record in records.items():
-        target = record.plan.target(record.current)
-        mix = next(r for r in record.plan.reasons if r.startswith("mix:"))
+def main() -> dict[str, ReplicaPlan]:
+    """Plan both shapes with fresh planners; print each plan and where its mix came from."""
+    plans = {
+        name: Planner.from_config(CONFIG).plan(interval(buckets), RUNNING)
+        for name, buckets in SHAPES.items()
+    }
+    for name, plan in plans.items():
+        target = plan.target(RUNNING)
+        mix = next(r for r in plan.reasons if r.startswith("mix:"))
         print(f"{name}: prefill {target.prefill}, decode {target.decode}")
         print(f"  {mix}")
-    return records
+    return plans
 
 
 if __name__ == "__main__":

@@ -50,12 +50,10 @@ class TestSLAFromHistograms:
         """Same count and mean prompt: the shape with 5% long prompts gets more prefill
         workers, and both mixes come from the histograms."""
         namespace = runpy.run_path(str(EXAMPLES / "sla_from_histograms.py"))
-        records = namespace["main"]()
-        even, tail = records["even prompts"], records["5% long prompts"]
-        assert (
-            tail.plan.target(tail.current).prefill
-            > even.plan.target(even.current).prefill
-        )
+        plans = namespace["main"]()
+        even, tail = plans["even prompts"], plans["5% long prompts"]
+        running = namespace["RUNNING"]
+        assert tail.target(running).prefill > even.target(running).prefill
         out = capsys.readouterr().out
         assert out.count("ISL and OSL histograms") == 2
         assert "5% long prompts: prefill 3" in out
