@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -23,6 +24,10 @@ from dynamo_planner.predictors._base import (
 from dynamo_planner.values import Forecast
 
 __all__ = ["AutoPredictor"]
+
+
+def _floats(values: Iterable[float]) -> tuple[float, ...]:
+    return tuple(values)
 
 
 def _rates_validator(
@@ -67,7 +72,7 @@ class AutoPredictor:
     """
 
     smoothing_rates: tuple[float, ...] = attrs.field(
-        default=(0.8, 0.6, 0.4, 0.2), converter=tuple, validator=_rates_validator
+        default=(0.8, 0.6, 0.4, 0.2), converter=_floats, validator=_rates_validator
     )
     mean_window: int = attrs.field(default=3, validator=attrs.validators.ge(2))
     trend_rates: tuple[float, float] | None = (0.5, 0.1)

@@ -25,6 +25,12 @@ __all__ = [
 ]
 
 
+def _script(
+    items: Iterable[Observation | Exception],
+) -> collections.deque[Observation | Exception]:
+    return collections.deque(items)
+
+
 @attrs.define
 class InMemoryMetricSource:
     """Returns scripted observations in order; an exception in the script is raised.
@@ -33,7 +39,7 @@ class InMemoryMetricSource:
     """
 
     script: collections.deque[Observation | Exception] = attrs.field(
-        converter=collections.deque, factory=collections.deque
+        converter=_script, factory=collections.deque
     )
     fetches: int = 0
 

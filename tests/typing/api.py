@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dynamo_planner import Observation, ReplicaPlan, ReplicaState
 from dynamo_planner.config import PlannerConfig
+from dynamo_planner.exceptions import MetricSourceError
 from dynamo_planner.planner import Planner, StepRecord
+from dynamo_planner.predictors.auto import AutoPredictor
 from dynamo_planner.protocols import Connector, MetricSource, Predictor, Scaler
 from dynamo_planner.testing.fakes import (
     InMemoryMetricSource,
@@ -42,3 +44,13 @@ def custom_planner(scaler: Scaler) -> Planner:
         scaler=scaler,
         listeners=[listener],
     )
+
+
+def scripted_source() -> InMemoryMetricSource:
+    return InMemoryMetricSource(
+        [Observation(interval_s=60.0), MetricSourceError("down", source="prometheus")]
+    )
+
+
+def auto_predictor() -> AutoPredictor:
+    return AutoPredictor(smoothing_rates=[0.5, 0.3])
