@@ -38,6 +38,8 @@ _GAUGES = {
     "observed_request_duration_seconds": "Mean request duration over the last interval",
     "observed_input_sequence_tokens": "Mean input length over the last interval",
     "observed_output_sequence_tokens": "Mean output length over the last interval",
+    "observed_arrival_dispersion": "Index of dispersion of the last interval's arrivals "
+    "(1 for Poisson; NaN when not measured)",
     "observed_traffic_known": "1 when the last interval's traffic was measured, else 0",
     "predicted_requests_per_second": "Forecast requests per second, next interval",
     "predicted_input_sequence_tokens": "Forecast mean input length, next interval",
@@ -161,6 +163,7 @@ class PlannerMetrics:
         )
         g["observed_input_sequence_tokens"].set(_value(observation.isl_tokens))
         g["observed_output_sequence_tokens"].set(_value(observation.osl_tokens))
+        g["observed_arrival_dispersion"].set(_value(observation.arrival_dispersion))
         known = observation.traffic_known
         g["observed_traffic_known"].set(1.0 if known else 0.0)
         if known:

@@ -94,6 +94,7 @@ class TestPlannerMetrics:
         assert values["dynamo_planner_observed_requests_per_second"] == 1.0
         assert math.isnan(values["dynamo_planner_observed_ttft_ms"])
         assert values["dynamo_planner_observed_itl_ms"] == 20
+        assert math.isnan(values["dynamo_planner_observed_arrival_dispersion"])
         assert values["dynamo_planner_predicted_num_prefill_replicas"] == 2
         assert values["dynamo_planner_predicted_num_decode_replicas"] == 3
         assert values["dynamo_planner_predicted_requests_per_second"] == 2.0
@@ -105,8 +106,13 @@ class TestPlannerMetrics:
             record,
             plan=attrs.evolve(record.plan, details={"sized_attainment": (0.9, 0.99)}),
         )
-        metrics.on_step(sized)
+        bursty = attrs.evolve(
+            sized,
+            observation=attrs.evolve(record.observation, arrival_dispersion=1.5),
+        )
+        metrics.on_step(bursty)
         text = metrics.render().decode()
+        assert "dynamo_planner_observed_arrival_dispersion 1.5" in text
         assert "dynamo_planner_prefill_sized_attainment 0.9" in text
         assert "dynamo_planner_decode_sized_attainment 0.99" in text
         assert values["dynamo_planner_decisions_total"] == 1
