@@ -17,7 +17,9 @@ sized for toward the value that would use ``setpoint`` of the allowance:
   never sizes *above* the target, and never below 90% for a 99% target by default.
 
 With two components each aiming at 30% of the allowance, the misses they let through add
-up to at most 60% of it in steady traffic.
+up to at most 60% of it in steady traffic. :class:`AttainmentFeedback` holds the two and
+counts an interval's misses into them: TTFT misses (less the prompts written off) for
+prefill, ITL misses for decode.
 
 .. versionadded:: 0.1.0
 """
@@ -26,10 +28,24 @@ from __future__ import annotations
 
 import collections
 import math
+from collections.abc import Callable
+from typing import Any
 
 import attrs
+import numpy as np
+import numpy.typing as npt
 
-__all__ = ["GAIN", "MIN_ALLOWED_MISSES", "MissFeedback", "count_missed", "count_within"]
+from dynamo_planner.scalers.request_mix import observed_lengths
+from dynamo_planner.values import Observation
+
+__all__ = [
+    "GAIN",
+    "MIN_ALLOWED_MISSES",
+    "AttainmentFeedback",
+    "MissFeedback",
+    "count_missed",
+    "count_within",
+]
 
 GAIN = 0.5
 """Exponent of one interval's correction of the allowed miss share (half a step)."""
@@ -163,3 +179,78 @@ class MissFeedback:
             f"for moves from {previous:.2%} to {self.sized:.2%} (kept within "
             f"[{1.0 - self.ceiling:.2%}, {self.target:.2%}])"
         )
+
+
+@attrs.define(kw_only=True)
+class AttainmentFeedback:
+    """Both components' feedback: TTFT misses move prefill's share, ITL misses decode's.
+
+    Attributes:
+        prefill: The prefill component's feedback (TTFT misses).
+        decode: The decode component's feedback (ITL misses).
+        min_requests: Fewest TTFTs (ITLs) an interval needs for its misses to count.
+        last_missed: The last counted interval's miss share by component
+            (``"prefill"``, ``"decode"``); the caller clears it before each interval.
+    """
+
+    prefill: MissFeedback
+    decode: MissFeedback
+    min_requests: int = 20
+    last_missed: dict[str, float] = attrs.field(factory=dict)
+
+    @property
+    def sized(self) -> tuple[float, float]:
+        """The ``(prefill, decode)`` shares the feedback would size for."""
+        return self.prefill.sized, self.decode.sized
+
+    def observe(
+        self,
+        observation: Observation,
+        *,
+        ttft_ms: float,
+        itl_ms: float,
+        counted_share: Callable[[npt.NDArray[np.float64]], float],
+        details: dict[str, Any],
+    ) -> list[str]:
+        """Count the interval's TTFT and ITL misses into the feedback; say what moved.
+
+        Per-request samples are used where the source has them, else the histogram
+        buckets (interpolated at the target). TTFT misses of prompts written off are
+        left out: ``counted_share`` gives the share of the observed prompts that count
+        (those the caller's model does not put clearly past the target alone), and the
+        rest are taken as misses.
+
+        Args:
+            observation: The interval.
+            ttft_ms: The TTFT target.
+            itl_ms: The ITL target.
+            counted_share: The share of these input lengths whose misses count.
+            details: The plan's details; the miss shares counted are added.
+
+        Returns:
+            One sentence per component counted, for the plan's reasons.
+        """
+        words = []
+        total, missed = count_missed(
+            observation.ttft_samples_ms, observation.ttft_histogram_ms, ttft_ms
+        )
+        if total >= self.min_requests:
+            isl, _ = observed_lengths(observation)
+            feasible = counted_share(isl) if isl.size else 1.0
+            counted = total * feasible
+            missed = max(0.0, missed - (total - counted))
+            share = missed / max(counted, 1e-9)
+            details["observed_ttft_miss_share"] = self.last_missed["prefill"] = share
+            words.append(self.prefill.observe(counted, missed))
+        total, missed = count_missed(
+            observation.itl_samples_ms, observation.itl_histogram_ms, itl_ms
+        )
+        if total >= self.min_requests:
+            share = missed / total
+            details["observed_itl_miss_share"] = self.last_missed["decode"] = share
+            words.append(self.decode.observe(total, missed))
+        if not words:
+            words.append(
+                "attainment feedback: too few TTFTs and ITLs observed to count misses"
+            )
+        return words

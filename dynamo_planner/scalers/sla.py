@@ -136,7 +136,8 @@ for prefill, ITL for decode, from ``Observation.ttft_samples_ms`` and
 ``itl_samples_ms``, or from the latency buckets; requests whose prefill alone exceeds
 the TTFT target by :data:`WRITE_OFF_MARGIN` are left out, as in the sizing) and sizes
 for a lower share while they stay below what the target allows
-(:class:`~dynamo_planner.scalers.feedback.MissFeedback`: the last
+(:class:`~dynamo_planner.scalers.feedback.AttainmentFeedback` counts them into one
+:class:`~dynamo_planner.scalers.feedback.MissFeedback` per component: the last
 ``feedback_intervals`` pooled; aiming at ``feedback_setpoint``, 30%, of the allowance;
 never above the target). Prefill may relax down to ``1 - prefill_max_miss_multiple x
 (1 - attainment)`` (90% for a 99% target). Decode does not relax by default
@@ -189,7 +190,7 @@ from dynamo_planner.scalers.calibration import (
     ModelCalibration,
 )
 from dynamo_planner.scalers.decode_model import DecodeEstimate, DecodeLaw
-from dynamo_planner.scalers.feedback import MissFeedback, count_missed
+from dynamo_planner.scalers.feedback import AttainmentFeedback, MissFeedback
 from dynamo_planner.scalers.forecast_errors import ForecastErrors, expected_miss_share
 from dynamo_planner.scalers.hysteresis import (
     MAX_CONFIRM_DECISIONS,
@@ -390,10 +391,8 @@ class SLAScaler:
     _currents: collections.deque[ReplicaState] = attrs.field(init=False)
     _dispersion: float | None = attrs.field(init=False, default=None)
     _on_target: bool = attrs.field(init=False, default=False)
-    _prefill_feedback: MissFeedback = attrs.field(init=False)
-    _decode_feedback: MissFeedback = attrs.field(init=False)
+    _feedback: AttainmentFeedback = attrs.field(init=False)
     _noise: SamplingNoise = attrs.field(init=False, factory=SamplingNoise)
-    _last_missed: dict[str, float] = attrs.field(init=False, factory=dict)
     _observed_rate: float | None = attrs.field(init=False, default=None)
     _errors: ForecastErrors = attrs.field(init=False, factory=ForecastErrors)
     _rises: dict[str, RiseConfirmation] = attrs.field(init=False)
@@ -412,7 +411,7 @@ class SLAScaler:
         self._counts = collections.deque(maxlen=self.trend_intervals + 1)
         self._lengths = collections.deque(maxlen=self.trend_intervals + 1)
         self._currents = collections.deque(maxlen=STEADY_INTERVALS)
-        self._prefill_feedback, self._decode_feedback = (
+        prefill, decode = (
             MissFeedback(
                 name=f"{component} feedback ({metric} misses)",
                 target=self.attainment,
@@ -424,6 +423,9 @@ class SLAScaler:
                 ("prefill", "TTFT", self.prefill_max_miss_multiple),
                 ("decode", "ITL", self.decode_max_miss_multiple),
             )
+        )
+        self._feedback = AttainmentFeedback(
+            prefill=prefill, decode=decode, min_requests=MIN_CALIBRATION_REQUESTS
         )
         self._check_feasible()
 
@@ -509,7 +511,7 @@ class SLAScaler:
         """The ``(prefill, decode)`` shares sized for unless demand rises (module doc)."""
         if not self.attainment_feedback:
             return self.attainment, self.attainment
-        return self._prefill_feedback.sized, self._decode_feedback.sized
+        return self._feedback.sized
 
     @property
     def z(self) -> float:
@@ -625,7 +627,7 @@ class SLAScaler:
         if observation is not None and self.calibrate:
             reasons.extend(self._calibrate(observation, request.current, details))
         self._currents.append(request.current)
-        self._last_missed.clear()
+        self._feedback.last_missed.clear()
         observed = (
             observation.num_req.value
             if observation is not None and observation.num_req.known
@@ -640,7 +642,15 @@ class SLAScaler:
         if observation is not None:
             reasons.append(self._observe_dispersion(observation))
             if self.attainment_feedback:
-                reasons.extend(self._observe_misses(observation, details))
+                reasons.extend(
+                    self._feedback.observe(
+                        observation,
+                        ttft_ms=self.ttft_ms,
+                        itl_ms=self.itl_ms,
+                        counted_share=self._counted_share,
+                        details=details,
+                    )
+                )
         details["arrival_cv2"] = self.burstiness
         self._on_target = observation is not None and _means_on_target(
             observation, self.ttft_ms, self.itl_ms
@@ -761,44 +771,16 @@ class SLAScaler:
             f"(running mean, bounded to [{low:g}, {high:g}])"
         )
 
-    def _observe_misses(
-        self, observation: Observation, details: dict[str, Any]
-    ) -> list[str]:
-        """Count the last interval's TTFT and ITL misses into the feedback; say so.
+    def _counted_share(self, isl_tokens: FloatArray) -> float:
+        """The share of these prompts whose TTFT misses the feedback counts.
 
-        Per-request samples are used where the source has them, else the histogram
-        buckets (interpolated at the target).
+        Prompts that miss the target even alone are written off, as in the sizing, but
+        only those the model puts past it by :data:`WRITE_OFF_MARGIN`: writing off too
+        many hides misses.
         """
-        words = []
-        total, missed = count_missed(
-            observation.ttft_samples_ms, observation.ttft_histogram_ms, self.ttft_ms
+        return self.prefill_mix(isl_tokens).feasible_share(
+            WRITE_OFF_MARGIN * self.ttft_ms / 1000.0
         )
-        if total >= MIN_CALIBRATION_REQUESTS:
-            isl, _ = observed_lengths(observation)
-            feasible = 1.0
-            if isl.size:
-                feasible = self.prefill_mix(isl).feasible_share(
-                    WRITE_OFF_MARGIN * self.ttft_ms / 1000.0
-                )
-            # requests that miss TTFT even alone are written off, as in the sizing,
-            # but only those clearly past it: writing off too many hides misses
-            counted = total * feasible
-            missed = max(0.0, missed - (total - counted))
-            share = missed / max(counted, 1e-9)
-            details["observed_ttft_miss_share"] = self._last_missed["prefill"] = share
-            words.append(self._prefill_feedback.observe(counted, missed))
-        total, missed = count_missed(
-            observation.itl_samples_ms, observation.itl_histogram_ms, self.itl_ms
-        )
-        if total >= MIN_CALIBRATION_REQUESTS:
-            share = missed / total
-            details["observed_itl_miss_share"] = self._last_missed["decode"] = share
-            words.append(self._decode_feedback.observe(total, missed))
-        if not words:
-            words.append(
-                "attainment feedback: too few TTFTs and ITLs observed to count misses"
-            )
-        return words
 
     def _sized_attainment(
         self, details: dict[str, Any]
@@ -874,7 +856,7 @@ class SLAScaler:
         workers at the load just observed (``predicted_miss``), above
         :data:`SHORT_MISS_MULTIPLE` times the allowance.
         """
-        observed = self._last_missed.get(name, 0.0)
+        observed = self._feedback.last_missed.get(name, 0.0)
         predicted = predicted_miss or 0.0
         allowed = 1.0 - self.attainment
         if max(observed, predicted) <= SHORT_MISS_MULTIPLE * allowed:

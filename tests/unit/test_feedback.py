@@ -1,18 +1,21 @@
-"""The miss-allowance feedback on its own."""
+"""The miss-allowance feedback on its own, and the two components' together."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dynamo_planner.scalers.feedback import (
     MIN_ALLOWED_MISSES,
+    AttainmentFeedback,
     MissFeedback,
     count_missed,
     count_within,
 )
+from dynamo_planner.values import Observation
 
 
 def feedback(**options: Any) -> MissFeedback:
@@ -119,3 +122,67 @@ class TestCountWithin:
         assert count_missed((100.0, 600.0, math.nan), buckets, 500.0) == (2.0, 1.0)
         assert count_missed((), buckets, 500.0) == (100.0, 4.0)
         assert count_missed((), (), 500.0) == (0.0, 0.0)
+
+
+def both(**options: Any) -> AttainmentFeedback:
+    return AttainmentFeedback(
+        prefill=MissFeedback(name="TTFT", target=0.99, window=1),
+        decode=MissFeedback(name="ITL", target=0.99, window=1, max_multiple=1.0),
+        **options,
+    )
+
+
+def interval(
+    ttft_ms: list[float], itl_ms: list[float], isl: list[float]
+) -> Observation:
+    return Observation(
+        interval_s=60.0,
+        num_req=float(len(ttft_ms)),
+        ttft_samples_ms=tuple(ttft_ms),
+        itl_samples_ms=tuple(itl_ms),
+        isl_samples_tokens=tuple(isl),
+    )
+
+
+class TestAttainmentFeedback:
+    """TTFT misses to prefill (less the prompts written off), ITL misses to decode."""
+
+    def test_written_off_prompts_are_not_counted_as_misses(self) -> None:
+        """2,000 requests, 100 of them too long to meet TTFT alone and missing it, 2
+        more missing it: prefill counts 2 misses of 1,900, decode 0 of 2,000."""
+        ttft = [900.0] * 102 + [100.0] * 1898
+        isl = [90_000.0] * 100 + [1_000.0] * 1900
+        fb = both()
+        details: dict[str, Any] = {}
+        words = fb.observe(
+            interval(ttft, [10.0] * 2000, isl),
+            ttft_ms=500.0,
+            itl_ms=20.0,
+            counted_share=lambda lengths: float(np.mean(lengths < 50_000)),
+            details=details,
+        )
+        assert details["observed_ttft_miss_share"] == pytest.approx(2 / 1900)
+        assert details["observed_itl_miss_share"] == 0.0
+        assert fb.last_missed == pytest.approx({"prefill": 2 / 1900, "decode": 0.0})
+        assert len(words) == 2
+        assert fb.prefill.pooled == pytest.approx((1900.0, 2.0))
+        assert fb.decode.pooled == (2000.0, 0.0)
+        # 0.1% missed against 0.3% aimed at: prefill relaxes (counting the 100 written
+        # off, 5.1%, it would not); decode (ceiling 1x the allowance) cannot
+        assert fb.sized[0] < 0.99
+        assert fb.sized[1] == pytest.approx(0.99)
+
+    def test_too_few_requests_count_nothing(self) -> None:
+        fb = both(min_requests=20)
+        words = fb.observe(
+            interval([900.0] * 5, [50.0] * 5, [1_000.0] * 5),
+            ttft_ms=500.0,
+            itl_ms=20.0,
+            counted_share=lambda lengths: 1.0,
+            details={},
+        )
+        assert words == [
+            "attainment feedback: too few TTFTs and ITLs observed to count misses"
+        ]
+        assert fb.last_missed == {}
+        assert fb.sized == (pytest.approx(0.99), pytest.approx(0.99))
