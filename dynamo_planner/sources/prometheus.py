@@ -16,10 +16,11 @@ tokens), from which it draws its request mix. A bucket series without
 a numeric ``le`` label is logged as a warning naming the query and the label, and that
 histogram is left empty (unknown); the rest of the observation is kept.
 
-The request counter's raw samples over the interval (``dynamo_frontend_requests_total[W]``,
-a range vector) give the arrivals' index of dispersion at the scrape interval
-(:func:`~dynamo_planner.sources.dispersion.index_of_dispersion`), the ``Ca²`` of the
-``sla`` scaler's prefill queue: ``Observation.arrival_dispersion``. It is unknown when the
+The request counter's raw samples over the interval
+(``dynamo_frontend_requests_total{model=~"(?i)<model>"}[W]``, a range vector of the
+model's series only, since raw samples are many) give the arrivals' index of dispersion
+at the scrape interval (:func:`~dynamo_planner.sources.dispersion.index_of_dispersion`),
+the ``Ca²`` of the ``sla`` scaler's prefill queue: ``Observation.arrival_dispersion``. It is unknown when the
 counter was scraped fewer than ten times in the interval or more than two seconds apart
 (:data:`~dynamo_planner.sources.dispersion.MAX_SCRAPE_S`), or when that answer cannot be
 read (logged as a warning; the rest of the observation is kept).
@@ -371,6 +372,24 @@ def _window(interval_s: float) -> str:
     return f"{round(interval_s * 1000)}ms"
 
 
+_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+
+
+def _model_pattern(model_name: str) -> str:
+    r"""A PromQL string literal of a regex matching ``model_name`` in any case.
+
+    Only the characters special to RE2, Prometheus' regex syntax, are escaped (RE2
+    refuses some escapes that Python's ``re.escape`` writes, such as of a space), then
+    the string is quoted for PromQL.
+
+    >>> print(_model_pattern('Meta-Llama/Llama-3.1 8B'))
+    "(?i)Meta-Llama/Llama-3\\.1 8B"
+    """
+    escaped = "".join("\\" + c if c in _RE2_SPECIAL else c for c in model_name)
+    text = "(?i)" + escaped
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _retryable_status(code: int) -> bool:
     return code >= 500 or code == 429
 
@@ -545,8 +564,9 @@ class PrometheusMetricSource:
     def queries(self, interval_s: float) -> dict[str, str]:
         """The PromQL run for an interval: Observation field → query.
 
-        ``arrival_dispersion``'s query is a range vector (the counter's raw samples);
-        the others are instant vectors.
+        ``arrival_dispersion``'s query is a range vector (the counter's raw samples
+        of the model's series, matched ignoring case); the others are instant
+        vectors, filtered after the answer.
         """
         window = _window(interval_s)
         p = self.metric_prefix
@@ -558,7 +578,9 @@ class PrometheusMetricSource:
         out["num_req"] = f"increase({p}_{REQUESTS_TOTAL}[{window}])"
         for field, (metric, _) in _BUCKETED.items():
             out[field] = f"increase({p}_{HISTOGRAMS[metric]}_bucket[{window}])"
-        out["arrival_dispersion"] = f"{p}_{REQUESTS_TOTAL}[{window}]"
+        # raw samples are many: only the model's series (any case), the rest as above
+        model = _model_pattern(self.model_name)
+        out["arrival_dispersion"] = f"{p}_{REQUESTS_TOTAL}{{model=~{model}}}[{window}]"
         return out
 
     async def fetch(self, interval_s: float) -> Observation:

@@ -262,7 +262,8 @@ class TestPrometheusSource:
         second reads as regular (index well below 1, Poisson's) and one taking 30
         every 5 s as bursty (about 24); a 5 s interval holds too few scrapes, and a
         source told not to measure it leaves it unknown."""
-        steady, bursty = exporters(model="steady"), exporters(model="bursty")
+        steady_model = "Org/Steady-1.0 (v2)"  # matched by a regex: special characters
+        steady, bursty = exporters(model=steady_model), exporters(model="bursty")
         prom = start_prometheus(_targets(steady, bursty))
         _scraped(prom, 2, "dynamo_frontend_requests_total")
         stop = threading.Event()
@@ -281,7 +282,7 @@ class TestPrometheusSource:
             await asyncio.sleep(17.0)
             found = {}
             for model, interval_s, measure in (
-                ("steady", 15.0, True),
+                (steady_model, 15.0, True),
                 ("bursty", 15.0, True),
                 ("bursty", 5.0, True),
                 ("bursty", 14.0, False),
@@ -293,10 +294,20 @@ class TestPrometheusSource:
                     ).arrival_dispersion
                 finally:
                     await source.aclose()
+            # the counter's samples are asked for the model's series only
+            source = _source(prom, model_name=steady_model.upper())
+            try:
+                query = source.queries(15.0)["arrival_dispersion"]
+                labels = [
+                    s.labels["model"] for s in await source.query_range_vector(query)
+                ]
+            finally:
+                await source.aclose()
         finally:
             stop.set()
             worker.join()
-        assert found["steady", 15.0].value < 0.7
+        assert labels == [steady_model.lower()]
+        assert found[steady_model, 15.0].value < 0.7
         assert found["bursty", 15.0].value > 5.0
         assert found["bursty", 5.0].status is Status.UNKNOWN
         assert found["bursty", 14.0].status is Status.UNKNOWN  # not measured

@@ -253,6 +253,16 @@ class TestQueries:
         )
         assert all("custom_" in q for q in source.queries(60).values())
 
+    def test_counter_samples_of_the_model_only(self) -> None:
+        """The range query matches the model in any case, its RE2 specials escaped."""
+        source = PrometheusMetricSource(
+            endpoint="http://x", model_name='Org/Model-1.5 (v2) "x"'
+        )
+        assert source.queries(60)["arrival_dispersion"] == (
+            "dynamo_frontend_requests_total"
+            '{model=~"(?i)Org/Model-1\\\\.5 \\\\(v2\\\\) \\"x\\""}[60s]'
+        )
+
     def test_tls_verified_by_default(self) -> None:
         """TLS certificates are verified unless turned off explicitly."""
         assert PrometheusMetricSource(endpoint="https://x", model_name="m").verify_tls
