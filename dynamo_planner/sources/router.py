@@ -12,7 +12,11 @@ scrapes, and offers the three read views of the reference's snapshot B for each
 
 :meth:`RouterMetricSource.fetch` also turns the frontend's cumulative histograms into an
 interval's traffic, as differences between two scrapes (the first fetch is the baseline and
-reports unknown traffic), so the router alone can feed the throughput planner too.
+reports unknown traffic), so the router alone can feed the throughput planner too. The
+request counter as every background scrape saw it since the previous fetch gives the
+arrivals' index of dispersion (:func:`~dynamo_planner.sources.dispersion.index_of_dispersion`,
+unknown with fewer than ten scrapes or scrapes more than two seconds apart), as the
+Prometheus source reads it from Prometheus.
 
 The text is parsed with ``prometheus_client``'s parser; text it cannot parse raises
 :class:`~dynamo_planner.exceptions.MalformedMetricsError`.
@@ -44,6 +48,7 @@ from dynamo_planner.sources._names import (
     SECONDS_TO_MS_FIELDS,
     WORKER_GAUGES,
 )
+from dynamo_planner.sources.dispersion import index_of_dispersion
 from dynamo_planner.values import Observation, Sample, WorkerLoad
 
 if TYPE_CHECKING:
@@ -64,6 +69,8 @@ _SOURCE = "router"
 _LOAD_FIELDS = tuple(WORKER_GAUGES)
 UNKNOWN_WORKER = "unknown"
 """``worker_id`` / ``worker_type`` of series that lack the label."""
+MAX_COUNTER_SAMPLES = 10_000
+"""Request-counter samples kept between fetches (an hour and more at two a second)."""
 
 
 def _frozen(mapping: Mapping[str, float]) -> Mapping[str, float]:
@@ -340,6 +347,9 @@ class RouterMetricSource:
     _client: httpx.AsyncClient | None = attrs.field(init=False, default=None)
     _task: asyncio.Task[None] | None = attrs.field(init=False, default=None)
     _baseline: RouterSample | None = attrs.field(init=False, default=None)
+    _counter: deque[tuple[float, float]] = attrs.field(
+        init=False, factory=lambda: deque(maxlen=MAX_COUNTER_SAMPLES)
+    )
 
     @buffer.default
     def _buffer(self) -> SampleBuffer:
@@ -419,6 +429,7 @@ class RouterMetricSource:
             self.scrape_errors_total += 1
             logger.warning("router scrape failed: %s", exc)
             return False
+        self._count(sample)
         if not sample.workers:
             return False
         self.buffer.append(sample.workers)
@@ -461,16 +472,31 @@ class RouterMetricSource:
         """
         self.start()
         sample = await self.scrape()
+        self._count(sample)
         if sample.workers:
             self.buffer.append(sample.workers)
         baseline, self._baseline = self._baseline, sample
+        # the counter as the scrapes since the previous fetch saw it; the last one
+        # starts the next interval
+        counter = [s for s in self._counter if s[0] <= sample.timestamp_s]
+        self._counter.clear()
+        self._counter.extend(counter[-1:])
         if baseline is None:
             return Observation(
                 timestamp_s=sample.timestamp_s,
                 interval_s=interval_s,
                 workers=sample.workers,
             )
-        return traffic_between(baseline, sample, interval_s)
+        return attrs.evolve(
+            traffic_between(baseline, sample, interval_s),
+            arrival_dispersion=index_of_dispersion([counter]),
+        )
+
+    def _count(self, sample: RouterSample) -> None:
+        """Keep the request counter's value at this scrape, for the dispersion."""
+        value = sample.totals.get("num_req")
+        if value is not None:
+            self._counter.append((sample.timestamp_s, value))
 
     async def aclose(self) -> None:
         """Stop sampling and close the HTTP client."""

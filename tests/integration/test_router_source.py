@@ -24,6 +24,14 @@ def _exporter() -> Iterator[FrontendMetricsExporter]:
     exporter.close()
 
 
+def _record(exporter: FrontendMetricsExporter, n: int) -> None:
+    """``n`` finished requests of 1,000 prompt tokens, TTFT 200 ms."""
+    for _ in range(n):
+        exporter.record_request(
+            isl_tokens=1000, osl_tokens=100, ttft_s=0.2, itl_s=0.01, duration_s=1.2
+        )
+
+
 class TestRouterSource:
     async def test_samples_fill_the_buffer(
         self, exporter: FrontendMetricsExporter
@@ -71,20 +79,36 @@ class TestRouterSource:
         try:
             first = await source.fetch(5)
             assert first.num_req.status is Status.UNKNOWN
-            for _ in range(4):
-                exporter.record_request(
-                    isl_tokens=1000,
-                    osl_tokens=100,
-                    ttft_s=0.2,
-                    itl_s=0.01,
-                    duration_s=1.2,
-                )
+            _record(exporter, 4)
             second = await source.fetch(5)
         finally:
             await source.aclose()
         assert second.num_req.value == 4
         assert second.ttft_ms.value == pytest.approx(200)
         assert second.isl_tokens.value == pytest.approx(1000)
+
+    async def test_background_scrapes_give_the_arrivals_dispersion(
+        self, exporter: FrontendMetricsExporter
+    ) -> None:
+        """Scraped every 0.2 s while 20 requests arrive at once every 2 s, the counter
+        reads as bursty; a fetch right after another has too few scrapes: unknown."""
+        source = RouterMetricSource(
+            url=f"http://127.0.0.1:{exporter.port}/metrics",
+            interval_s=1.0,
+            num_samples=5,
+        )
+        try:
+            await source.fetch(6)  # the baseline
+            for _ in range(3):
+                _record(exporter, 20)
+                await asyncio.sleep(2.0)
+            bursty = await source.fetch(6)
+            at_once = await source.fetch(6)  # too few scrapes since the last fetch
+        finally:
+            await source.aclose()
+        assert bursty.num_req.value == 60
+        assert bursty.arrival_dispersion.value > 5.0
+        assert at_once.arrival_dispersion.status is Status.UNKNOWN
 
     async def test_unreachable_router(self) -> None:
         """A router that does not answer makes fetch raise; sampling only counts it."""
