@@ -1340,8 +1340,6 @@ def _scraped_dispersion(
     """
     first = math.floor(start_s / scrape_s) + 1
     times = np.arange(first, math.floor(end_s / scrape_s) + 1) * scrape_s
-    if times.size < 2:
-        return None
     counts = np.searchsorted(np.asarray(arrivals_s, dtype=np.float64), times, "right")
     return index_of_dispersion(
         [list(zip(times.tolist(), counts.tolist(), strict=True))]

@@ -496,19 +496,14 @@ class PrometheusMetricSource:
     async def query_range_vector(
         self, promql: str, *, at_s: float | None = None
     ) -> list[PromRange]:
-        """Run one instant query of a range vector (``metric[60s]``), with retries.
-
-        Args:
-            promql: The query.
-            at_s: Evaluation time (Unix seconds); Prometheus' "now" if ``None``.
+        """As :meth:`query`, for a range vector (``metric[60s]``).
 
         Returns:
             The well-formed series of the answer, with their raw samples.
 
         Raises:
-            MetricSourceError: Prometheus was unreachable or failed after the retries,
-                or rejected the query.
-            MalformedMetricsError: The answer was not a Prometheus range vector.
+            MalformedMetricsError: The answer was not a Prometheus range vector (and
+                :class:`~dynamo_planner.exceptions.MetricSourceError` as :meth:`query`).
         """
         content = await self._answer(promql, at_s)
         return self._counted(promql, *parse_matrix(content, query=promql))
