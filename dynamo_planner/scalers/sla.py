@@ -19,7 +19,7 @@ next decision will serve (``cold_start_s`` plus half an interval past the foreca
 middle). The trend is the least-squares slope less its noise (``sqrt(slope² - SE²)``),
 so counts that merely scatter add nothing. Once the last count fell below the one before
 by more than one standard deviation of two intervals' draws (``sqrt(Ca² (a + b))``,
-:data:`TURN_Z`), demand has turned: no trend is added, and the count is not "rising" for
+:data:`~dynamo_planner.scalers.demand_history.TURN_Z`), demand has turned: no trend is added, and the count is not "rising" for
 the ramp tests below, however the slope over the older intervals still leans. The
 request mix (ISL and OSL per request) comes from the demand's or observation's samples,
 else from the observation's ISL and OSL histograms (the frontend's buckets), scaled to the
@@ -159,7 +159,8 @@ the attainment sized for.
 This module composes the sizing; its parts live in modules of their own: the queue
 (:mod:`~dynamo_planner.scalers.queueing`), the decode law
 (:mod:`~dynamo_planner.scalers.decode_model`), the request mix
-(:mod:`~dynamo_planner.scalers.request_mix`), the count series' trend and ramp tests
+(:mod:`~dynamo_planner.scalers.request_mix`), the recent counts and the demand they
+size for (:mod:`~dynamo_planner.scalers.demand_history`), with their trend and ramp tests
 (:mod:`~dynamo_planner.scalers.trend`), the scale-down hold
 (:mod:`~dynamo_planner.scalers.hysteresis`), the calibration factors
 (:mod:`~dynamo_planner.scalers.calibration`), the miss allowance
@@ -190,6 +191,7 @@ from dynamo_planner.scalers.calibration import (
     ModelCalibration,
 )
 from dynamo_planner.scalers.decode_model import DecodeEstimate, DecodeLaw
+from dynamo_planner.scalers.demand_history import DemandHistory
 from dynamo_planner.scalers.feedback import AttainmentFeedback, MissFeedback
 from dynamo_planner.scalers.forecast_errors import ForecastErrors, expected_miss_share
 from dynamo_planner.scalers.hysteresis import (
@@ -206,17 +208,8 @@ from dynamo_planner.scalers.queueing import (
 )
 from dynamo_planner.scalers.request_mix import (
     RequestMix,
-    observed_lengths,
     observed_mix,
     sized_mix,
-)
-from dynamo_planner.scalers.sampling_noise import SamplingNoise
-from dynamo_planner.scalers.trend import (
-    falling,
-    increase_spread,
-    rising,
-    trend,
-    turned,
 )
 from dynamo_planner.values import Demand, Observation, ReplicaPlan, ReplicaState, Status
 
@@ -228,8 +221,6 @@ _MODES = ("disagg", "prefill", "decode")
 
 MAX_DECODE_REPLICAS = 100_000
 """Most decode replicas the search tries before calling the ITL target unreachable."""
-MIN_SPREAD_POINTS = 3
-"""Observed intervals needed to measure the spread of a forecast that has none."""
 DISPERSION_BOUNDS = (0.5, 20.0)
 """The range an observed index of dispersion is kept in before the queue uses it."""
 WRITE_OFF_MARGIN = 1.25
@@ -266,15 +257,6 @@ x1 the prompts near the TTFT limit make a 60 s interval miss more than five or t
 the allowance often enough, read from a frontend's buckets, that those multiples raised
 prefill above the best static deployment's; with twenty, the x10, x1 and histogram
 replays of ``benchmarks/sla_table.py`` are as without it."""
-TURN_Z = 1.0
-"""Standard deviations of two intervals' draws the last count must fall by for demand
-to count as turned (:func:`~dynamo_planner.scalers.trend.turned`).
-
-At Azure x10's peak the count fell from 13,387 to 13,078 requests in 180 s, 1.8
-standard deviations at Ca² 1.13; the slope over the last six intervals still rose by
-more than two standard errors. Flat traffic passes one standard deviation by chance in
-about one interval of six, where it changes little: there the trend is mostly zero and
-the ramp test rarely fires."""
 
 # --------------------------------------------------------------------------------------
 # The scaler
@@ -385,14 +367,12 @@ class SLAScaler:
     _decode_hold: ScaleDownHold = attrs.field(init=False)
     _hold_window: int = attrs.field(init=False, default=2)
     _hold_why: str = attrs.field(init=False, default="")
-    _counts: collections.deque[float] = attrs.field(init=False)
-    _lengths: collections.deque[tuple[float, float]] = attrs.field(init=False)
+    _history: DemandHistory = attrs.field(init=False)
     _calibration: ModelCalibration = attrs.field(init=False)
     _currents: collections.deque[ReplicaState] = attrs.field(init=False)
     _dispersion: float | None = attrs.field(init=False, default=None)
     _on_target: bool = attrs.field(init=False, default=False)
     _feedback: AttainmentFeedback = attrs.field(init=False)
-    _noise: SamplingNoise = attrs.field(init=False, factory=SamplingNoise)
     _observed_rate: float | None = attrs.field(init=False, default=None)
     _errors: ForecastErrors = attrs.field(init=False, factory=ForecastErrors)
     _rises: dict[str, RiseConfirmation] = attrs.field(init=False)
@@ -408,8 +388,12 @@ class SLAScaler:
         self._prefill_hold = ScaleDownHold("prefill", window)
         self._decode_hold = ScaleDownHold("decode", window)
         self._rises = {name: RiseConfirmation(name) for name in ("prefill", "decode")}
-        self._counts = collections.deque(maxlen=self.trend_intervals + 1)
-        self._lengths = collections.deque(maxlen=self.trend_intervals + 1)
+        self._history = DemandHistory(
+            intervals=self.trend_intervals,
+            prior_spread=self.prior_spread,
+            remove_own_noise=self.remove_own_noise,
+            cold_start_s=self.cold_start_s,
+        )
         self._currents = collections.deque(maxlen=STEADY_INTERVALS)
         prefill, decode = (
             MissFeedback(
@@ -565,7 +549,9 @@ class SLAScaler:
         reasons.extend(self._observe(request, details))
 
         self._hold_for(demand)
-        num_req, demand_words = self._sized_num_req(demand, details)
+        num_req, demand_words = self._history.sized_num_req(
+            demand, self.burstiness, details
+        )
         reasons.extend(demand_words)
         (prefill_share, decode_share), attainment_words = self._sized_attainment(
             details
@@ -573,7 +559,7 @@ class SLAScaler:
         reasons.append(attainment_words)
         rate = num_req / interval_s
         details["rate_per_s"] = rate
-        isl_mean, osl_mean = self._sized_lengths(demand, details)
+        isl_mean, osl_mean = self._history.sized_lengths(demand, details)
         mix = sized_mix(demand, observation, isl_mean=isl_mean, osl_mean=osl_mean)
         details["mix_requests"] = int(mix.isl.size)
         details["mix_isl_mean_tokens"] = float(np.mean(mix.isl))
@@ -655,100 +641,9 @@ class SLAScaler:
         self._on_target = observation is not None and _means_on_target(
             observation, self.ttft_ms, self.itl_ms
         )
-        if observation is not None and observation.num_req.known:
-            self._counts.append(observation.num_req.value)
-            if observation.isl_tokens.known and observation.osl_tokens.known:
-                self._lengths.append(
-                    (observation.isl_tokens.value, observation.osl_tokens.value)
-                )
-            self._noise.record(
-                observation.num_req.value,
-                observation.isl_tokens.value if observation.isl_tokens.known else None,
-                observation.osl_tokens.value if observation.osl_tokens.known else None,
-                *observed_lengths(observation),
-            )
+        if observation is not None:
+            self._history.record(observation)
         return reasons
-
-    # ------------------------------------------------------------------ demand
-    def _sized_num_req(
-        self, demand: Demand, details: dict[str, Any]
-    ) -> tuple[float, list[str]]:
-        forecast = demand.num_req
-        quantile = forecast.quantile
-        counts = list(self._counts)
-        upper = forecast.upper
-        if upper > forecast.value:
-            spread_words = (
-                f"upper quantile q{quantile:.2f} of the forecast: {upper:,.0f}"
-            )
-        else:
-            if len(counts) >= MIN_SPREAD_POINTS:
-                spread = increase_spread(counts, quantile)
-                spread_words = (
-                    f"the forecast has no spread; q{quantile:.2f} of the last "
-                    f"{len(counts) - 1} interval-to-interval changes adds "
-                    f"{spread:,.0f}"
-                )
-            else:
-                spread = self.prior_spread * forecast.value
-                spread_words = (
-                    f"the forecast has no spread and {len(counts)} intervals of history "
-                    f"are too few to measure one; the prior {self.prior_spread:.0%} "
-                    f"adds {spread:,.0f}"
-                )
-            upper = forecast.value + spread
-            spread_words += f": {upper:,.0f}"
-        kept = self._noise.kept_count(self.burstiness) if self.remove_own_noise else 1.0
-        if kept < 1.0 and upper > forecast.value:
-            upper = forecast.value + kept * (upper - forecast.value)
-            spread_words += (
-                f", narrowed to {upper:,.0f} (keeping {kept:.0%} of the band: the rest "
-                f"is the next interval's own Poisson draw at Ca² {self.burstiness:.2f}, "
-                "which the queue already carries)"
-            )
-        lookahead_s = self.cold_start_s
-        intervals_ahead = self._intervals_ahead(demand.interval_s)
-        if demand.peak_num_req is not None and math.isfinite(demand.peak_num_req):
-            peak = max(upper, float(demand.peak_num_req))
-            peak_words = (
-                f"lookahead over the {lookahead_s:g} s cold start: the planner's peak "
-                f"{demand.peak_num_req:,.0f}"
-            )
-        elif self._turned():
-            peak = upper
-            peak_words = (
-                f"lookahead over the {lookahead_s:g} s cold start: none, as demand "
-                f"has turned (the last count fell from {counts[-2]:,.0f} to "
-                f"{counts[-1]:,.0f}, more than one standard deviation of two "
-                f"intervals' draws at Ca² {self.burstiness:.2f})"
-            )
-        else:
-            slope = trend(counts)
-            peak = upper + max(0.0, slope) * intervals_ahead
-            peak_words = (
-                f"lookahead over the {lookahead_s:g} s cold start: trend "
-                f"{slope:+,.1f} requests/interval over the last "
-                f"{len(counts)} intervals, {intervals_ahead:.2f} intervals past the "
-                f"forecast, gives {peak:,.0f}"
-            )
-        details.update(
-            {
-                "forecast_num_req": forecast.value,
-                "forecast_quantile": quantile,
-                "upper_num_req": upper,
-                "num_req_band_kept": kept,
-                "lookahead_s": lookahead_s,
-                "peak_num_req": peak,
-            }
-        )
-        words = [
-            (
-                f"demand: {forecast.value:,.0f} requests in {demand.interval_s:g} s forecast; "
-                f"{spread_words}; {peak_words}; sizing for {peak:,.0f} "
-                f"({peak / demand.interval_s:.2f} requests/s)"
-            )
-        ]
-        return peak, words
 
     def _observe_dispersion(self, observation: Observation) -> str:
         """Fold an observed index of dispersion into :attr:`burstiness`; say so."""
@@ -793,7 +688,7 @@ class SLAScaler:
             words = "attainment feedback off"
         elif min(relaxed) >= self.attainment:
             words = "no relaxation earned"
-        elif self._rising():
+        elif self._history.rising(2.0, self.burstiness):
             words = (
                 f"demand is rising, so the relaxation that feedback earned ({shown}) is "
                 "not used: an under-sized ramp queues faster than a cold start can "
@@ -802,7 +697,7 @@ class SLAScaler:
         else:
             value = relaxed
             words = "relaxed by feedback: recent intervals missed less than allowed"
-            if rising(list(self._counts)):
+            if self._history.slope_rising():
                 words += "; the count has turned, so a slope still rising is no ramp"
         details["sized_attainment"] = value
         return value, (
@@ -838,7 +733,7 @@ class SLAScaler:
                 MAX_CONFIRM_DECISIONS,
                 max(2, math.ceil(self.cold_start_s / interval_s - 1e-9)),
             ),
-            rising=self._rising(CONFIRM_RISE_T),
+            rising=self._history.rising(CONFIRM_RISE_T, self.burstiness),
             short=self._short_now(name, running or 0, predicted_miss),
             why_unconfirmed=(
                 f"; a worker asked for now serves only after the {self.cold_start_s:g} "
@@ -884,7 +779,7 @@ class SLAScaler:
             1 if demand.interval_s >= SCALE_DOWN_HOLD_S - 1e-9 else 2
         )
         self._hold_why = ""
-        dips = _forecast_dips(demand, self._counts, self._lengths)
+        dips = self._history.forecast_dips(demand)
         if window < 2 and dips:
             window = 2
             self._hold_why = (
@@ -907,51 +802,9 @@ class SLAScaler:
             running=running,
         )
 
-    def _turned(self) -> bool:
-        """Whether the last count fell by more than its noise (module doc: Demand)."""
-        return turned(list(self._counts), self.burstiness, TURN_Z)
-
-    def _rising(self, t: float = 2.0) -> bool:
-        """Whether the count's slope is above ``t`` standard errors and has not turned."""
-        return rising(list(self._counts), t) and not self._turned()
-
     def _falling(self) -> bool:
         """Whether a scale-down may skip the hold (module doc: Hysteresis)."""
-        return self.release_on_fall and self._on_target and falling(list(self._counts))
-
-    def _intervals_ahead(self, interval_s: float) -> float:
-        """How far past the forecast (centred mid-interval) the lookahead reaches.
-
-        Workers asked for at the next decision serve from ``interval + cold start`` on;
-        until then the replicas chosen now must carry the load.
-        """
-        return (self.cold_start_s + interval_s / 2.0) / interval_s
-
-    def _sized_lengths(
-        self, demand: Demand, details: dict[str, Any]
-    ) -> tuple[float, float]:
-        """Mean ISL and OSL to size for: upper forecasts, raised by a rising trend.
-
-        The count and the lengths are each taken at their upper quantile, as if they rose
-        together (on the Azure trace longer prompts come with the busy hour); sizing for
-        the joint quantile of independent errors instead missed the Azure x10 ramp at
-        180 s intervals (attainment 91%).
-        """
-        isl = demand.isl_tokens.upper
-        osl = demand.osl_tokens.upper
-        if self.remove_own_noise:
-            isl_kept, osl_kept = self._noise.kept_isl(), self._noise.kept_osl()
-            isl = demand.isl_tokens.value + isl_kept * (isl - demand.isl_tokens.value)
-            osl = demand.osl_tokens.value + osl_kept * (osl - demand.osl_tokens.value)
-            details["isl_band_kept"] = isl_kept
-            details["osl_band_kept"] = osl_kept
-        lengths = list(self._lengths)
-        ahead = self._intervals_ahead(demand.interval_s)
-        isl_peak = isl + max(0.0, trend([x for x, _ in lengths])) * ahead
-        osl_peak = osl + max(0.0, trend([y for _, y in lengths])) * ahead
-        details["peak_isl_tokens"] = isl_peak
-        details["peak_osl_tokens"] = osl_peak
-        return isl_peak, osl_peak
+        return self.release_on_fall and self._on_target and self._history.falling()
 
     # ------------------------------------------------------------------ prefill
     def prefill_mix(self, isl_tokens: npt.ArrayLike) -> PrefillMix:
@@ -1264,7 +1117,7 @@ class SLAScaler:
         expected miss share there and the words saying what the scenarios gave
         (``None`` and empty without scenarios).
         """
-        kept = self._noise.kept_count(self.burstiness) if self.remove_own_noise else 1.0
+        kept = self._history.kept_count(self.burstiness)
         rates = self._errors.scenarios(forecast_rate, kept)
         if rates is None:
             return need, None, ""
@@ -1501,24 +1354,6 @@ def _decode_rate(rate: float, observation: Observation | None) -> tuple[float, s
         f"the {rate:.2f}/s sized for (a backlog is draining into decode); decode is "
         "sized for the completions"
     )
-
-
-def _forecast_dips(
-    demand: Demand,
-    counts: collections.deque[float],
-    lengths: collections.deque[tuple[float, float]],
-) -> str:
-    """What the forecast puts below the last observed interval, in words ("" if none)."""
-    dips = []
-    if counts and demand.num_req.value < counts[-1]:
-        dips.append(f"requests ({demand.num_req.value:,.0f} < {counts[-1]:,.0f})")
-    if lengths:
-        isl, osl = lengths[-1]
-        if demand.isl_tokens.value < isl:
-            dips.append(f"mean ISL ({demand.isl_tokens.value:,.0f} < {isl:,.0f})")
-        if demand.osl_tokens.value < osl:
-            dips.append(f"mean OSL ({demand.osl_tokens.value:,.0f} < {osl:,.0f})")
-    return ", ".join(dips)
 
 
 def _optional_int(value: Any) -> int | None:

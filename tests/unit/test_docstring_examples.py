@@ -13,6 +13,7 @@ import pytest
     [
         "dynamo_planner.scalers.calibration",
         "dynamo_planner.scalers.decode_model",
+        "dynamo_planner.scalers.demand_history",
         "dynamo_planner.scalers.feedback",
         "dynamo_planner.scalers.forecast_errors",
         "dynamo_planner.scalers.hysteresis",
