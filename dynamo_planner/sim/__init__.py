@@ -11,6 +11,7 @@
   are judged, and what they are compared with; :mod:`~dynamo_planner.sim.oracle` and
   :mod:`~dynamo_planner.sim.schedule` - what a planner knowing the future would spend;
 * :mod:`~dynamo_planner.sim.replay` - the replay entry point;
+  :mod:`~dynamo_planner.sim.report` - what it measured, its table and files;
   :mod:`~dynamo_planner.sim.plot` - its plot (needs matplotlib).
 
 .. versionadded:: 0.1.0

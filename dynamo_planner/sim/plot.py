@@ -17,7 +17,7 @@ import numpy as np
 from dynamo_planner.sim.metrics import workers_over_time
 
 if TYPE_CHECKING:
-    from dynamo_planner.sim.replay import ReplayReport
+    from dynamo_planner.sim.report import ReplayReport
 
 __all__ = ["plot_replay"]
 
