@@ -3,7 +3,8 @@
 * :mod:`~dynamo_planner.sim.engine_model` - prefill batch and decode step times from a
   profile;
 * :mod:`~dynamo_planner.sim.engine` - the event-driven simulation (routing, batching, KV
-  admission, cold start, drain);
+  admission, cold start, drain); :mod:`~dynamo_planner.sim.results` - what it produced;
+  :mod:`~dynamo_planner.sim.frontend_view` - what a frontend's metrics give of it;
 * :mod:`~dynamo_planner.sim.workload` - trace transforms and ServeGen arrival synthesis;
 * :mod:`~dynamo_planner.sim.edges` - the clock, metric source and connector a
   :class:`~dynamo_planner.planner.Planner` drives it through;
@@ -26,7 +27,7 @@ from dynamo_planner.sim.edges import (
     SimConnector,
     SimMetricSource,
 )
-from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation
+from dynamo_planner.sim.engine import SimConfig, Simulation
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sim.oracle import IntervalOracle, interval_oracle
 from dynamo_planner.sim.replay import (
@@ -36,6 +37,7 @@ from dynamo_planner.sim.replay import (
     replay,
     run_planner,
 )
+from dynamo_planner.sim.results import SimResult
 from dynamo_planner.sim.schedule import (
     RefinedSchedule,
     ScheduleRun,

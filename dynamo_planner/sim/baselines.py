@@ -63,9 +63,10 @@ import numpy as np
 
 from dynamo_planner.protocols import Clock
 from dynamo_planner.sim.edges import OraclePredictor
-from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation
+from dynamo_planner.sim.engine import SimConfig, Simulation
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sim.metrics import RunSummary, planner_intervals, summarize
+from dynamo_planner.sim.results import SimResult
 from dynamo_planner.traces import RequestTrace
 
 __all__ = [

@@ -54,6 +54,9 @@ new requests, finishes what it holds, and is released when empty; no request is 
 
 Per-worker loads (:meth:`Simulation.worker_loads`) are what the router reports: with a
 ``metric_delay_s`` they are those of a scrape that old (scrapes every ``load_scrape_s``).
+What the frontend reports (:meth:`Simulation.observe`) is built with
+:mod:`~dynamo_planner.sim.frontend_view`, and a run's outcome
+(:meth:`Simulation.result`) is a :class:`~dynamo_planner.sim.results.SimResult`.
 
 The simulator is deterministic: it draws no random numbers, and ties are broken by the
 order events were created.
@@ -77,8 +80,12 @@ import numpy as np
 import numpy.typing as npt
 
 from dynamo_planner.sim.engine_model import EngineModel
-from dynamo_planner.sources._names import BUCKETS
-from dynamo_planner.sources.dispersion import index_of_dispersion
+from dynamo_planner.sim.frontend_view import (
+    arrival_dispersion,
+    histogram_buckets,
+    scraped_dispersion,
+)
+from dynamo_planner.sim.results import SimResult, WorkerCounts, WorkerSpan
 from dynamo_planner.traces import RequestTrace
 from dynamo_planner.values import Observation, Sample, WorkerLoad
 
@@ -205,123 +212,6 @@ class SimConfig:
                 f"got {self.initial_prefill}"
             )
             raise ValueError(msg)
-
-
-@attrs.frozen
-class WorkerCounts:
-    """Workers of one deployment by state.
-
-    Attributes:
-        prefill_ready: Prefill workers serving.
-        prefill_starting: Prefill workers requested, not yet serving.
-        prefill_draining: Prefill workers finishing their queue before release.
-        decode_ready: Decode workers serving.
-        decode_starting: Decode workers requested, not yet serving.
-        decode_draining: Decode workers finishing their requests before release.
-    """
-
-    prefill_ready: int
-    prefill_starting: int
-    prefill_draining: int
-    decode_ready: int
-    decode_starting: int
-    decode_draining: int
-
-    @property
-    def prefill_target(self) -> int:
-        """Prefill workers requested and not being removed (starting + ready)."""
-        return self.prefill_ready + self.prefill_starting
-
-    @property
-    def decode_target(self) -> int:
-        """Decode workers requested and not being removed (starting + ready)."""
-        return self.decode_ready + self.decode_starting
-
-
-@attrs.frozen(kw_only=True)
-class WorkerSpan:
-    """One worker's life.
-
-    Attributes:
-        worker_id: E.g. ``"prefill-3"`` (agg workers: ``"agg-3"``).
-        component: ``"prefill"`` or ``"decode"`` (agg workers count as decode).
-        requested_s: When it was requested (GPUs count from here).
-        ready_s: When it started serving (``inf`` if it never did).
-        released_s: When its GPUs were released (the end of the run if still running).
-        gpus: GPUs of the worker.
-    """
-
-    worker_id: str
-    component: str
-    requested_s: float
-    ready_s: float
-    released_s: float
-    gpus: int
-
-    @property
-    def gpu_seconds(self) -> float:
-        """GPU-seconds the worker held: lifetime times GPUs."""
-        return (self.released_s - self.requested_s) * self.gpus
-
-
-@attrs.frozen(kw_only=True, eq=False)
-class SimResult:
-    """What happened to every request and every worker.
-
-    Request arrays are in trace order; a request that never got its first token (or never
-    completed) has ``inf`` there.
-
-    Attributes:
-        arrival_s: Arrival time.
-        isl_tokens: Input length.
-        osl_tokens: Output length.
-        prefill_start_s: Start of the prefill batch that served the request.
-        prefill_end_s: End of that batch.
-        first_token_s: First token delivered (decode admission).
-        completion_s: Last token delivered.
-        workers: Every worker's life.
-        end_s: End of the run (GPU time of running workers counts until here).
-    """
-
-    arrival_s: FloatArray
-    isl_tokens: FloatArray
-    osl_tokens: FloatArray
-    prefill_start_s: FloatArray
-    prefill_end_s: FloatArray
-    first_token_s: FloatArray
-    completion_s: FloatArray
-    workers: tuple[WorkerSpan, ...]
-    end_s: float
-
-    @property
-    def ttft_ms(self) -> FloatArray:
-        """Time to first token of each request, ms (``inf`` if it never came)."""
-        return np.asarray((self.first_token_s - self.arrival_s) * 1000.0)
-
-    @property
-    def itl_ms(self) -> FloatArray:
-        """Mean inter-token latency of each request, ms.
-
-        NaN for requests of one output token (they have no inter-token gap); ``inf`` for
-        requests that did not complete.
-        """
-        gaps = self.osl_tokens - 1.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            itl = (self.completion_s - self.first_token_s) * 1000.0 / gaps
-        itl = np.where(gaps > 0, itl, np.nan)
-        return np.asarray(
-            np.where(np.isfinite(self.completion_s) | (gaps <= 0), itl, np.inf)
-        )
-
-    @property
-    def completed(self) -> npt.NDArray[np.bool_]:
-        """Which requests completed."""
-        return np.asarray(np.isfinite(self.completion_s))
-
-    @property
-    def gpu_seconds(self) -> float:
-        """GPU-seconds of all workers (starting, serving and draining)."""
-        return float(sum(span.gpu_seconds for span in self.workers))
 
 
 class _Lifecycle:
@@ -1150,22 +1040,26 @@ class Simulation:
             if weight > 0:  # a frontend's mean ITL is per token, as its buckets are
                 itl = math.fsum(map(mul, itl_samples, itl_tokens)) / weight
             extra = {
-                "ttft_histogram_ms": _buckets(ttft_samples, "ttft_ms", scale=1000.0),
+                "ttft_histogram_ms": histogram_buckets(
+                    ttft_samples, "ttft_ms", scale=1000.0
+                ),
                 # a frontend observes one ITL per token after the first
-                "itl_histogram_ms": _buckets(
+                "itl_histogram_ms": histogram_buckets(
                     itl_samples, "itl_ms", scale=1000.0, weights=itl_tokens
                 ),
-                "isl_histogram_tokens": _buckets(isl, "isl_tokens"),
-                "osl_histogram_tokens": _buckets(osl_samples, "osl_tokens"),
+                "isl_histogram_tokens": histogram_buckets(isl, "isl_tokens"),
+                "osl_histogram_tokens": histogram_buckets(osl_samples, "osl_tokens"),
             }
             scrape_s = self.config.frontend_scrape_s
             if scrape_s is not None:
-                extra["arrival_dispersion"] = _scraped_dispersion(
+                extra["arrival_dispersion"] = scraped_dispersion(
                     self._arr[i0:i1], start_s, end_s, scrape_s
                 )
         else:
             extra = {
-                "arrival_dispersion": _dispersion(self._arr[i0:i1], start_s, end_s),
+                "arrival_dispersion": arrival_dispersion(
+                    self._arr[i0:i1], start_s, end_s
+                ),
                 "isl_samples_tokens": isl.tolist(),
                 "osl_samples_tokens": osl_samples,
                 "ttft_samples_ms": ttft_samples,
@@ -1308,65 +1202,6 @@ class Simulation:
             workers=tuple(spans),
             end_s=end,
         )
-
-
-DISPERSION_BIN_S = 1.0
-"""Width of the bins :meth:`Simulation.window` counts arrivals in for their dispersion."""
-MIN_DISPERSION_BINS = 10
-"""Fewest whole bins a window needs for a dispersion (shorter windows report unknown)."""
-
-
-def _dispersion(
-    arrivals_s: Sequence[float], start_s: float, end_s: float
-) -> float | None:
-    """Variance over mean of the per-second arrival counts in ``[start_s, end_s)``."""
-    bins = math.floor((end_s - start_s) / DISPERSION_BIN_S)
-    if bins < MIN_DISPERSION_BINS or not arrivals_s:
-        return None
-    index = np.floor((np.asarray(arrivals_s) - start_s) / DISPERSION_BIN_S)
-    index = index[index < bins].astype(np.int64)
-    counts = np.bincount(index, minlength=bins)
-    mean = float(counts.mean())
-    return float(counts.var()) / mean if mean > 0 else None
-
-
-def _scraped_dispersion(
-    arrivals_s: Sequence[float], start_s: float, end_s: float, scrape_s: float
-) -> float | None:
-    """The index of dispersion the Prometheus source reads from the request counter.
-
-    The counter counts arrivals and is scraped at the multiples of ``scrape_s`` within
-    ``(start_s, end_s]``, as a range selector over the window returns them.
-    """
-    first = math.floor(start_s / scrape_s) + 1
-    times = np.arange(first, math.floor(end_s / scrape_s) + 1) * scrape_s
-    counts = np.searchsorted(np.asarray(arrivals_s, dtype=np.float64), times, "right")
-    return index_of_dispersion(
-        [list(zip(times.tolist(), counts.tolist(), strict=True))]
-    )
-
-
-def _buckets(
-    values: Sequence[float] | npt.NDArray[np.float64],
-    field: str,
-    *,
-    scale: float = 1.0,
-    weights: Sequence[float] | None = None,
-) -> tuple[tuple[float, float], ...]:
-    """Cumulative ``(bound x scale, count)`` buckets of ``values``, weighted.
-
-    The bounds are those the exporter gives the histogram of ``field``, then ``inf``.
-    Empty without values.
-    """
-    if not len(values):
-        return ()
-    bounds = np.array([*BUCKETS[field], math.inf], dtype=np.float64) * scale
-    data = np.asarray(values, dtype=np.float64)
-    order = np.argsort(data)
-    w = np.ones(data.size) if weights is None else np.asarray(weights, np.float64)
-    cumulative = np.concatenate(([0.0], np.cumsum(w[order])))
-    within = cumulative[np.searchsorted(data[order], bounds, side="right")]
-    return tuple(zip(bounds.tolist(), within.tolist(), strict=True))
 
 
 def _sample_or_unknown(value: float | None) -> Sample:

@@ -51,8 +51,9 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation
+from dynamo_planner.sim.engine import SimConfig, Simulation
 from dynamo_planner.sim.engine_model import EngineModel
+from dynamo_planner.sim.results import SimResult
 from dynamo_planner.sim.workload import rate_scale, window
 from dynamo_planner.sources.exporter import FrontendMetricsExporter
 from dynamo_planner.traces import RequestTrace

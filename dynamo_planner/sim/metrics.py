@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from dynamo_planner.sim.engine import SimResult, WorkerSpan
+from dynamo_planner.sim.results import SimResult, WorkerSpan
 from dynamo_planner.values import ReplicaPlan
 
 __all__ = [

@@ -24,9 +24,9 @@ from dynamo_planner.sim.metrics import IntervalRow, RunSummary
 
 if TYPE_CHECKING:
     from dynamo_planner.sim.baselines import CapacityFloor, StaticSearch
-    from dynamo_planner.sim.engine import SimResult
     from dynamo_planner.sim.oracle import IntervalOracle
     from dynamo_planner.sim.replay import ReplayOptions
+    from dynamo_planner.sim.results import SimResult
     from dynamo_planner.sim.schedule import RefinedSchedule
     from dynamo_planner.values import ReplicaPlan
 

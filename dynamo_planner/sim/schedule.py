@@ -58,7 +58,7 @@ import attrs
 import numpy as np
 
 from dynamo_planner.sim.baselines import end_of_run
-from dynamo_planner.sim.engine import SimConfig, SimResult, Simulation, WorkerSpan
+from dynamo_planner.sim.engine import SimConfig, Simulation
 from dynamo_planner.sim.engine_model import EngineModel
 from dynamo_planner.sim.metrics import (
     RunSummary,
@@ -67,6 +67,7 @@ from dynamo_planner.sim.metrics import (
     planner_intervals,
     summarize,
 )
+from dynamo_planner.sim.results import SimResult, WorkerSpan
 from dynamo_planner.traces import RequestTrace
 
 __all__ = ["RefinedSchedule", "ScheduleRun", "refine_schedule", "replay_schedule"]
