@@ -61,14 +61,16 @@ class TestSpreadFromHistogram:
     ) -> None:
         """200,000 normal ITLs in the exporter's buckets give their sd within 10%, or
         nothing when no bound lies between half and three sd from the mean (its tail
-        may be empty, or its share says little)."""
+        may be empty, or its share says little). A bound right at half an sd may fall
+        on either side of the cut by the sample's own noise, so the check keeps 0.05 sd
+        clear of it."""
         sd = mean * sd_share
         values = np.random.default_rng(seed).normal(mean, sd, 200_000)
         found = spread_from_histogram(
             bucketed(values, ITL_BOUNDS_MS), float(values.mean())
         )
         if found is None:
-            assert not any(0.5 * sd < abs(b - mean) < 3.0 * sd for b in ITL_BOUNDS_MS)
+            assert not any(0.55 * sd < abs(b - mean) < 3.0 * sd for b in ITL_BOUNDS_MS)
         else:
             assert found.sd == pytest.approx(sd, rel=0.1)
 
