@@ -526,6 +526,17 @@ class PlannerConfig:
         "target allows, it sizes prefill for a lower share (down to 10x the allowed "
         "misses), except while demand rises.",
     )
+    sla_arrival_cv2: float = _field(
+        1.0,
+        section=_SCALING,
+        kind="float",
+        flag="--sla-arrival-cv2",
+        validators=(_range_validator(ge=0),),
+        help="Burstiness of arrivals (Ca², 1 for Poisson) the 'sla' scaler's prefill "
+        "queue assumes until the metric source measures it (it does from a request "
+        "counter scraped at most every 2 s). Where it is scraped more rarely, measure "
+        "it on a past trace (dynamo_planner.sources.dispersion.interval_dispersion).",
+    )
     max_num_batched_tokens: int = _field(
         8192,
         section=_SCALING,

@@ -57,6 +57,7 @@ _CONFIG_FIELDS = (
     "sla_attainment",
     "scale_down_intervals",
     "no_attainment_feedback",
+    "sla_arrival_cv2",
     "forecast_quantile",
     "select",
     "ttft_ms",

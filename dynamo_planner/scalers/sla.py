@@ -419,8 +419,8 @@ class SLAScaler:
 
         Reads ``ttft_ms``, ``itl_ms``, ``sla_attainment``, ``cold_start_s``,
         ``scale_down_intervals``, ``max_num_batched_tokens``, ``min_endpoint``, ``mode``,
-        the GPUs per engine, ``no_correction`` (which turns calibration off) and
-        ``no_attainment_feedback``.
+        ``sla_arrival_cv2``, the GPUs per engine, ``no_correction`` (which turns
+        calibration off) and ``no_attainment_feedback``.
 
         Raises:
             InfeasibleSLAError: Not even the shortest request can meet a target.
@@ -442,6 +442,7 @@ class SLAScaler:
                 getattr(config, "scale_down_intervals", None)
             ),
             max_num_batched_tokens=int(getattr(config, "max_num_batched_tokens", 8192)),
+            arrival_cv2=float(getattr(config, "sla_arrival_cv2", 1.0)),
             calibrate=not bool(getattr(config, "no_correction", False)),
             attainment_feedback=not bool(
                 getattr(config, "no_attainment_feedback", False)

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dynamo_planner.sources._names import BUCKETS
-from dynamo_planner.sources.dispersion import index_of_dispersion
+from dynamo_planner.sources.dispersion import counter_samples, index_of_dispersion
 
 __all__ = [
     "DISPERSION_BIN_S",
@@ -58,12 +58,7 @@ def scraped_dispersion(
     The counter counts arrivals and is scraped at the multiples of ``scrape_s`` within
     ``(start_s, end_s]``, as a range selector over the window returns them.
     """
-    first = math.floor(start_s / scrape_s) + 1
-    times = np.arange(first, math.floor(end_s / scrape_s) + 1) * scrape_s
-    counts = np.searchsorted(np.asarray(arrivals_s, dtype=np.float64), times, "right")
-    return index_of_dispersion(
-        [list(zip(times.tolist(), counts.tolist(), strict=True))]
-    )
+    return index_of_dispersion([counter_samples(arrivals_s, start_s, end_s, scrape_s)])
 
 
 def histogram_buckets(

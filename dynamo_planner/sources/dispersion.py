@@ -22,6 +22,11 @@ adjustment interval:
   apart than :data:`MAX_SCRAPE_S` (two seconds, by their median) give ``None``
   (unknown).
 
+:func:`interval_dispersion` gives the same estimate for each interval of a recorded trace,
+from its arrival times as a counter scraped every second would show them: where the live
+counter is scraped too rarely, a past trace of the same traffic tells what ``Ca²`` to
+configure (``sla_arrival_cv2``).
+
 The estimate is at the scrape interval, not per second. For a Poisson process the two
 agree; bursts shorter than the scrape interval show less, and swings of the rate over a
 few scrape intervals more, the more the longer the interval: that is why coarser scrapes
@@ -47,13 +52,18 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "MAX_SCRAPE_S",
     "MIN_INCREMENTS",
     "counter_increments",
+    "counter_samples",
     "index_of_dispersion",
+    "interval_dispersion",
 ]
+
+FloatArray = npt.NDArray[np.float64]
 
 MIN_INCREMENTS = 10
 """Fewest increments (scrape intervals) an estimate needs, over all counters."""
@@ -154,3 +164,88 @@ def index_of_dispersion(
     if float(np.median(spacings)) > max_scrape_s:
         return None
     return pearson / expected
+
+
+def counter_samples(
+    arrival_s: npt.ArrayLike, start_s: float, end_s: float, scrape_s: float
+) -> list[tuple[float, float]]:
+    """A request counter as scraped every ``scrape_s`` within ``(start_s, end_s]``.
+
+    Args:
+        arrival_s: Arrival times, sorted ascending.
+        start_s: Start of the window (a scrape at it is not included, as a range selector
+            over the window leaves it out).
+        end_s: End of the window.
+        scrape_s: Time between scrapes, at its multiples.
+
+    Returns:
+        ``(time_s, arrivals up to and including time_s)`` at each scrape.
+
+    Example:
+        >>> counter_samples([0.5, 1.5, 1.7, 3.2], 0.0, 4.0, 1.0)
+        [(1.0, 1.0), (2.0, 3.0), (3.0, 3.0), (4.0, 4.0)]
+    """
+    arrivals = np.asarray(arrival_s, dtype=np.float64)
+    first = math.floor(start_s / scrape_s) + 1
+    times = np.arange(first, math.floor(end_s / scrape_s) + 1) * scrape_s
+    counts = np.searchsorted(arrivals, times, "right").astype(np.float64)
+    return list(zip(times.tolist(), counts.tolist(), strict=True))
+
+
+def interval_dispersion(
+    arrival_s: npt.ArrayLike, interval_s: float, *, scrape_s: float = 1.0
+) -> FloatArray:
+    """Each interval's index of dispersion, as a live source would measure it.
+
+    The arrivals are counted as a request counter scraped every ``scrape_s`` would count
+    them, interval by interval from the first arrival, and each interval's samples go
+    through :func:`index_of_dispersion`.
+
+    Args:
+        arrival_s: Arrival times in seconds, sorted ascending (e.g.
+            :attr:`RequestTrace.arrival_s <dynamo_planner.traces.RequestTrace.arrival_s>`).
+        interval_s: The adjustment interval.
+        scrape_s: Time between the counter's scrapes (at most :data:`MAX_SCRAPE_S`).
+
+    Returns:
+        One index per whole interval; NaN where it is unknown (no arrival).
+
+    Raises:
+        ValueError: ``interval_s`` or ``scrape_s`` is not positive, ``scrape_s`` is
+            above :data:`MAX_SCRAPE_S`, or the arrivals are not sorted.
+
+    Example:
+        Poisson arrivals give about 1 in every interval:
+
+        >>> rng = np.random.default_rng(0)
+        >>> arrivals = np.cumsum(rng.exponential(0.1, 6_300))
+        >>> indices = interval_dispersion(arrivals, 60.0)
+        >>> len(indices), bool(0.6 < np.median(indices) < 1.4)
+        (10, True)
+    """
+    if not interval_s > 0 or not scrape_s > 0:
+        raise ValueError(
+            f"interval_s and scrape_s must be positive, got {interval_s} and {scrape_s}"
+        )
+    if scrape_s > MAX_SCRAPE_S:
+        raise ValueError(
+            f"scrape_s {scrape_s:g} s is above {MAX_SCRAPE_S:g} s: coarser scrapes mix "
+            "the rate's swings into the index (see MAX_SCRAPE_S)"
+        )
+    arrivals = np.asarray(arrival_s, dtype=np.float64)
+    if arrivals.size == 0:
+        return np.empty(0, dtype=np.float64)
+    if bool(np.any(np.diff(arrivals) < 0)):
+        raise ValueError("arrival_s must be sorted ascending")
+    origin = float(arrivals[0])
+    count = math.floor((float(arrivals[-1]) - origin) / interval_s)
+    out = np.full(count, math.nan)
+    for k in range(count):
+        start = origin + k * interval_s
+        samples = counter_samples(
+            arrivals - origin, start - origin, start - origin + interval_s, scrape_s
+        )
+        index = index_of_dispersion([samples])
+        if index is not None:
+            out[k] = index
+    return out

@@ -57,3 +57,22 @@ class TestSLAFromHistograms:
         out = capsys.readouterr().out
         assert out.count("ISL and OSL histograms") == 2
         assert "5% long prompts: prefill 3" in out
+
+
+class TestTraceBurstiness:
+    def test_bursty_traffic_measures_burstier(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The Azure conversation trace is near Poisson per minute; ServeGen's bursty
+        m-large workload measures well above it, and the value to configure is printed."""
+        namespace = runpy.run_path(str(EXAMPLES / "trace_burstiness.py"))
+        servegen = (
+            EXAMPLES.parent / "data" / "traces" / "servegen" / "language" / "m-large"
+        )
+        found = namespace["main"]([str(namespace["AZURE_CONV_TRACE"]), str(servegen)])
+        azure, bursty = found["AzureLLMInferenceTrace_conv.csv"], found["m-large"]
+        assert 0.8 < azure["median"] < 1.4
+        assert azure["intervals"] >= 50
+        assert bursty["median"] > 2.0 * azure["median"]
+        assert bursty["p5"] <= bursty["median"] <= bursty["p95"]
+        assert "m-large: index of dispersion" in capsys.readouterr().out

@@ -382,7 +382,7 @@ class TestSLAScalerFlags:
         assert "cold start 120 s" in done.stdout
 
     def test_flags_reach_the_scaler_and_the_simulator(self) -> None:
-        """Cold start and batch budget go to both; attainment and hysteresis to the scaler."""
+        """Cold start and batch budget go to both; attainment, hysteresis and Ca² to the scaler."""
         from dynamo_planner.cli._replay import parse, prepare
         from dynamo_planner.load_planner import planner_from_config
         from dynamo_planner.planner import Planner
@@ -401,6 +401,8 @@ class TestSLAScalerFlags:
                     "0.95",
                     "--scale-down-intervals",
                     "3",
+                    "--sla-arrival-cv2",
+                    "2.5",
                     "--duration-s",
                     "60",
                 ]
@@ -446,6 +448,7 @@ class TestSLAScalerFlags:
         assert scaler.max_num_batched_tokens == 4096
         assert scaler.attainment == 0.95
         assert scaler.scale_down_intervals == 3
+        assert scaler.arrival_cv2 == 2.5
 
     def test_config_file_sets_both_when_no_flag(self, tmp_path: Path) -> None:
         """A cold start from --config reaches the simulator too; a flag overrides it."""

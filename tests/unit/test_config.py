@@ -74,6 +74,7 @@ LIBRARY_DEFAULTS: dict[str, Any] = {
     "cold_start_s": 60.0,
     "scale_down_intervals": None,
     "no_attainment_feedback": False,
+    "sla_arrival_cv2": 1.0,
     "max_num_batched_tokens": 8192,
     "prometheus_verify_tls": True,
     "prometheus_arrival_dispersion": True,
@@ -886,6 +887,22 @@ class TestFromArgs:
         )
         assert not config.prometheus_arrival_dispersion
         assert not PrometheusMetricSource.from_config(config).measure_dispersion
+
+    def test_sla_arrival_cv2(self) -> None:
+        """--sla-arrival-cv2 sets the burstiness the sla scaler assumes; < 0 is refused."""
+        from dynamo_planner.data import H200_PROFILE_DIR
+        from dynamo_planner.interpolators.fitted import FittedInterpolator
+        from dynamo_planner.profiles import load_profile
+        from dynamo_planner.scalers.sla import SLAScaler
+
+        config = PlannerConfig.from_args(["--sla-arrival-cv2", "2.8"])
+        assert config.sla_arrival_cv2 == 2.8
+        fitted = FittedInterpolator.from_profile(load_profile(H200_PROFILE_DIR))
+        scaler = SLAScaler.from_config(config, interpolator=fitted)
+        assert scaler.arrival_cv2 == 2.8
+        assert scaler.burstiness == 2.8
+        with pytest.raises(ConfigError, match=r"sla_arrival_cv2.*-1"):
+            PlannerConfig(sla_arrival_cv2=-1.0)
 
     def test_namespace_with_other_arguments(self) -> None:
         """A namespace from a larger parser: only the planner flags given count."""

@@ -11,7 +11,9 @@ from dynamo_planner.sources.dispersion import (
     MAX_SCRAPE_S,
     MIN_INCREMENTS,
     counter_increments,
+    counter_samples,
     index_of_dispersion,
+    interval_dispersion,
 )
 
 Samples = list[tuple[float, float]]
@@ -116,3 +118,60 @@ class TestIndexOfDispersion:
             assert scaled is None
         else:
             assert scaled == pytest.approx(k * base, rel=1e-6, abs=1e-9)
+
+
+class TestCounterSamples:
+    def test_counts_up_to_each_scrape(self) -> None:
+        """Each scrape counts the arrivals at or before it; the window's start is left out."""
+        samples = counter_samples([0.5, 1.0, 1.5, 3.2], 0.0, 3.0, 1.0)
+        assert samples == [(1.0, 2.0), (2.0, 3.0), (3.0, 3.0)]
+
+    def test_matches_the_simulators_scraped_view(self) -> None:
+        """The simulator's frontend view reads the same counter."""
+        from dynamo_planner.sim.frontend_view import scraped_dispersion
+
+        arrivals = np.cumsum(np.random.default_rng(3).exponential(0.05, 2_000))
+        samples = counter_samples(arrivals, 10.0, 70.0, 1.0)
+        assert scraped_dispersion(arrivals, 10.0, 70.0, 1.0) == index_of_dispersion(
+            [samples]
+        )
+
+
+class TestIntervalDispersion:
+    def test_poisson_is_one_and_bursts_are_more(self) -> None:
+        """Poisson arrivals give about 1 per interval; the same count in bursts far more."""
+        rng = np.random.default_rng(11)
+        poisson = np.cumsum(rng.exponential(0.1, 12_000))
+        bursts = np.repeat(np.arange(0.0, 1_200.0, 5.0), 50)
+        calm = interval_dispersion(poisson, 60.0)
+        bursty = interval_dispersion(bursts, 60.0)
+        assert calm.size == 19
+        assert 0.8 < float(np.median(calm)) < 1.2
+        assert float(np.min(bursty)) > 20.0
+
+    def test_an_empty_interval_is_unknown(self) -> None:
+        """An interval without arrivals is NaN, not zero (or one)."""
+        arrivals = np.array([0.0, 1.0, 2.0, 3.0, 130.0, 131.0])
+        indices = interval_dispersion(arrivals, 60.0)
+        assert indices.size == 2
+        assert np.isfinite(indices[0])
+        assert np.isnan(indices[1])
+
+    def test_no_arrivals_give_no_intervals(self) -> None:
+        """An empty trace has no interval to measure."""
+        assert interval_dispersion([], 60.0).size == 0
+
+    @pytest.mark.parametrize(
+        ("arrivals", "interval_s", "scrape_s", "match"),
+        [
+            ([0.0, 1.0], 0.0, 1.0, "positive"),
+            ([0.0, 1.0], 60.0, MAX_SCRAPE_S + 1.0, "coarser"),
+            ([2.0, 1.0], 60.0, 1.0, "sorted"),
+        ],
+    )
+    def test_bad_input_is_refused(
+        self, arrivals: list[float], interval_s: float, scrape_s: float, match: str
+    ) -> None:
+        """Non-positive lengths, scrapes too coarse and unsorted arrivals name the value."""
+        with pytest.raises(ValueError, match=match):
+            interval_dispersion(arrivals, interval_s, scrape_s=scrape_s)
