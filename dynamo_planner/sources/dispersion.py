@@ -237,14 +237,12 @@ def interval_dispersion(
         return np.empty(0, dtype=np.float64)
     if bool(np.any(np.diff(arrivals) < 0)):
         raise ValueError("arrival_s must be sorted ascending")
-    origin = float(arrivals[0])
-    count = math.floor((float(arrivals[-1]) - origin) / interval_s)
+    since_first = arrivals - arrivals[0]
+    count = math.floor(float(since_first[-1]) / interval_s)
     out = np.full(count, math.nan)
     for k in range(count):
-        start = origin + k * interval_s
-        samples = counter_samples(
-            arrivals - origin, start - origin, start - origin + interval_s, scrape_s
-        )
+        start = k * interval_s
+        samples = counter_samples(since_first, start, start + interval_s, scrape_s)
         index = index_of_dispersion([samples])
         if index is not None:
             out[k] = index

@@ -20,6 +20,7 @@ import pytest
         "dynamo_planner.scalers.request_mix",
         "dynamo_planner.scalers.sampling_noise",
         "dynamo_planner.scalers.trend",
+        "dynamo_planner.sources.dispersion",
     ],
 )
 def test_docstring_examples(name: str) -> None:
