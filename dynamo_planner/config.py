@@ -537,6 +537,16 @@ class PlannerConfig:
         "counter scraped at most every 2 s). Where it is scraped more rarely, measure "
         "it on a past trace (dynamo_planner.sources.dispersion.interval_dispersion).",
     )
+    sla_prefill_max_wait: float = _field(
+        0.8,
+        section=_SCALING,
+        kind="float",
+        flag="--sla-prefill-max-wait",
+        validators=(_range_validator(gt=0, le=1),),
+        help="Most of the requests the 'sla' scaler's prefill queue model may have wait "
+        "(P(wait)) at the replicas it plans: prefill stops short of saturation, where "
+        "the model's errors grow fastest (1: no limit).",
+    )
     max_num_batched_tokens: int = _field(
         8192,
         section=_SCALING,

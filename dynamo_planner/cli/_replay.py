@@ -58,6 +58,7 @@ _CONFIG_FIELDS = (
     "scale_down_intervals",
     "no_attainment_feedback",
     "sla_arrival_cv2",
+    "sla_prefill_max_wait",
     "forecast_quantile",
     "select",
     "ttft_ms",

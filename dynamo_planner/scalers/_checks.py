@@ -37,6 +37,12 @@ def share(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
         _fail(attribute, value, f"must be strictly between 0 and 1, got {value!r}")
 
 
+def share_or_one(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    """A fraction above 0 and at most 1."""
+    if not (0 < value <= 1):
+        _fail(attribute, value, f"must be above 0 and at most 1, got {value!r}")
+
+
 def at_least(low: int) -> Validator:
     """An integer of at least ``low``."""
 

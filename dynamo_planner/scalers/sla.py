@@ -36,7 +36,13 @@ at most ``1 - sla_attainment`` of requests wait longer than a tenth of the targe
 that more replicas only shorten waits that are already rare or short). Writing requests
 off could let a tighter target need fewer replicas, so the count is the most any looser
 target would need (:func:`~dynamo_planner.scalers.queueing.servers_for_target`). Both
-parts grow with the load, the share and a tighter target, so the replicas do too.
+parts grow with the load, the share and a tighter target, so the replicas do too. The
+count is then raised until at most ``prefill_max_wait`` (80%) of requests wait: near
+saturation, where nearly every request waits and batches grow, the model's errors grow
+fastest, and a queue one replica short there collapses for several intervals (on Azure
+x10 with copies 30 s apart, at 60 s intervals and 180 s cold starts, one worker at a
+predicted 90% wait took an interval's attainment from 100% to 18% and the next four to
+nearly 0; ``benchmarks/sla_shifts.py``).
 If the mean request alone exceeds the target, the plan says so
 and sizes on a best-effort basis (``strict=True`` refuses with
 :class:`~dynamo_planner.exceptions.InfeasibleSLAError`). A worker whose queued prefill
@@ -314,6 +320,9 @@ class SLAScaler:
         decode_max_miss_multiple: The same for ITL misses and decode (1: decode is
             always sized for ``attainment``).
         feedback_intervals: Intervals whose misses the feedback pools.
+        prefill_max_wait: Most of the requests the prefill queue model may have wait
+            (``P(wait)``) at the planned replicas: prefill stops short of saturation
+            (1: no limit; see the module doc).
         release_on_fall: Skip the scale-down hold while the request count clearly falls
             (see the module doc).
         remove_own_noise: Narrow the forecast bands of the request count and the mean
@@ -357,6 +366,7 @@ class SLAScaler:
         default=1.0, validator=_checks.at_least(1)
     )
     feedback_intervals: int = attrs.field(default=10, validator=_checks.at_least(1))
+    prefill_max_wait: float = attrs.field(default=0.8, validator=_checks.share_or_one)
     release_on_fall: bool = True
     remove_own_noise: bool = True
     confirm_rises: bool = True
@@ -419,7 +429,7 @@ class SLAScaler:
 
         Reads ``ttft_ms``, ``itl_ms``, ``sla_attainment``, ``cold_start_s``,
         ``scale_down_intervals``, ``max_num_batched_tokens``, ``min_endpoint``, ``mode``,
-        ``sla_arrival_cv2``, the GPUs per engine, ``no_correction`` (which turns
+        ``sla_arrival_cv2``, ``sla_prefill_max_wait``, the GPUs per engine, ``no_correction`` (which turns
         calibration off) and ``no_attainment_feedback``.
 
         Raises:
@@ -443,6 +453,7 @@ class SLAScaler:
             ),
             max_num_batched_tokens=int(getattr(config, "max_num_batched_tokens", 8192)),
             arrival_cv2=float(getattr(config, "sla_arrival_cv2", 1.0)),
+            prefill_max_wait=float(getattr(config, "sla_prefill_max_wait", 0.8)),
             calibrate=not bool(getattr(config, "no_correction", False)),
             attainment_feedback=not bool(
                 getattr(config, "no_attainment_feedback", False)
@@ -868,6 +879,10 @@ class SLAScaler:
                 min_servers=floor,
             )
             need = chosen.servers
+            chosen, words = self._short_of_saturation(chosen, pmix, rate, target)
+            need = chosen.servers
+            if words:
+                reasons.append(words)
             if not all_feasible:
                 reasons.append(
                     f"prefill: {1 - feasible:.1%} of the mix exceeds TTFT "
@@ -918,6 +933,38 @@ class SLAScaler:
             reasons=tuple(reasons),
             details=details,
             raised_to_min=rate > 0 and need == floor and floor > 1,
+        )
+
+    def _short_of_saturation(
+        self,
+        chosen: PrefillQueueEstimate,
+        pmix: PrefillMix,
+        rate: float,
+        attainment: float,
+    ) -> tuple[PrefillQueueEstimate, str]:
+        """Add replicas until at most :attr:`prefill_max_wait` of requests wait.
+
+        Returns the estimate at the count kept and, when replicas were added, the words
+        that say so (module doc: Prefill).
+        """
+        sized = chosen
+        while chosen.wait_probability > self.prefill_max_wait:
+            chosen = estimate_prefill(
+                pmix,
+                servers=chosen.servers + 1,
+                arrival_rate_per_s=rate,
+                ttft_s=self.ttft_ms / 1000.0,
+                quantile=attainment,
+                arrival_cv2=self.burstiness,
+            )
+        if chosen is sized:
+            return chosen, ""
+        return chosen, (
+            f"prefill: {sized.servers} replicas would meet the share sized for, but "
+            f"{sized.wait_probability:.0%} of requests would wait (utilisation "
+            f"{sized.utilisation:.2f}); {chosen.servers} keep that at most "
+            f"{self.prefill_max_wait:.0%}, short of saturation, where the model's "
+            "errors grow fastest"
         )
 
     def _backlogged_workers(

@@ -382,7 +382,8 @@ class TestSLAScalerFlags:
         assert "cold start 120 s" in done.stdout
 
     def test_flags_reach_the_scaler_and_the_simulator(self) -> None:
-        """Cold start and batch budget go to both; attainment, hysteresis and Ca² to the scaler."""
+        """Cold start and batch budget go to both; attainment, hysteresis, Ca² and the
+        wait limit to the scaler."""
         from dynamo_planner.cli._replay import parse, prepare
         from dynamo_planner.load_planner import planner_from_config
         from dynamo_planner.planner import Planner
@@ -403,6 +404,8 @@ class TestSLAScalerFlags:
                     "3",
                     "--sla-arrival-cv2",
                     "2.5",
+                    "--sla-prefill-max-wait",
+                    "0.9",
                     "--duration-s",
                     "60",
                 ]
@@ -449,6 +452,7 @@ class TestSLAScalerFlags:
         assert scaler.attainment == 0.95
         assert scaler.scale_down_intervals == 3
         assert scaler.arrival_cv2 == 2.5
+        assert scaler.prefill_max_wait == 0.9
 
     def test_config_file_sets_both_when_no_flag(self, tmp_path: Path) -> None:
         """A cold start from --config reaches the simulator too; a flag overrides it."""

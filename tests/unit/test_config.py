@@ -75,6 +75,7 @@ LIBRARY_DEFAULTS: dict[str, Any] = {
     "scale_down_intervals": None,
     "no_attainment_feedback": False,
     "sla_arrival_cv2": 1.0,
+    "sla_prefill_max_wait": 0.8,
     "max_num_batched_tokens": 8192,
     "prometheus_verify_tls": True,
     "prometheus_arrival_dispersion": True,
@@ -903,6 +904,23 @@ class TestFromArgs:
         assert scaler.burstiness == 2.8
         with pytest.raises(ConfigError, match=r"sla_arrival_cv2.*-1"):
             PlannerConfig(sla_arrival_cv2=-1.0)
+
+    def test_sla_prefill_max_wait(self) -> None:
+        """--sla-prefill-max-wait reaches the sla scaler; 0 and above 1 are refused."""
+        from dynamo_planner.data import H200_PROFILE_DIR
+        from dynamo_planner.interpolators.fitted import FittedInterpolator
+        from dynamo_planner.profiles import load_profile
+        from dynamo_planner.scalers.sla import SLAScaler
+
+        config = PlannerConfig.from_args(["--sla-prefill-max-wait", "0.9"])
+        assert config.sla_prefill_max_wait == 0.9
+        fitted = FittedInterpolator.from_profile(load_profile(H200_PROFILE_DIR))
+        assert (
+            SLAScaler.from_config(config, interpolator=fitted).prefill_max_wait == 0.9
+        )
+        for bad in (0.0, 1.5):
+            with pytest.raises(ConfigError, match=r"sla_prefill_max_wait"):
+                PlannerConfig(sla_prefill_max_wait=bad)
 
     def test_namespace_with_other_arguments(self) -> None:
         """A namespace from a larger parser: only the planner flags given count."""

@@ -187,7 +187,8 @@ class TestSizing:
         assert details["predicted_prefill_attainment"] >= 0.99
 
     def test_one_fewer_prefill_misses(self, fitted: FittedInterpolator) -> None:
-        """The chosen prefill count is the fewest: one fewer misses the attainment."""
+        """The chosen prefill count is the fewest: one fewer misses the attainment or
+        has more than ``prefill_max_wait`` of requests wait."""
         from dynamo_planner.scalers.queueing import estimate_prefill
 
         s = scaler(fitted)
@@ -201,7 +202,31 @@ class TestSizing:
             arrival_rate_per_s=6000.0 / INTERVAL_S,
             ttft_s=0.5,
         )
-        assert fewer.attainment < 0.99 or not fewer.stable
+        assert (
+            fewer.attainment < 0.99 or not fewer.stable or fewer.wait_probability > 0.8
+        )
+
+    def test_prefill_stops_short_of_saturation(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Where the queue model would meet the share with nearly every request
+        waiting, replicas are added until at most ``prefill_max_wait`` wait, and the
+        plan says so; 1 turns that off."""
+        unlimited = decide(scaler(fitted, prefill_max_wait=1.0), demand(7000.0))
+        assert unlimited.details["prefill_wait_probability"] > 0.8
+        assert not any("short of saturation" in r for r in unlimited.reasons)
+        plan = decide(scaler(fitted), demand(7000.0))
+        assert plan.prefill is not None
+        assert unlimited.prefill is not None
+        assert plan.prefill > unlimited.prefill
+        assert plan.details["prefill_wait_probability"] <= 0.8
+        said = [r for r in plan.reasons if "short of saturation" in r]
+        assert len(said) == 1
+        assert f"{unlimited.prefill} replicas would meet the share" in said[0]
+        with pytest.raises(ConfigError, match="prefill_max_wait"):
+            scaler(fitted, prefill_max_wait=0.0)
+        with pytest.raises(ConfigError, match="prefill_max_wait"):
+            scaler(fitted, prefill_max_wait=1.5)
 
     def test_prefill_mix_is_the_queueing_view(self, fitted: FittedInterpolator) -> None:
         """prefill_mix gives each prompt's prefill time alone (overhead plus work)."""
