@@ -112,7 +112,9 @@ rises (its slope above :data:`CONFIRM_RISE_T`, three, standard errors, and no tu
 component's last interval missed its target for more than :data:`SHORT_MISS_MULTIPLE`
 times the allowance (the need is already here; for decode, whose misses are observed
 only as requests finish, also when the decode model puts that share of ITLs on the
-running workers above the target at the load just observed), or the previous plan
+running workers above the target at the load just observed; for prefill, also when the
+running workers would have more than ``prefill_max_wait`` of requests wait at the demand
+sized for: the queue would collapse before a confirmed worker served), or the previous plan
 already asked for the workers (a planned rise is kept and released by the scale-down hold like any other,
 even while its workers start). The hold keeps what was
 planned; it never raises a component to a need that was held back. A rise of an interval
@@ -725,6 +727,7 @@ class SLAScaler:
         interval_s: float,
         *,
         predicted_miss: float | None = None,
+        saturated: str | None = None,
     ) -> tuple[int, str | None]:
         """Hold a new rise above the running replicas until it has lasted a cold start.
 
@@ -746,7 +749,7 @@ class SLAScaler:
                 max(2, math.ceil(self.cold_start_s / interval_s - 1e-9)),
             ),
             rising=self._history.rising(CONFIRM_RISE_T, self.burstiness),
-            short=self._short_now(name, running or 0, predicted_miss),
+            short=self._short_now(name, running or 0, predicted_miss) or saturated,
             why_unconfirmed=(
                 f"; a worker asked for now serves only after the {self.cold_start_s:g} "
                 "s cold start, and the request count is not clearly rising (slope "
@@ -904,7 +907,11 @@ class SLAScaler:
             )
         replicas, hold_words = self._held(self._prefill_hold, need)
         replicas, confirm_words = self._confirm_rise(
-            replicas, need, "prefill", interval_s
+            replicas,
+            need,
+            "prefill",
+            interval_s,
+            saturated=self._saturated_now(pmix, rate, target) if rate > 0 else None,
         )
         estimate = chosen
         if rate > 0 and replicas - held != need - held and replicas > held:
@@ -933,6 +940,29 @@ class SLAScaler:
             reasons=tuple(reasons),
             details=details,
             raised_to_min=rate > 0 and need == floor and floor > 1,
+        )
+
+    def _saturated_now(
+        self, pmix: PrefillMix, rate: float, attainment: float
+    ) -> str | None:
+        """Why the running prefill workers sit past :attr:`prefill_max_wait`, or ``None``."""
+        running = int(self._currents[-1].prefill) if self._currents else 0
+        if running < 1:
+            return None
+        at_running = estimate_prefill(
+            pmix,
+            servers=running,
+            arrival_rate_per_s=rate,
+            ttft_s=self.ttft_ms / 1000.0,
+            quantile=attainment,
+            arrival_cv2=self.burstiness,
+        )
+        if at_running.wait_probability <= self.prefill_max_wait:
+            return None
+        return (
+            f"at the demand sized for, {at_running.wait_probability:.0%} of requests "
+            f"would wait on the {running} running, over the "
+            f"{self.prefill_max_wait:.0%} limit, so the need is already here"
         )
 
     def _short_of_saturation(

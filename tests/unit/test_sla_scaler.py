@@ -881,7 +881,13 @@ class TestHysteresis:
 
 
 class TestConfirmRises:
-    """With a cold start of an interval or more, a rise needs two decisions in a row."""
+    """With a cold start of an interval or more, a rise needs two decisions in a row.
+
+    The spikes below (600 to 9000 requests a minute) put the running prefill worker past
+    the wait limit, which applies the rise at once
+    (``test_a_saturated_running_count_rises_at_once``); the tests of the confirmation
+    itself turn the limit off (``prefill_max_wait=1``).
+    """
 
     def test_a_one_interval_rise_is_not_applied(
         self, fitted: FittedInterpolator
@@ -890,7 +896,7 @@ class TestConfirmRises:
         cold start (three 60 s decisions for 180 s; at least two, at most three), and
         the plans say so."""
         for cold_start_s, decisions in ((60.0, 2), (120.0, 2), (180.0, 3), (600.0, 3)):
-            s = scaler(fitted, cold_start_s=cold_start_s)
+            s = scaler(fitted, prefill_max_wait=1.0, cold_start_s=cold_start_s)
             step = Running(s)
             low = step(demand(600.0))
             plans = [step(demand(9000.0)) for _ in range(decisions)]
@@ -907,7 +913,7 @@ class TestConfirmRises:
         """When the last interval missed TTFT for more than twenty times the allowance,
         the prefill rise is not held back, and the plan says why; 15% is not enough."""
         for ttft_missed, at_once in ((300, True), (150, False)):
-            s = scaler(fitted, cold_start_s=60.0)
+            s = scaler(fitted, prefill_max_wait=1.0, cold_start_s=60.0)
             step = Running(s)
             low = step(demand(600.0))
             plan = step(
@@ -920,6 +926,33 @@ class TestConfirmRises:
             else:
                 assert plan.prefill == low.prefill
                 assert any("prefill rise not confirmed" in r for r in plan.reasons)
+
+    def test_a_saturated_running_count_rises_at_once(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """Where the running prefill workers would have more than ``prefill_max_wait``
+        of requests wait at the demand sized for, the rise is not held back: the queue
+        would collapse before a confirmed worker served. Below the limit it is."""
+        for count, at_once in ((900.0, True), (300.0, False)):
+            s = scaler(fitted, cold_start_s=180.0)
+            step = Running(s)
+            low = step(demand(50.0, isl=4000.0))
+            plan = step(demand(count, isl=4000.0))
+            assert low.prefill == 1
+            assert plan.details["prefill_required"] > 1
+            if at_once:
+                assert plan.prefill == plan.details["prefill_required"]
+                said = next(r for r in plan.reasons if "prefill rise not held" in r)
+                assert "would wait on the 1 running, over the 80% limit" in said
+            else:
+                assert plan.prefill == 1
+                assert any("prefill rise not confirmed" in r for r in plan.reasons)
+        unlimited = scaler(fitted, cold_start_s=180.0, prefill_max_wait=1.0)
+        step = Running(unlimited)
+        step(demand(50.0, isl=4000.0))
+        held = step(demand(900.0, isl=4000.0))
+        assert held.prefill == 1
+        assert any("prefill rise not confirmed" in r for r in held.reasons)
 
     def test_decode_rises_at_once_when_the_model_sees_the_running_worker_miss(
         self, fitted: FittedInterpolator
@@ -948,7 +981,7 @@ class TestConfirmRises:
         self, fitted: FittedInterpolator
     ) -> None:
         """Rising needs over two decisions apply the lower of the two."""
-        s = scaler(fitted, cold_start_s=120.0)
+        s = scaler(fitted, prefill_max_wait=1.0, cold_start_s=120.0)
         step = Running(s)
         step(demand(600.0))
         middle = step(demand(5000.0))
@@ -979,7 +1012,9 @@ class TestConfirmRises:
     ) -> None:
         """A rise held back is not applied later by the scale-down hold, even once the
         count rises clearly: the next decision plans what it needs itself."""
-        s = scaler(fitted, cold_start_s=180.0, scale_down_intervals=2)
+        s = scaler(
+            fitted, prefill_max_wait=1.0, cold_start_s=180.0, scale_down_intervals=2
+        )
         step = Running(s)
         step(demand(600.0))
         spike = step(demand(9000.0), observation=observation(1000.0))
@@ -996,7 +1031,7 @@ class TestConfirmRises:
     ) -> None:
         """Counts rising by 2.5 standard errors (the feedback's ramp test passes at 2)
         are not clear enough to skip the confirmation."""
-        s = scaler(fitted, cold_start_s=180.0)
+        s = scaler(fitted, prefill_max_wait=1.0, cold_start_s=180.0)
         step = Running(s)
         counts = [1000.0, 1150.0, 1000.0, 1200.0, 1150.0]
         for count in counts:
