@@ -431,8 +431,8 @@ class SLAScaler:
 
         Reads ``ttft_ms``, ``itl_ms``, ``sla_attainment``, ``cold_start_s``,
         ``scale_down_intervals``, ``max_num_batched_tokens``, ``min_endpoint``, ``mode``,
-        ``sla_arrival_cv2``, ``sla_prefill_max_wait``, the GPUs per engine, ``no_correction`` (which turns
-        calibration off) and ``no_attainment_feedback``.
+        ``sla_arrival_cv2``, ``sla_prefill_max_wait``, the GPUs per engine,
+        ``no_correction`` (which turns calibration off) and ``no_attainment_feedback``.
 
         Raises:
             InfeasibleSLAError: Not even the shortest request can meet a target.
@@ -735,7 +735,8 @@ class SLAScaler:
         requirement. A rise the previous plan asked for is kept (the scale-down hold
         releases it), even while its workers still start: requests do not go up and
         down. ``predicted_miss`` is the model's ITL miss share on the running workers at
-        the load just observed (decode only). Returns the replicas and, when a rise was
+        the load just observed (decode only); ``saturated``, why the running prefill
+        workers sit past the wait limit (prefill only). Returns the replicas and, when a rise was
         held back, the words saying so (module doc: Hysteresis).
         """
         running = int(getattr(self._currents[-1], name)) if self._currents else None
@@ -881,7 +882,6 @@ class SLAScaler:
                 arrival_cv2=self.burstiness,
                 min_servers=floor,
             )
-            need = chosen.servers
             chosen, words = self._short_of_saturation(chosen, pmix, rate, target)
             need = chosen.servers
             if words:
