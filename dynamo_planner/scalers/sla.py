@@ -911,18 +911,11 @@ class SLAScaler:
             need,
             "prefill",
             interval_s,
-            saturated=self._saturated_now(pmix, rate, target) if rate > 0 else None,
+            saturated=self._saturated_now(pmix, rate, target, need),
         )
         estimate = chosen
         if rate > 0 and replicas - held != need - held and replicas > held:
-            estimate = estimate_prefill(
-                pmix,
-                servers=replicas - held,
-                arrival_rate_per_s=rate,
-                ttft_s=target_s,
-                quantile=target,
-                arrival_cv2=self.burstiness,
-            )
+            estimate = self._estimate_prefill(pmix, replicas - held, rate, target)
         details: dict[str, Any] = {
             "prefill_required": need,
             "prefill_replicas": replicas,
@@ -942,21 +935,30 @@ class SLAScaler:
             raised_to_min=rate > 0 and need == floor and floor > 1,
         )
 
-    def _saturated_now(
-        self, pmix: PrefillMix, rate: float, attainment: float
-    ) -> str | None:
-        """Why the running prefill workers sit past :attr:`prefill_max_wait`, or ``None``."""
-        running = int(self._currents[-1].prefill) if self._currents else 0
-        if running < 1:
-            return None
-        at_running = estimate_prefill(
+    def _estimate_prefill(
+        self, pmix: PrefillMix, servers: int, rate: float, attainment: float
+    ) -> PrefillQueueEstimate:
+        """The queue at ``servers`` replicas, at the TTFT target and :attr:`burstiness`."""
+        return estimate_prefill(
             pmix,
-            servers=running,
+            servers=servers,
             arrival_rate_per_s=rate,
             ttft_s=self.ttft_ms / 1000.0,
             quantile=attainment,
             arrival_cv2=self.burstiness,
         )
+
+    def _saturated_now(
+        self, pmix: PrefillMix, rate: float, attainment: float, need: int
+    ) -> str | None:
+        """Why the running prefill workers sit past :attr:`prefill_max_wait`, or ``None``.
+
+        Only asked when ``need`` is above the running workers (a rise to confirm).
+        """
+        running = int(self._currents[-1].prefill) if self._currents else 0
+        if running < 1 or need <= running or rate <= 0:
+            return None
+        at_running = self._estimate_prefill(pmix, running, rate, attainment)
         if at_running.wait_probability <= self.prefill_max_wait:
             return None
         return (
@@ -979,14 +981,7 @@ class SLAScaler:
         """
         sized = chosen
         while chosen.wait_probability > self.prefill_max_wait:
-            chosen = estimate_prefill(
-                pmix,
-                servers=chosen.servers + 1,
-                arrival_rate_per_s=rate,
-                ttft_s=self.ttft_ms / 1000.0,
-                quantile=attainment,
-                arrival_cv2=self.burstiness,
-            )
+            chosen = self._estimate_prefill(pmix, chosen.servers + 1, rate, attainment)
         if chosen is sized:
             return chosen, ""
         return chosen, (
