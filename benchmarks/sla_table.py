@@ -52,9 +52,10 @@ deployment; where a trace has some (Mooncake: 15%), no deployment reaches 0.99, 
 target is ``0.99 x`` the feasible share (stated in the output) for the best static search,
 the oracle, and the attainment bar.
 
-``--sla-interpolator``, ``--forecast-quantile`` and ``--scale-down-intervals`` change the
-sla runs (the docs quote ``--sla-interpolator reference``, ``--forecast-quantile 0.9``
-and ``--scale-down-intervals 2``).
+``--sla-interpolator``, ``--forecast-quantile``, ``--scale-down-intervals`` and
+``--sla-prefill-max-wait`` change the sla runs (the docs quote ``--sla-interpolator
+reference``, ``--forecast-quantile 0.9``, ``--scale-down-intervals 2`` and
+``--sla-prefill-max-wait 1``).
 
 ``--frontend-metrics histograms`` gives the planners only what Prometheus reads from a
 Dynamo frontend: counts, means and bucket counts, no per-request samples (the docs quote
@@ -114,6 +115,7 @@ ITL_MS = 20.0
 WARMUP_S = 600.0
 ATTAINMENT = 0.99
 FORECAST_QUANTILE = PlannerConfig().forecast_quantile
+PREFILL_MAX_WAIT = PlannerConfig().sla_prefill_max_wait
 LOAD_SHIFT_S = 60.0
 
 
@@ -211,6 +213,7 @@ def config(
     attainment_feedback: bool = True,
     scale_down_intervals: int | None = None,
     predictor: str = "constant",
+    prefill_max_wait: float = PREFILL_MAX_WAIT,
 ) -> PlannerConfig:
     """A run's configuration; ``auto`` is ``fitted`` for sla, ``reference`` otherwise."""
     return PlannerConfig(
@@ -220,6 +223,7 @@ def config(
         forecast_quantile=forecast_quantile,
         no_attainment_feedback=not attainment_feedback,
         scale_down_intervals=scale_down_intervals if scaler == "sla" else None,
+        sla_prefill_max_wait=prefill_max_wait,
         load_predictor=predictor if scaler == "sla" else "constant",
         ttft_ms=TTFT_MS,
         itl_ms=ITL_MS,
@@ -265,6 +269,8 @@ def command(
         parts.append(f"--scale-down-intervals {sla.scale_down_intervals}")
     if sla.no_attainment_feedback:
         parts.append("--no-attainment-feedback")
+    if sla.sla_prefill_max_wait != PREFILL_MAX_WAIT:
+        parts.append(f"--sla-prefill-max-wait {sla.sla_prefill_max_wait:g}")
     if frontend_metrics != "samples":
         parts.append(f"--frontend-metrics {frontend_metrics}")
     if frontend_scrape_s is not None:
@@ -363,6 +369,13 @@ def main() -> int:
         "--no-attainment-feedback",
         action="store_true",
         help="size the sla runs for the attainment target exactly",
+    )
+    parser.add_argument(
+        "--sla-prefill-max-wait",
+        type=float,
+        default=PREFILL_MAX_WAIT,
+        help="most of the requests the sla runs' prefill queue may have wait (1: no "
+        "limit; default: the configuration's)",
     )
     parser.add_argument(
         "--scale-down-intervals",
@@ -575,6 +588,7 @@ def main() -> int:
                         attainment_feedback=not args.no_attainment_feedback,
                         scale_down_intervals=args.scale_down_intervals,
                         predictor=args.sla_predictor,
+                        prefill_max_wait=args.sla_prefill_max_wait,
                     )
                     for scaler in ("reference", "sla")
                 }
