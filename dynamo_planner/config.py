@@ -514,7 +514,8 @@ class PlannerConfig:
         validators=(_range_validator(ge=1),),
         help="Hysteresis of the 'sla' scaler: a component scales down only after its "
         "requirement stayed lower for this many intervals in a row (default: 2, or 1 "
-        "for intervals of two minutes or more).",
+        "for intervals of one minute or more for prefill and two minutes or more for "
+        "decode).",
     )
     no_attainment_feedback: bool = _field(
         False,

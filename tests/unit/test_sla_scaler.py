@@ -699,14 +699,24 @@ class TestHysteresis:
         assert second.decode < 4
 
     @pytest.mark.parametrize(
-        ("interval_s", "held"), [(10.0, 1), (60.0, 1), (120.0, 0), (180.0, 0)]
+        ("component", "interval_s", "held"),
+        [
+            ("prefill", 10.0, 1),
+            ("prefill", 30.0, 1),
+            ("prefill", 60.0, 0),
+            ("prefill", 180.0, 0),
+            ("decode", 30.0, 1),
+            ("decode", 60.0, 1),
+            ("decode", 120.0, 0),
+            ("decode", 180.0, 0),
+        ],
     )
-    def test_default_hold_is_one_interval_below_two_minutes(
-        self, fitted: FittedInterpolator, interval_s: float, held: int
+    def test_default_hold_is_one_interval_below_a_minute_or_two(
+        self, fitted: FittedInterpolator, component: str, interval_s: float, held: int
     ) -> None:
         """Without ``scale_down_intervals`` a peak is held for one low decision at
-        intervals under two minutes, and released at the first low decision from two
-        minutes on (one decision has then seen two minutes of low traffic)."""
+        intervals under one minute (prefill) or two (decode), and released at the first
+        low decision from there on (one decision has then seen that much low traffic)."""
         s = scaler(fitted, cold_start_s=30.0)
         step = Running(s)
         scale = interval_s / INTERVAL_S
@@ -714,13 +724,13 @@ class TestHysteresis:
         def at(num_req: float) -> Demand:
             return attrs_evolve(demand(num_req * scale), interval_s=interval_s)
 
-        high = step(at(9000.0))
+        high = getattr(step(at(9000.0)), component)
         lows = [step(at(600.0)) for _ in range(3)]
-        assert high.prefill is not None
-        assert [p.prefill for p in lows[:held]] == [high.prefill] * held
-        assert lows[held].prefill == lows[held].details["prefill_required"]
-        assert lows[held].prefill is not None
-        assert lows[held].prefill < high.prefill
+        assert high is not None
+        assert [getattr(p, component) for p in lows[:held]] == [high] * held
+        released = lows[held]
+        assert getattr(released, component) == released.details[f"{component}_required"]
+        assert getattr(released, component) < high
 
     def test_a_reversal_holds_the_next_scale_downs(
         self, fitted: FittedInterpolator
