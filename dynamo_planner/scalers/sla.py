@@ -287,6 +287,18 @@ replays of ``benchmarks/sla_table.py`` are as without it."""
 
 
 @attrs.frozen
+class _Expected:
+    """The demand a sizing expects: the forecast's point values.
+
+    That is before the upper quantile and the lookahead; the prefill saturation limit is
+    taken there.
+    """
+
+    rate_per_s: float
+    mix: RequestMix
+
+
+@attrs.frozen
 class _Component:
     replicas: int
     reasons: tuple[str, ...]
@@ -598,7 +610,18 @@ class SLAScaler:
         prefill = decode = None
         raised = False
         if self.mode in ("disagg", "prefill"):
-            sized = self._prefill(rate, mix, prefill_share, observation, interval_s)
+            expected = _Expected(
+                rate_per_s=demand.num_req.value / interval_s,
+                mix=sized_mix(
+                    demand,
+                    observation,
+                    isl_mean=demand.isl_tokens.value,
+                    osl_mean=demand.osl_tokens.value,
+                ),
+            )
+            sized = self._prefill(
+                rate, mix, prefill_share, observation, interval_s, expected
+            )
             prefill, raised = sized.replicas, sized.raised_to_min
             reasons.extend(sized.reasons)
             details.update(sized.details)
@@ -876,6 +899,7 @@ class SLAScaler:
         attainment: float,
         observation: Observation | None = None,
         interval_s: float = 60.0,
+        expected: _Expected | None = None,
     ) -> _Component:
         factor = self._calibration.prefill
         target_s = self.ttft_ms / 1000.0
@@ -903,7 +927,9 @@ class SLAScaler:
                 arrival_cv2=self.burstiness,
                 min_servers=floor,
             )
-            chosen, words = self._short_of_saturation(chosen, pmix, rate, target)
+            chosen, words = self._short_of_saturation(
+                chosen, pmix, rate, target, expected or _Expected(rate, mix)
+            )
             need = chosen.servers
             if words:
                 reasons.append(words)
@@ -994,23 +1020,37 @@ class SLAScaler:
         pmix: PrefillMix,
         rate: float,
         attainment: float,
+        expected: _Expected,
     ) -> tuple[PrefillQueueEstimate, str]:
         """Add replicas until at most :attr:`prefill_max_wait` of requests wait.
 
-        Returns the estimate at the count kept and, when replicas were added, the words
-        that say so (module doc: Prefill).
+        The wait is taken at the demand expected (the forecast's point values), not at
+        the upper quantile sized for: that quantile is already headroom, and short of
+        saturation at both would pay for the headroom twice.
+
+        Returns the estimate at the count kept (at the demand sized for) and, when
+        replicas were added, the words that say so (module doc: Prefill).
         """
-        sized = chosen
-        while chosen.wait_probability > self.prefill_max_wait:
-            chosen = self._estimate_prefill(pmix, chosen.servers + 1, rate, attainment)
-        if chosen is sized:
+        expected_pmix = self._prefill_mix(expected.mix, self._calibration.prefill)
+
+        def at(servers: int) -> PrefillQueueEstimate:
+            return self._estimate_prefill(
+                expected_pmix, servers, expected.rate_per_s, attainment
+            )
+
+        sized = at(chosen.servers)
+        kept = sized
+        while kept.wait_probability > self.prefill_max_wait:
+            kept = at(kept.servers + 1)
+        if kept is sized:
             return chosen, ""
-        return chosen, (
-            f"prefill: {sized.servers} replicas would meet the share sized for, but "
-            f"{sized.wait_probability:.0%} of requests would wait (utilisation "
-            f"{sized.utilisation:.2f}); {chosen.servers} keep that at most "
-            f"{self.prefill_max_wait:.0%}, short of saturation, where the model's "
-            "errors grow fastest"
+        return self._estimate_prefill(pmix, kept.servers, rate, attainment), (
+            f"prefill: {sized.servers} replicas would meet the share sized for, but at "
+            f"the demand expected ({expected.rate_per_s:.2f} requests/s, mean ISL "
+            f"{float(np.mean(expected.mix.isl)):,.0f}) {sized.wait_probability:.0%} of "
+            f"requests would wait (utilisation {sized.utilisation:.2f}); {kept.servers} "
+            f"keep that at most {self.prefill_max_wait:.0%}, short of saturation, where "
+            "the model's errors grow fastest"
         )
 
     def _backlogged_workers(

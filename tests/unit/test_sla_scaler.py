@@ -228,6 +228,26 @@ class TestSizing:
         with pytest.raises(ConfigError, match="prefill_max_wait"):
             scaler(fitted, prefill_max_wait=1.5)
 
+    def test_saturation_is_judged_at_the_expected_demand(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """The wait limit is taken at the forecast's point value, not at the upper
+        quantile sized for (that quantile is headroom already): a count past the limit
+        only at the upper quantile is kept, one past it at the point value is not."""
+        banded = demand(6000.0, upper=7000.0)
+        plan = decide(scaler(fitted), banded)
+        unlimited = decide(scaler(fitted, prefill_max_wait=1.0), banded)
+        assert plan.details["prefill_wait_probability"] > 0.8
+        assert plan.prefill == unlimited.prefill
+        assert not any("short of saturation" in r for r in plan.reasons)
+        at_upper = decide(scaler(fitted), demand(7000.0))
+        assert plan.prefill is not None
+        assert at_upper.prefill is not None
+        assert at_upper.prefill > plan.prefill
+        said = [r for r in at_upper.reasons if "short of saturation" in r]
+        assert len(said) == 1
+        assert "at the demand expected (116.67 requests/s" in said[0]
+
     def test_prefill_mix_is_the_queueing_view(self, fitted: FittedInterpolator) -> None:
         """prefill_mix gives each prompt's prefill time alone (overhead plus work)."""
         mix = scaler(fitted).prefill_mix([1000.0, 60_000.0])
