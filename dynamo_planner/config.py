@@ -545,7 +545,8 @@ class PlannerConfig:
         flag="--sla-prefill-max-wait",
         validators=(_range_validator(gt=0, le=1),),
         help="Most of the requests the 'sla' scaler's prefill queue model may have wait "
-        "(P(wait)) at the replicas it plans: prefill stops short of saturation, where "
+        "(P(wait)) at the replicas it plans and the demand expected (the forecast's "
+        "point values): prefill stops short of saturation, where "
         "the model's errors grow fastest (1: no limit).",
     )
     max_num_batched_tokens: int = _field(

@@ -42,7 +42,10 @@ saturation, where nearly every request waits and batches grow, the model's error
 fastest, and a queue one replica short there collapses for several intervals (on Azure
 x10 with copies 30 s apart, at 60 s intervals and 180 s cold starts, one worker at a
 predicted 90% wait took an interval's attainment from 100% to 18% and the next four to
-nearly 0; ``benchmarks/sla_shifts.py``).
+nearly 0; ``benchmarks/sla_shifts.py``). The wait is taken at the demand expected (the
+forecast's point count and mean ISL), not at the upper quantile sized for, which is
+headroom already; one worker is judged at the demand sized for, as it has no other
+worker to absorb a burst and the model is furthest from the engine there.
 If the mean request alone exceeds the target, the plan says so
 and sizes on a best-effort basis (``strict=True`` refuses with
 :class:`~dynamo_planner.exceptions.InfeasibleSLAError`). A worker whose queued prefill
@@ -351,8 +354,8 @@ class SLAScaler:
             always sized for ``attainment``).
         feedback_intervals: Intervals whose misses the feedback pools.
         prefill_max_wait: Most of the requests the prefill queue model may have wait
-            (``P(wait)``) at the planned replicas: prefill stops short of saturation
-            (1: no limit; see the module doc).
+            (``P(wait)``) at the planned replicas and the demand expected: prefill stops
+            short of saturation (1: no limit; see the module doc).
         release_on_fall: Skip the scale-down hold while the request count clearly falls
             (see the module doc).
         remove_own_noise: Narrow the forecast bands of the request count and the mean
@@ -1026,7 +1029,9 @@ class SLAScaler:
 
         The wait is taken at the demand expected (the forecast's point values), not at
         the upper quantile sized for: that quantile is already headroom, and short of
-        saturation at both would pay for the headroom twice.
+        saturation at both would pay for the headroom twice. One worker is the
+        exception, judged at the demand sized for: it has no other worker to absorb a
+        burst, and near saturation the model is furthest from the engine there.
 
         Returns the estimate at the count kept (at the demand sized for) and, when
         replicas were added, the words that say so (module doc: Prefill).
@@ -1034,6 +1039,8 @@ class SLAScaler:
         expected_pmix = self._prefill_mix(expected.mix, self._calibration.prefill)
 
         def at(servers: int) -> PrefillQueueEstimate:
+            if servers == 1:
+                return self._estimate_prefill(pmix, servers, rate, attainment)
             return self._estimate_prefill(
                 expected_pmix, servers, expected.rate_per_s, attainment
             )
@@ -1044,11 +1051,16 @@ class SLAScaler:
             kept = at(kept.servers + 1)
         if kept is sized:
             return chosen, ""
+        where = (
+            "at the demand sized for (one worker has no other to absorb a burst)"
+            if sized.servers == 1
+            else f"at the demand expected ({expected.rate_per_s:.2f} requests/s, mean "
+            f"ISL {float(np.mean(expected.mix.isl)):,.0f})"
+        )
         return self._estimate_prefill(pmix, kept.servers, rate, attainment), (
-            f"prefill: {sized.servers} replicas would meet the share sized for, but at "
-            f"the demand expected ({expected.rate_per_s:.2f} requests/s, mean ISL "
-            f"{float(np.mean(expected.mix.isl)):,.0f}) {sized.wait_probability:.0%} of "
-            f"requests would wait (utilisation {sized.utilisation:.2f}); {kept.servers} "
+            f"prefill: {sized.servers} replicas would meet the share sized for, but "
+            f"{where} {sized.wait_probability:.0%} of requests would wait (utilisation "
+            f"{sized.utilisation:.2f}); {kept.servers} "
             f"keep that at most {self.prefill_max_wait:.0%}, short of saturation, where "
             "the model's errors grow fastest"
         )

@@ -248,6 +248,22 @@ class TestSizing:
         assert len(said) == 1
         assert "at the demand expected (116.67 requests/s" in said[0]
 
+    def test_one_worker_is_judged_at_the_demand_sized_for(
+        self, fitted: FittedInterpolator
+    ) -> None:
+        """A single prefill worker past the wait limit at the upper quantile gets a
+        second, even where the point value alone would keep it under the limit: one
+        worker has no other to absorb a burst."""
+        banded = demand(1800.0, upper=2400.0)
+        unlimited = decide(scaler(fitted, attainment=0.9, prefill_max_wait=1.0), banded)
+        assert unlimited.prefill == 1
+        assert unlimited.details["prefill_wait_probability"] > 0.8
+        plan = decide(scaler(fitted, attainment=0.9), banded)
+        assert plan.prefill == 2
+        said = [r for r in plan.reasons if "short of saturation" in r]
+        assert len(said) == 1
+        assert "at the demand sized for (one worker" in said[0]
+
     def test_prefill_mix_is_the_queueing_view(self, fitted: FittedInterpolator) -> None:
         """prefill_mix gives each prompt's prefill time alone (overhead plus work)."""
         mix = scaler(fitted).prefill_mix([1000.0, 60_000.0])
