@@ -251,8 +251,9 @@ Each decision sees one interval of traffic. A prefill worker too few shows withi
 interval, as queued prompts, and the attainment feedback and the saturation check answer
 it at the next decision. On the Azure x10 replays of ``benchmarks/sla_table.py`` at 60 s
 intervals a second interval of hold kept a third prefill worker for a minute after the
-peak, at 0.854x the best static's GPU-hours against 0.850x with one, every run on target
-(``--scale-down-intervals 2`` gives the two-interval window for comparison)."""
+peak, at 0.850x and 0.854x the best static's GPU-hours (60 s and 180 s cold starts)
+against 0.845x and 0.850x with one, every run on target (``--scale-down-intervals 2``
+gives the two-interval window for comparison)."""
 DECODE_SCALE_DOWN_HOLD_S = 120.0
 """Interval length from which one lower decode requirement is enough to scale decode
 down, when ``scale_down_intervals`` is not set (shorter intervals need two in a row).
