@@ -46,7 +46,8 @@ REVERSAL_HOLD_DECISIONS = 5
 """Decisions for which a component that went down and straight back up holds its
 scale-downs for two intervals, whatever the interval length.
 
-With a window of one interval (the ``sla`` scaler's default from two-minute intervals), a
+With a window of one interval (the ``sla`` scaler's default from one-minute intervals for
+prefill and two-minute intervals for decode), a
 component whose requirement sits right between two counts would otherwise alternate
 between them, as decode on Mooncake x1 read from a frontend's histograms did while the
 decode model took one worker's ITL quantile as a normal's."""
