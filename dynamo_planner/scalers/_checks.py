@@ -10,7 +10,7 @@ import attrs
 
 from dynamo_planner.exceptions import ConfigError
 
-__all__ = ["at_least", "in_modes", "non_negative", "positive", "share"]
+__all__ = ["at_least", "in_modes", "non_negative", "positive", "share", "share_or_one"]
 
 Validator = Callable[[object, "attrs.Attribute[Any]", Any], None]
 

@@ -265,7 +265,9 @@ At 60 s, one interval is too little to release decode on: the decode model's rea
 the ITL spread is least certain from a frontend's histograms, and on Mooncake x10 read
 that way (60 s intervals, 180 s cold starts) decode released after one interval went
 from eight workers to seven, the ITL p99 rose to 21 to 23 ms and four intervals fell to
-63 to 65% attainment (82.54% over the run against the 84.22% target; 84.41% with two)."""
+63 to 65% attainment: 82.54% over the run against the 84.22% target, 84.41% with two
+(``benchmarks/sla_table.py --frontend-metrics histograms --traces mooncake_conv
+--intervals 60 --scale-down-intervals 1`` releases both components after one)."""
 
 CONFIRM_RISE_T = 3.0
 """Standard errors of the count's slope above which a rise needs no confirmation.
@@ -857,7 +859,7 @@ class SLAScaler:
         See :class:`~dynamo_planner.scalers.hysteresis.ScaleDownHold`.
         """
         running = getattr(self._currents[-1], hold.name) if self._currents else None
-        window, why = self._hold_windows.get(hold.name, (2, ""))
+        window, why = self._hold_windows[hold.name]
         return hold.decide(
             need,
             window=window,
@@ -901,9 +903,9 @@ class SLAScaler:
         rate: float,
         mix: RequestMix,
         attainment: float,
-        observation: Observation | None = None,
-        interval_s: float = 60.0,
-        expected: _Expected | None = None,
+        observation: Observation | None,
+        interval_s: float,
+        expected: _Expected,
     ) -> _Component:
         factor = self._calibration.prefill
         target_s = self.ttft_ms / 1000.0
@@ -932,7 +934,7 @@ class SLAScaler:
                 min_servers=floor,
             )
             chosen, words = self._short_of_saturation(
-                chosen, pmix, rate, target, expected or _Expected(rate, mix)
+                chosen, pmix, rate, target, expected
             )
             need = chosen.servers
             if words:
