@@ -1057,7 +1057,8 @@ class TestResolve:
 
 _names = st.text(
     alphabet="abcdefghijklmnopqrstuvwxyz0123456789_-", min_size=1, max_size=12
-)
+).filter(lambda name: name != "--")
+"""Names a flag can carry: argparse drops a bare ``--`` even as ``--flag=--``."""
 _plugin_names = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True)
 _positive = st.floats(
     min_value=0.001, max_value=1e6, allow_nan=False, allow_infinity=False
